@@ -1,0 +1,65 @@
+"""The service's parts, made once per process from the settings and passed down.
+
+No global state: the API app, the worker and the CLI each call
+:func:`open_services` and hand the resulting :class:`Services` to whatever
+needs it. Each port (store, queue, events, rate limiter, locks) is chosen here
+once, from the settings: SQLite and in-process adapters in embedded mode,
+MongoDB and Redis adapters in distributed mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from service.auth import TokenVerifier
+from service.crypto import CredentialCipher
+from service.plugins.manager import DestinationRegistry, load_destinations
+from service.settings import Settings
+from service.store import open_store
+from service.store.base import Store
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    destinations: DestinationRegistry
+    cipher: CredentialCipher
+    verifier: TokenVerifier
+    http: httpx.AsyncClient
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Parts wired in by later layers (runs, connections), by name."""
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    extra_plugins: Iterable[ModuleType | object] = (),
+    load_entry_points: bool = True,
+) -> AsyncIterator[Services]:
+    """Open every part for ``settings`` (secrets already resolved) and close them after."""
+    async with AsyncExitStack() as stack:
+        store = await open_store(settings)
+        stack.push_async_callback(store.close)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+        stack.push_async_callback(http.aclose)
+        services = Services(
+            settings=settings,
+            store=store,
+            destinations=load_destinations(extra_plugins, load_entry_points),
+            cipher=CredentialCipher(settings.encryption_keys()),
+            verifier=TokenVerifier(settings),
+            http=http,
+        )
+        services.destinations.plugin_manager.hook.startup(settings=settings)
+        yield services

@@ -1,0 +1,360 @@
+"""The public plugin API: everything a destination plugin may import from segport.
+
+A destination plugin is a separate distribution that registers a module under
+the ``segport.destinations`` entry-point group. That module implements the
+hooks in :mod:`service.plugins.hookspecs` with the :data:`hookimpl` marker and
+returns :class:`Destination` objects. The service owns storage, encryption of
+credentials, scheduling, queueing, rate-limiter state, progress and
+permissions; a destination describes itself and talks to its own HTTP API
+through the :class:`DestinationContext` the service hands it.
+
+Only names exported from :mod:`service.plugins` are public. See docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import httpx
+import pluggy
+
+PROJECT_NAME = "segport"
+ENTRY_POINT_GROUP = "segport.destinations"
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marker for hook implementations: ``@hookimpl def register_destinations(): ...``."""
+
+AuthKind = Literal["oauth2", "api_key", "none"]
+SettingType = Literal["string", "uuid", "integer", "boolean", "url", "email"]
+
+
+# -- describing a destination ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    """One setting asked when creating a connection or an export."""
+
+    name: str
+    label: str
+    type: SettingType = "string"
+    required: bool = False
+    secret: bool = False
+    """Secret settings are stored encrypted with the credentials and never shown again."""
+    description: str | None = None
+    max_length: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MappingTarget:
+    """A destination field that a profile attribute can be mapped to."""
+
+    name: str
+    label: str
+    required: bool = False
+    max_length: int | None = None
+    kind: str = "string"
+    """A hint for frontends: ``email``, ``string``, ``date``, ``integer``, ``phone``, ``custom``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationLimits:
+    """What the destination allows; the service enforces each of these."""
+
+    max_profiles_per_export: int | None = None
+    batch_max_records: int = 1000
+    """Records per upload request."""
+    batch_max_bytes: int = 1_000_000
+    """Encoded bytes per upload request, envelope included (strictly below this)."""
+    requests_per_second: float | None = None
+    """Shared by every process of the deployment."""
+    requests_per_day: int | None = None
+    """Shared by every process of the deployment; the day resets at 00:00 UTC."""
+    max_concurrent_uploads: int = 2
+    """Upload requests of one run in flight at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingError:
+    """A problem with one setting or one mapping; becomes a GraphQL ``userErrors`` entry."""
+
+    field: str
+    message: str
+    code: str = "INVALID"
+
+
+# -- records flowing through a run ------------------------------------------------
+
+
+@dataclass(slots=True)
+class Rejection:
+    """Why one record is not sent, or was refused by the destination."""
+
+    code: str
+    """Stable machine-readable reason, e.g. ``EMAIL_INVALID``, ``TOO_LONG``, ``MISSING_REQUIRED``."""
+    message: str
+    field: str | None = None
+
+
+@dataclass(slots=True)
+class EncodedRecord:
+    """A mapped, validated contact ready for upload, with its encoded form."""
+
+    profile_id: str
+    dedupe_key: str
+    """Records with equal keys within one run are duplicates (e.g. the lower-cased e-mail)."""
+    encoded: bytes
+    """The record's bytes inside the request body (counted against ``batch_max_bytes``)."""
+
+
+@dataclass(slots=True)
+class UploadBatch:
+    records: list[EncodedRecord]
+    size_bytes: int
+    """Encoded size of the whole request body (envelope plus records and separators)."""
+
+
+@dataclass(slots=True)
+class RecordRejection:
+    profile_id: str | None
+    rejection: Rejection
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What happened to one upload request."""
+
+    receipt: str | None = None
+    """An id to follow with :meth:`DestinationSession.confirm` (e.g. an import activity id);
+    None when the destination answered synchronously."""
+    accepted: int = 0
+    """Records known accepted already (synchronous destinations)."""
+    rejected: list[RecordRejection] = field(default_factory=list)
+    """Records known rejected already, with reasons."""
+    batch_error: str | None = None
+    """The destination refused the whole batch: its own words, verbatim."""
+
+
+@dataclass(slots=True)
+class Confirmation:
+    """The destination's final account of one receipt."""
+
+    accepted: int = 0
+    rejected: int = 0
+    cannot_add_to_list: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    failure: str | None = None
+    """Set when the destination's processing itself failed (its words)."""
+
+
+# -- errors a destination raises -------------------------------------------------
+
+
+class DestinationError(Exception):
+    """A permanent failure; the run fails with this message (the destination's words)."""
+
+
+class TransientDestinationError(DestinationError):
+    """Worth retrying later (the job is retried with backoff)."""
+
+
+class AuthorizationLost(DestinationError):
+    """The destination no longer accepts our credentials (e.g. OAuth ``invalid_grant``).
+
+    The service marks the connection NEEDS_REAUTHORIZATION and fails the run.
+    """
+
+
+class InvalidCredentials(DestinationError):
+    """Raised while connecting (code exchange, API-key check) when the destination refuses."""
+
+
+# -- what the service gives a destination ---------------------------------------
+
+
+@dataclass(slots=True)
+class OAuthTokens:
+    """Tokens as stored (encrypted) by the service."""
+
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: datetime | None = None
+    scope: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RateLimiter(Protocol):
+    async def acquire(self) -> float:
+        """Wait for a request slot of this destination (per second and per day, shared by the
+        whole deployment); returns the seconds waited."""
+
+    async def pause_until(self, until: datetime, reason: str) -> None:
+        """Tell every process that no request may be sent before ``until``
+        (e.g. the daily quota is spent)."""
+
+
+class CredentialSource(Protocol):
+    async def tokens(self) -> OAuthTokens:
+        """Current tokens; refreshed first when the access token expires within a minute."""
+
+    async def refresh(self, stale: OAuthTokens) -> OAuthTokens:
+        """After a 401: refresh once, serialized per connection (a lock, then the stored
+        tokens are re-read; if another process refreshed already, those are returned)."""
+
+    async def secrets(self) -> dict[str, Any]:
+        """Secret connection settings (e.g. an API key), decrypted."""
+
+
+class RunReporter(Protocol):
+    async def waiting(self, reason: str, until: datetime | None = None) -> None:
+        """Say on the run why it waits (e.g. the daily quota), then return; the caller sleeps
+        with :meth:`DestinationContext.sleep`."""
+
+    def cancelled(self) -> bool:
+        """True once the run was asked to stop."""
+
+
+@dataclass(slots=True)
+class DestinationContext:
+    """What a destination gets for one connection (and one export while running)."""
+
+    http: httpx.AsyncClient
+    """Shared HTTP client (connection pooling, timeouts). Base URLs come from the plugin's
+    own server-side settings, never from user input."""
+    rate_limiter: RateLimiter
+    credentials: CredentialSource
+    connection_settings: Mapping[str, Any]
+    export_settings: Mapping[str, Any] = field(default_factory=dict)
+    reporter: RunReporter | None = None
+    sleep: Callable[[float], Awaitable[None]] = field(default_factory=lambda: _sleep)
+    """Sleep that ends early when the run is cancelled; tests can make it instant."""
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ListChoice:
+    """An item of a picker a destination offers (e.g. a mailing list)."""
+
+    id: str
+    name: str
+    member_count: int | None = None
+
+
+class DestinationSession(abc.ABC):
+    """Uploads the batches of one run. Created by :meth:`Destination.open_session`."""
+
+    @abc.abstractmethod
+    async def upload(self, batch: UploadBatch) -> BatchOutcome:
+        """Send one batch (already within the declared limits). Retries throttling and server
+        errors itself; raises DestinationError subclasses for what cannot be retried."""
+
+    async def confirm(self, receipt: str) -> Confirmation:
+        """Follow the destination's asynchronous processing of ``receipt`` until it ends."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release resources."""
+
+
+class Destination(abc.ABC):
+    """A destination type. Subclass it, fill the class attributes, implement what your
+    auth kind and uploads need, and return an instance from ``register_destinations``."""
+
+    key: str
+    display_name: str
+    auth_kind: AuthKind = "none"
+    connection_settings: Sequence[SettingSpec] = ()
+    export_settings: Sequence[SettingSpec] = ()
+    mapping_targets: Sequence[MappingTarget] = ()
+    limits: DestinationLimits = DestinationLimits()
+
+    # -- settings ------------------------------------------------------------
+    def validate_export_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
+        """Local checks of an export's settings. The default checks the declared specs
+        (required, type, max length, unknown names); extend it with ``super()``."""
+        from service.plugins.validation import validate_settings
+
+        return validate_settings(self.export_settings, settings)
+
+    def validate_connection_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
+        from service.plugins.validation import validate_settings
+
+        return validate_settings(self.connection_settings, settings)
+
+    async def check_export_settings(
+        self, ctx: DestinationContext, settings: Mapping[str, Any]
+    ) -> list[SettingError]:
+        """Remote checks against the connected account (e.g. the list exists). Default: none."""
+        return []
+
+    async def list_choices(self, ctx: DestinationContext, setting: str) -> list[ListChoice]:
+        """Values to pick from for an export setting (e.g. ``listId``). Default: none."""
+        return []
+
+    # -- mapping ---------------------------------------------------------------
+    def validate_mapping(self, targets: Sequence[str]) -> list[SettingError]:
+        """Checks a field mapping's target names. The default requires every declared required
+        target and refuses unknown ones; destinations with open-ended targets (custom fields)
+        override :meth:`is_known_target`."""
+        from service.plugins.validation import validate_mapping
+
+        return validate_mapping(self, targets)
+
+    def is_known_target(self, target: str) -> bool:
+        return any(t.name == target for t in self.mapping_targets)
+
+    @abc.abstractmethod
+    def build_record(self, values: Mapping[str, Any]) -> dict[str, Any] | Rejection:
+        """Turn mapped values (target name to raw profile value; absent when the profile has
+        none) into the destination's record, normalized and validated, or a Rejection."""
+
+    def record_dedupe_key(self, record: Mapping[str, Any]) -> str:
+        """Key under which two records of one run are duplicates. Default: the whole record."""
+        import orjson
+
+        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+
+    def encode_record(self, record: Mapping[str, Any]) -> bytes:
+        """A record's bytes inside the request body. Default: compact JSON."""
+        import orjson
+
+        return orjson.dumps(record)
+
+    def batch_envelope_size(self, export_settings: Mapping[str, Any]) -> int:
+        """Bytes of the request body around the records (records are joined by one byte)."""
+        return 0
+
+    # -- auth ------------------------------------------------------------------
+    def authorization_url(
+        self, *, state: str, code_challenge: str, redirect_uri: str, settings: Mapping[str, Any]
+    ) -> str:
+        """OAuth2: the URL the browser is sent to (authorization code with PKCE S256)."""
+        raise NotImplementedError
+
+    async def exchange_code(
+        self, ctx: DestinationContext, *, code: str, code_verifier: str, redirect_uri: str
+    ) -> OAuthTokens:
+        """OAuth2: trade the authorization code for tokens. Raise InvalidCredentials."""
+        raise NotImplementedError
+
+    async def refresh_tokens(self, ctx: DestinationContext, tokens: OAuthTokens) -> OAuthTokens:
+        """OAuth2: refresh. Raise AuthorizationLost when the refresh token is refused."""
+        raise NotImplementedError
+
+    async def verify_connection(self, ctx: DestinationContext) -> str | None:
+        """Check the credentials work; return the account's display name (or None).
+        Raise InvalidCredentials when they do not."""
+        return None
+
+    # -- uploads -----------------------------------------------------------------
+    @abc.abstractmethod
+    def open_session(self, ctx: DestinationContext) -> DestinationSession:
+        """A session that uploads one run's batches."""

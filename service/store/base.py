@@ -1,0 +1,243 @@
+"""The repository contract every store adapter fulfils (SQLite, MongoDB).
+
+One contract test suite (``tests/store/``) runs against each adapter. Methods
+speak in :mod:`service.domain` dataclasses; adapters never decrypt credentials
+and never know about GraphQL.
+
+Pagination is by cursor in the database: a page is asked for with ``first``
+and ``after`` (the id of the last item already seen), and the adapter fetches
+``first + 1`` rows ordered by id to know whether there is a next page. Ids are
+time-ordered (see :func:`service.domain.new_id`), so id order is creation order.
+Runs are listed newest first (id descending).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from service.domain import (
+    Connection,
+    ConnectionUsableBy,
+    Export,
+    ExportRun,
+    ExportRunStatus,
+    OAuthState,
+    Profile,
+    RefreshSchedule,
+    RunCounts,
+    RunError,
+    Segment,
+)
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """Base class of the errors a store raises on purpose."""
+
+
+class NotFound(StoreError):
+    def __init__(self, kind: str, id: str) -> None:
+        super().__init__(f"{kind} {id!r} does not exist")
+        self.kind = kind
+        self.id = id
+
+
+class ActiveRunExists(StoreError):
+    """An export may have one active (QUEUED or RUNNING) run at a time."""
+
+    def __init__(self, export_id: str, run_id: str) -> None:
+        super().__init__(f"export {export_id!r} already has an active run {run_id!r}")
+        self.export_id = export_id
+        self.run_id = run_id
+
+
+class DuplicateRun(StoreError):
+    """A run with the same ``dedupe_key`` exists (a scheduled run was already made)."""
+
+    def __init__(self, dedupe_key: str) -> None:
+        super().__init__(f"a run for {dedupe_key!r} already exists")
+        self.dedupe_key = dedupe_key
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    has_next_page: bool
+    total_count: int
+    has_previous_page: bool = False
+
+
+@dataclass(slots=True)
+class RunProgress:
+    """What the pipeline writes after each batch, in one store operation."""
+
+    counts: RunCounts
+    progress: float
+    checkpoint: dict[str, Any]
+    new_errors: list[RunError] = field(default_factory=list)
+    message: str | None = None
+
+
+class Store(Protocol):
+    """Everything segport persists."""
+
+    # -- lifecycle -------------------------------------------------------
+    async def open(self) -> None:
+        """Connect and create tables/collections and indexes (idempotent)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer (used by ``/readyz``)."""
+
+    # -- segments --------------------------------------------------------
+    async def save_segment(self, segment: Segment) -> None:
+        """Insert or replace by id. Segment names are unique: raises ValueError otherwise."""
+
+    async def get_segment(self, segment_id: str) -> Segment | None: ...
+
+    async def get_segments(self, segment_ids: Sequence[str]) -> list[Segment]:
+        """The segments that exist among ``segment_ids``, in the order given."""
+
+    async def list_segments(
+        self, first: int, after: str | None = None, search: str | None = None
+    ) -> Page[Segment]:
+        """Segments in id order; ``search`` matches a case-insensitive substring of the name."""
+
+    async def count_segment_members(self, segment_ids: Sequence[str]) -> int:
+        """Distinct profiles that belong to any of ``segment_ids``."""
+
+    # -- profiles --------------------------------------------------------
+    async def upsert_profiles(self, profiles: Sequence[Profile]) -> int:
+        """Insert or replace each profile (attributes and segment ids) by id; returns how many.
+
+        Adapters write in batches of their configured write batch size.
+        Also records every attribute name seen (for :meth:`profile_attribute_names`).
+        """
+
+    async def get_profile(self, profile_id: str) -> Profile | None: ...
+
+    async def profile_attribute_names(self) -> list[str]:
+        """Every attribute name seen on any profile, sorted."""
+
+    def iter_segment_members(
+        self,
+        segment_ids: Sequence[str],
+        *,
+        after_profile_id: str | None = None,
+        batch_size: int = 5000,
+    ) -> AsyncIterator[list[Profile]]:
+        """Stream the profiles of any of ``segment_ids`` in profile-id order, in batches.
+
+        Each profile appears once even when it belongs to several of the
+        segments. Starts strictly after ``after_profile_id`` when given, so a
+        resumed run continues after its checkpoint. Never loads the whole
+        segment: each batch is one indexed range query.
+        """
+
+    # -- connections -----------------------------------------------------
+    async def save_connection(self, connection: Connection) -> None:
+        """Insert or replace by id."""
+
+    async def get_connection(self, connection_id: str) -> Connection | None: ...
+
+    async def list_connections(
+        self,
+        first: int,
+        after: str | None = None,
+        usable_by: Sequence[ConnectionUsableBy] | None = None,
+    ) -> Page[Connection]:
+        """Connections in id order, optionally only those whose ``usable_by`` is listed."""
+
+    async def delete_connection(self, connection_id: str) -> bool: ...
+
+    # -- exports ---------------------------------------------------------
+    async def save_export(self, export: Export) -> None:
+        """Insert or replace by id."""
+
+    async def get_export(self, export_id: str) -> Export | None: ...
+
+    async def get_exports(self, export_ids: Sequence[str]) -> list[Export]: ...
+
+    async def list_exports(
+        self,
+        first: int,
+        after: str | None = None,
+        search: str | None = None,
+        connection_ids: Sequence[str] | None = None,
+    ) -> Page[Export]:
+        """Exports in id order; ``search`` on display name; ``connection_ids`` restricts."""
+
+    async def export_ids_using_connection(self, connection_id: str) -> list[str]: ...
+
+    async def detach_exports(self, connection_id: str, now: datetime) -> int:
+        """Set ``connection_id`` to None on every export that uses the connection."""
+
+    async def delete_export(self, export_id: str) -> bool:
+        """Remove the export and its runs."""
+
+    async def list_scheduled_exports(self) -> list[Export]:
+        """Exports whose schedule mode is not OFF and that have a connection."""
+
+    # -- runs ------------------------------------------------------------
+    async def insert_run(self, run: ExportRun) -> None:
+        """Insert a new run.
+
+        Raises :class:`ActiveRunExists` when the export already has a QUEUED or
+        RUNNING run, and :class:`DuplicateRun` when ``dedupe_key`` is taken.
+        Both are enforced by unique indexes, so concurrent callers cannot race.
+        """
+
+    async def get_run(self, run_id: str) -> ExportRun | None: ...
+
+    async def list_runs(
+        self, first: int, after: str | None = None, export_id: str | None = None
+    ) -> Page[ExportRun]:
+        """Runs newest first (id descending), optionally of one export."""
+
+    async def latest_run(self, export_id: str) -> ExportRun | None: ...
+
+    async def active_run(self, export_id: str) -> ExportRun | None: ...
+
+    async def list_active_runs(self) -> list[ExportRun]:
+        """Every QUEUED or RUNNING run (for recovery after a restart)."""
+
+    async def update_run(
+        self,
+        run_id: str,
+        *,
+        expected_status: Sequence[ExportRunStatus] | None = None,
+        **changes: Any,
+    ) -> ExportRun | None:
+        """Compare-and-set: apply ``changes`` (ExportRun field names) if the run's status is
+        one of ``expected_status`` (any when None). Returns the updated run, or None when
+        the run is missing or its status did not match. Moving to a terminal status frees
+        the export's active-run slot."""
+
+    async def record_run_progress(self, run_id: str, progress: RunProgress) -> ExportRun | None:
+        """Write counts, progress, checkpoint and (appended, capped) errors in one operation,
+        only while the run is RUNNING. Returns the updated run or None."""
+
+    async def request_run_cancel(self, run_id: str) -> ExportRun | None:
+        """Set ``cancel_requested``; a QUEUED run becomes CANCELLED at once."""
+
+    # -- oauth states ----------------------------------------------------
+    async def save_oauth_state(self, state: OAuthState) -> None: ...
+
+    async def consume_oauth_state(self, state: str) -> OAuthState | None:
+        """Atomically remove and return the state (single use), expired or not."""
+
+    # -- refresh schedule & small key/value -----------------------------
+    async def get_refresh_schedule(self) -> RefreshSchedule: ...
+
+    async def save_refresh_schedule(self, schedule: RefreshSchedule) -> None: ...
+
+    async def claim_once(self, key: str, expires_at: datetime) -> bool:
+        """True for the first caller of ``key`` (until it expires), False for every other.
+
+        Used by the scheduler tick so that several workers act once per due time.
+        """
