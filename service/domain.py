@@ -145,7 +145,9 @@ class RefreshSchedule:
 
     enabled: bool = False
     recurrence: Recurrence = field(
-        default_factory=lambda: Recurrence(frequency=Frequency.DAILY, times=["02:00"], timezone="UTC")
+        default_factory=lambda: Recurrence(
+            frequency=Frequency.DAILY, times=["02:00"], timezone="UTC"
+        )
     )
     updated_by: str | None = None
     updated_at: datetime | None = None
@@ -176,7 +178,10 @@ class Export:
 
 @dataclass(slots=True)
 class RunCounts:
-    """What a run did. Always: profiles_read = contacts_sent + skipped_invalid + skipped_duplicate."""
+    """What a run did.
+
+    Always: profiles_read = contacts_sent + skipped_invalid + skipped_duplicate.
+    """
 
     profiles_total: int = 0
     profiles_read: int = 0

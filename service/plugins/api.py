@@ -96,7 +96,7 @@ class Rejection:
     """Why one record is not sent, or was refused by the destination."""
 
     code: str
-    """Stable machine-readable reason, e.g. ``EMAIL_INVALID``, ``TOO_LONG``, ``MISSING_REQUIRED``."""
+    """Stable machine-readable reason, e.g. ``EMAIL_INVALID``, ``TOO_LONG``."""
     message: str
     field: str | None = None
 
@@ -260,7 +260,7 @@ class DestinationSession(abc.ABC):
         """Follow the destination's asynchronous processing of ``receipt`` until it ends."""
         raise NotImplementedError
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release resources."""
 
 
