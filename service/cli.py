@@ -1,0 +1,332 @@
+"""The ``segport`` command line: serve, worker, token, import, run, export-schema, demo.
+
+Every command loads the settings first and turns a configuration problem into
+one line naming the variable (exit status 2), never a traceback. Heavy parts
+(the API app, the worker, the demo) are imported only by the command that
+needs them, so ``segport token`` stays quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import structlog
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from service.domain import Role
+from service.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from service.importer import ImportFormat, ImportSummary
+
+USAGE_ERROR = 2
+"""Exit status for bad arguments or configuration (as click uses for usage errors)."""
+
+DEV_TOKEN_TTL = timedelta(hours=12)
+"""Lifetime of the admin token ``segport serve`` prints in embedded mode."""
+
+app = typer.Typer(
+    name="segport",
+    help="Export customer segments to marketing destinations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(help="Load data into segport.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    _err.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad ``SEGPORT_*`` variable and what is wrong with it."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        variable = f"SEGPORT_{field.upper()}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        # Our own validators already name the variable; do not say it twice.
+        parts.append(message if message.startswith(variable) else f"{variable}: {message}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def settings_or_exit() -> Settings:
+    """The settings, logging configured; a configuration problem ends the command cleanly."""
+    # stdout carries only a command's output (a token, the SDL) so scripts can capture it;
+    # whatever is logged before logging is configured (e.g. "generated_secret") goes to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        fail(f"invalid configuration: {exc}")
+    except ValidationError as exc:
+        fail(describe_validation_error(exc))
+    _configure_logging(settings)
+    return settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    # TEMPORARY until service/logging.py lands (ops engineer): then a plain import.
+    import importlib
+
+    try:
+        module = importlib.import_module("service.logging")
+    except ModuleNotFoundError:
+        return
+    module.configure_logging(settings)
+
+
+_TTL = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_ttl(text: str) -> timedelta:
+    """``30m``, ``1h``, ``7d`` (or ``45s``) to a timedelta; ValueError naming the value."""
+    match = _TTL.match(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"--ttl {text!r} is not a positive duration like 45s, 30m, 1h or 7d")
+    return timedelta(**{_TTL_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_roles(names: list[str]) -> list[Role]:
+    allowed = ", ".join(role.value for role in Role)
+    if not names:
+        raise ValueError(f"give at least one --role ({allowed})")
+    roles: list[Role] = []
+    for name in names:
+        try:
+            role = Role(name.strip().lower())
+        except ValueError:
+            raise ValueError(f"--role {name!r} is not one of {allowed}") from None
+        if role not in roles:
+            roles.append(role)
+    return roles
+
+
+# -- commands ------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the GraphQL API. Without SEGPORT_REDIS_URL it also runs jobs and the schedule."""
+    settings = settings_or_exit()
+    import uvicorn
+
+    from service.app import create_app_from_settings
+    from service.auth import mint_token
+
+    asgi_app = create_app_from_settings(settings)
+    url = f"http://{host}:{port}/graphql"
+    queue = "arq on Redis" if settings.redis_url else "in-process jobs and schedule"
+    store = f"SQLite {settings.sqlite_path}" if settings.embedded else "MongoDB"
+    mode = "embedded" if settings.embedded else "distributed"
+    typer.echo(f"segport serving in {mode} mode ({store}, {queue})")
+    typer.echo(f"GraphiQL: {url}")
+    if settings.embedded and settings.jwt_jwks_url is None:
+        token = mint_token(settings, "admin", [Role.ADMIN], ttl=DEV_TOKEN_TTL)
+        hours = int(DEV_TOKEN_TTL.total_seconds() // 3600)
+        typer.echo(f"Development admin token (valid {hours}h): {token}")
+        typer.echo(f"Use it as the header  Authorization: Bearer {token}")
+    uvicorn.run(asgi_app, host=host, port=port, log_config=None)
+
+
+@app.command()
+def worker() -> None:
+    """Run an arq worker: takes export runs and schedule ticks from Redis."""
+    settings = settings_or_exit()
+    if not settings.redis_url:
+        fail(
+            "segport worker needs SEGPORT_REDIS_URL (the arq queue on Redis); "
+            "without Redis, `segport serve` runs jobs in-process"
+        )
+    from service.runs.worker import run_worker
+
+    run_worker(settings)
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option("--sub", help="The user the token names.")],
+    role: Annotated[
+        list[str],
+        typer.Option("--role", help="admin, contributor or viewer; repeat for several."),
+    ],
+    ttl: Annotated[str, typer.Option(help="Lifetime: 45s, 30m, 1h, 7d.")] = "1h",
+) -> None:
+    """Mint a JWT signed with the configured secret (for development and scripts)."""
+    try:
+        roles = parse_roles(role)
+        lifetime = parse_ttl(ttl)
+    except ValueError as exc:
+        fail(str(exc))
+    if not sub.strip():
+        fail("--sub must not be empty")
+    settings = settings_or_exit()
+    from service.auth import mint_token
+
+    if settings.jwt_secret is None:
+        fail(
+            "segport token signs with SEGPORT_JWT_SECRET, which is not set "
+            "(tokens of a JWKS issuer are minted by that issuer)"
+        )
+    typer.echo(mint_token(settings, sub.strip(), roles, ttl=lifetime))
+
+
+@import_app.command("profiles")
+def import_profiles(
+    file: Annotated[
+        Path, typer.Argument(help="A .jsonl (JSON Lines) or .csv file.", show_default=False)
+    ],
+    segment: Annotated[
+        list[str] | None,
+        typer.Option("--segment", help="Add every row to this segment (made if missing)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Profiles per database write.", min=1)] = 1000,
+) -> None:
+    """Import profiles from JSON Lines or CSV, with a progress bar and a summary.
+
+    Exit status: 0 when profiles were imported and no row was rejected, 1 when a
+    row was rejected (the other rows are imported), 2 when the file cannot be used.
+    """
+    from service.importer import ImportFileError, detect_format
+
+    try:
+        file_format = detect_format(file)
+    except ImportFileError as exc:
+        fail(str(exc))
+    if not file.is_file():
+        fail(f"{str(file)!r} does not exist or is not a file")
+    settings = settings_or_exit()
+    try:
+        summary = asyncio.run(
+            _import(settings, file, file.stat().st_size, file_format, segment or [], batch_size)
+        )
+    except ImportFileError as exc:
+        fail(str(exc))
+    out = Console(highlight=False)
+    out.print(
+        f"rows read: {summary.rows_read}, upserted: {summary.upserted}, "
+        f"rejected: {summary.rejected}"
+    )
+    if summary.segments_created:
+        out.print("segments created: " + ", ".join(summary.segments_created), markup=False)
+    if summary.rejected:
+        for rejection in summary.rejections:
+            out.print(f"  line {rejection.line}: {rejection.reason}", markup=False)
+        hidden = summary.rejected - len(summary.rejections)
+        if hidden:
+            out.print(f"  ... and {hidden} more rejected rows")
+        raise typer.Exit(1)
+    if summary.upserted == 0:
+        fail(f"no profiles found in {str(file)!r}", code=1)
+
+
+async def _import(
+    settings: Settings,
+    file: Path,
+    size: int,
+    file_format: ImportFormat,
+    segments: list[str],
+    batch_size: int,
+) -> ImportSummary:
+    from service.importer import ProfileImporter
+    from service.store import open_store
+
+    store = await open_store(settings)
+    try:
+        with Progress(
+            TextColumn("importing {task.fields[name]}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=_err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("import", total=size, name=file.name)
+            importer = ProfileImporter(
+                store,
+                batch_size=batch_size,
+                segments=segments,
+                on_progress=lambda done: progress.update(task, completed=done),
+            )
+            return await importer.import_file(file, file_format)
+    finally:
+        await store.close()
+
+
+@app.command()
+def run(
+    export_id: Annotated[str, typer.Argument(help="The export's global id.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Draw the run's progress until it ends.")
+    ] = False,
+    url: Annotated[
+        str, typer.Option(help="The GraphQL endpoint.")
+    ] = "http://127.0.0.1:8000/graphql",
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="SEGPORT_TOKEN", help="Bearer token (or env SEGPORT_TOKEN)."),
+    ] = None,
+) -> None:
+    """Queue a run of an export now; with --follow, watch it until it ends."""
+    settings_or_exit()
+    if not token:
+        fail("a token is needed: pass --token or set SEGPORT_TOKEN (see `segport token`)")
+    from service.runs.client import run_command
+
+    raise typer.Exit(run_command(url, token, export_id, follow))
+
+
+@app.command("export-schema")
+def export_schema() -> None:
+    """Print the GraphQL schema as SDL (what schema.graphql holds)."""
+    settings_or_exit()
+    from service.api.schema import export_sdl
+
+    sdl = export_sdl()
+    typer.echo(sdl, nl=not sdl.endswith("\n"))
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the demo keeps its database and secrets.")
+    ] = Path("./demo-data"),
+) -> None:
+    """Embedded service, a local fake Constant Contact and sample data, in one command."""
+    settings_or_exit()
+    from service.demo import run_demo
+
+    run_demo(host, port, data_dir)
+
+
+def main() -> None:
+    """Console-script entry point (``segport``)."""
+    app()
