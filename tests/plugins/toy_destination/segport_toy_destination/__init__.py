@@ -1,0 +1,1 @@
+"""A toy segport destination that posts contacts to a webhook collector."""
