@@ -1,0 +1,115 @@
+# segport's everyday commands. On a fresh machine (Python 3.11+ and pip) the README's
+# quick start is `make run` and `make test`; `make demo` shows a full export locally.
+#
+# Installs are remembered by stamp files inside each virtualenv, so a second
+# `make test` reinstalls nothing unless a pyproject.toml changed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+PYENV_ROOT := $(shell pyenv root 2>/dev/null)
+# The MongoDB wire server for the store tests (mongoeco) needs Python 3.13.
+MONGO_PYTHON := $(firstword $(wildcard $(PYENV_ROOT)/versions/3.13*/bin/python) \
+                            $(shell command -v python3.13 2>/dev/null))
+# helm-sdkpy (chart lint in the deploy tests) needs Python 3.12 or newer.
+HELM_PYTHON := $(firstword $(wildcard $(PYENV_ROOT)/versions/3.1[2-9]*/bin/python) \
+                           $(shell command -v python3.13 python3.12 2>/dev/null))
+
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+MONGO_STAMP := .venv-mongo/.installed
+HELM_STAMP := .venv-helm/.installed
+
+.PHONY: help install run demo test lint format typecheck pytest redis bench clean
+
+help:
+	@echo "make run     install and serve the API in embedded mode (prints a dev admin token)"
+	@echo "make demo    install and run the demo (fake Constant Contact and sample data)"
+	@echo "make test    install everything, then lint, type-check and run every test"
+	@echo "make lint    ruff check, ruff format --check, mypy"
+	@echo "make format  ruff format and ruff check --fix"
+	@echo "make bench   run the benchmarks in bench/"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "error: segport needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): $(BIN)/python pyproject.toml plugins/constant_contact/pyproject.toml
+	$(BIN)/pip install --quiet -e . -e plugins/constant_contact
+	touch $@
+
+$(TEST_STAMP): $(RUN_STAMP) tests/plugins/toy_destination/pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]' -e plugins/constant_contact \
+	  -e tests/plugins/toy_destination
+	touch $@
+
+$(MONGO_STAMP):
+	@test -n "$(MONGO_PYTHON)" || { echo "error: Python 3.13 not found (looked in \
+	$(PYENV_ROOT)/versions/3.13* and for python3.13 on PATH); the MongoDB wire server \
+	for the store tests needs it" >&2; exit 1; }
+	test -x .venv-mongo/bin/python || $(MONGO_PYTHON) -m venv .venv-mongo
+	.venv-mongo/bin/pip install --quiet 'mongoeco[wire]'
+	touch $@
+
+$(HELM_STAMP):
+	@test -n "$(HELM_PYTHON)" || { echo "error: Python 3.12+ not found (looked in \
+	$(PYENV_ROOT)/versions/3.12+ and for python3.13/python3.12 on PATH); the Helm chart \
+	lint needs it" >&2; exit 1; }
+	test -x .venv-helm/bin/python || $(HELM_PYTHON) -m venv .venv-helm
+	.venv-helm/bin/pip install --quiet helm-sdkpy
+	touch $@
+
+install: $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	$(BIN)/segport serve --host $(HOST) --port $(PORT)
+
+demo: $(RUN_STAMP)
+	$(BIN)/segport demo --host $(HOST) --port $(PORT)
+
+# The tests use Redis on 127.0.0.1:6379 (each suite its own database number).
+redis: $(TEST_STAMP)
+	@if $(BIN)/python -c "import redis; redis.Redis(host='127.0.0.1', port=6379, socket_timeout=1).ping()" 2>/dev/null; then \
+	  echo "redis: answering on 127.0.0.1:6379"; \
+	else \
+	  echo "redis: starting redis-server on 127.0.0.1:6379"; \
+	  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no; \
+	  for _ in $$(seq 50); do \
+	    $(BIN)/python -c "import redis; redis.Redis(host='127.0.0.1', port=6379, socket_timeout=1).ping()" 2>/dev/null && exit 0; \
+	    sleep 0.1; \
+	  done; \
+	  echo "error: redis-server did not answer on 127.0.0.1:6379" >&2; exit 1; \
+	fi
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
+format: $(TEST_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# pytest exits with status 5 when it collects no test, which fails this target too.
+pytest: $(TEST_STAMP) $(MONGO_STAMP) $(HELM_STAMP) redis
+	$(BIN)/pytest
+
+test: lint pytest
+
+bench: $(TEST_STAMP)
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python "$$script"; done
+
+clean:
+	rm -rf $(VENV) .venv-mongo .venv-helm .mypy_cache .ruff_cache .pytest_cache
