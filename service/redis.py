@@ -1,0 +1,27 @@
+"""The one Redis client of a process (distributed mode), made from ``SEGPORT_REDIS_URL``.
+
+:func:`service.core.open_services` creates it once when the URL is set and
+closes it on shutdown; the shared rate limiter, the refresh locks and other
+Redis adapters all use it through ``services.redis``. Replies are bytes
+(``decode_responses`` off), the redis-py default.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeAlias
+
+from redis.asyncio import Redis
+
+if TYPE_CHECKING:
+    RedisClient: TypeAlias = Redis[bytes]
+else:
+    RedisClient: TypeAlias = Redis
+
+
+def connect_redis(url: str) -> RedisClient:
+    """A client for ``url`` (``redis://host:port/db``); connections are made lazily."""
+    client: RedisClient = Redis.from_url(url, health_check_interval=30)
+    return client
+
+
+__all__ = ["RedisClient", "connect_redis"]

@@ -1,0 +1,46 @@
+"""Fixtures for the limiter and lock tests: a private Redis database and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest
+from redis.asyncio import Redis
+
+REDIS_URL = "redis://127.0.0.1:6379/3"
+"""Database 3 belongs to these tests; the fixture flushes only it."""
+
+
+@pytest.fixture
+async def redis_db() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+async def second_redis_client(redis_db: Redis) -> AsyncIterator[Redis]:
+    """Another connection to the same database: what a second worker process has."""
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+class FakeClock:
+    """Epoch seconds that only move when something sleeps on it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start.timestamp()
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
