@@ -39,9 +39,11 @@ async def test_lock_is_exclusive_between_holders(two_holders: tuple[Locks, Locks
 
 
 async def test_different_names_do_not_block_each_other(two_holders: tuple[Locks, Locks]) -> None:
-    async with two_holders[0].lock("refresh:one", 5.0):
-        async with two_holders[1].lock("refresh:two", 5.0, wait=1.0):
-            pass
+    async with (
+        two_holders[0].lock("refresh:one", 5.0),
+        two_holders[1].lock("refresh:two", 5.0, wait=1.0),
+    ):
+        pass
 
 
 async def test_busy_lock_gives_up_after_wait_naming_the_lock(
