@@ -19,7 +19,10 @@ import httpx
 
 from service.auth import TokenVerifier
 from service.crypto import CredentialCipher
+from service.limiter import RateLimiters
+from service.locks import Locks, MemoryLocks, make_locks
 from service.plugins.manager import DestinationRegistry, load_destinations
+from service.redis import RedisClient, close_redis, connect_redis
 from service.settings import Settings
 from service.store import open_store
 from service.store.base import Store
@@ -36,6 +39,12 @@ class Services:
     cipher: CredentialCipher
     verifier: TokenVerifier
     http: httpx.AsyncClient
+    redis: RedisClient | None = None
+    """The process's Redis client when ``SEGPORT_REDIS_URL`` is set (distributed mode)."""
+    limiters: RateLimiters = field(default_factory=RateLimiters)
+    """Per-destination rate limiters (shared through Redis when it is configured)."""
+    locks: Locks = field(default_factory=MemoryLocks)
+    """Named locks (e.g. the per-connection token refresh), Redis-backed when configured."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Parts wired in by later layers (runs, connections), by name."""
 
@@ -53,6 +62,10 @@ async def open_services(
         stack.push_async_callback(store.close)
         http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
         stack.push_async_callback(http.aclose)
+        redis: RedisClient | None = None
+        if settings.redis_url:
+            redis = connect_redis(settings.redis_url)
+            stack.push_async_callback(close_redis, redis)
         services = Services(
             settings=settings,
             store=store,
@@ -60,6 +73,9 @@ async def open_services(
             cipher=CredentialCipher(settings.encryption_keys()),
             verifier=TokenVerifier(settings),
             http=http,
+            redis=redis,
+            limiters=RateLimiters(redis),
+            locks=make_locks(redis),
         )
         services.destinations.plugin_manager.hook.startup(settings=settings)
         yield services

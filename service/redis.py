@@ -24,4 +24,10 @@ def connect_redis(url: str) -> RedisClient:
     return client
 
 
-__all__ = ["RedisClient", "connect_redis"]
+async def close_redis(client: RedisClient) -> None:
+    """Close the client's connection pool."""
+    # types-redis 4.6 predates ``aclose`` (redis-py 5); ``close`` is deprecated there.
+    await client.aclose()  # type: ignore[attr-defined]
+
+
+__all__ = ["RedisClient", "close_redis", "connect_redis"]
