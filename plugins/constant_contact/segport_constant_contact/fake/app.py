@@ -1,0 +1,165 @@
+"""The fake Constant Contact's HTTP face: a starlette app over :class:`FakeConstantContact`.
+
+Routes mirror the real hosts (``/oauth2/default/v1/...`` for the authorization server,
+``/v3/...`` for the API) so that one base URL of each kind is all a client changes.
+``/__fake__/...`` is the admin surface for tests and demos in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from segport_constant_contact.fake.state import FakeAnswer, FakeConstantContact, _escape
+
+ApiWork = Callable[[Request, set[str], bytes], tuple[FakeAnswer, int | None]]
+
+
+def _respond(answer: FakeAnswer) -> Response:
+    if answer.html is not None:
+        return HTMLResponse(answer.html, answer.status, headers=answer.headers)
+    return Response(
+        orjson.dumps(answer.body),
+        answer.status,
+        headers=answer.headers,
+        media_type="application/json",
+    )
+
+
+def _consent_page(params: dict[str, str]) -> str:
+    hidden = "".join(
+        f'<input type="hidden" name="{_escape(k)}" value="{_escape(v)}">' for k, v in params.items()
+    )
+    return (
+        "<!doctype html><title>Fake Constant Contact</title>"
+        "<h1>Allow access to your Fake Constant Contact account?</h1>"
+        f"<p>Scopes: {_escape(params.get('scope', ''))}</p>"
+        f'<form method="post">{hidden}'
+        '<button name="decision" value="approve">Allow</button> '
+        '<button name="decision" value="deny">Deny</button></form>'
+    )
+
+
+def create_app(state: FakeConstantContact) -> Starlette:
+    async def authorize(request: Request) -> Response:
+        if request.method == "POST":
+            params = {k: str(v) for k, v in (await request.form()).items()}
+            decision = params.pop("decision", "deny")
+        else:
+            params = dict(request.query_params)
+            decision = None
+        refusal = state.check_authorize(params)
+        if refusal is not None:
+            return _respond(refusal)
+        if decision is None and (state.config.consent_page or params.get("prompt") == "consent"):
+            return HTMLResponse(_consent_page(params))
+        if decision == "deny":
+            sep = "&" if "?" in params["redirect_uri"] else "?"
+            target = f"{params['redirect_uri']}{sep}error=access_denied&state={params['state']}"
+            return RedirectResponse(target, 302)
+        return RedirectResponse(state.approve(params), 302)
+
+    async def token(request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        return _respond(state.handle_token(request.headers.get("authorization"), form))
+
+    def api(work: ApiWork) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            arrived = time.monotonic()
+            refusal, scopes = state.gate(request.headers.get("authorization"), arrived)
+            raw = await request.body()
+            records: int | None = None
+            if refusal is not None:
+                answer = refusal
+            else:
+                answer, records = work(request, scopes, raw)
+            state.log(request.method, request.url.path, arrived, len(raw), records, answer.status)
+            delay = state.slow_delay()
+            if delay:
+                await asyncio.sleep(delay)
+            return _respond(answer)
+
+        return endpoint
+
+    def account_summary(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_account_summary(scopes), None
+
+    def contact_lists(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_contact_lists(dict(request.query_params)), None
+
+    def json_import(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, int]:
+        return state.handle_json_import(request.headers.get("content-type"), raw)
+
+    def add_members(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_memberships(raw, add=True), None
+
+    def remove_members(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_memberships(raw, add=False), None
+
+    def activity(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_activity(request.path_params["activity_id"]), None
+
+    def contacts(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_contacts(dict(request.query_params)), None
+
+    async def admin_config(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                knobs: Any = orjson.loads(await request.body())
+                if not isinstance(knobs, dict):
+                    raise ValueError("the body must be a JSON object of knobs")
+                state.configure(**knobs)
+            except (ValueError, TypeError) as exc:
+                return _respond(FakeAnswer(400, {"error": str(exc)}))
+        return _respond(FakeAnswer(200, state.config.as_json()))
+
+    async def admin_lists(request: Request) -> Response:
+        body = orjson.loads(await request.body() or b"{}")
+        name = body.get("name") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name:
+            return _respond(FakeAnswer(400, {"error": "name is required"}))
+        list_id = state.add_list(name, body.get("list_id"), body.get("description", ""))
+        return _respond(FakeAnswer(201, {"list_id": list_id, "name": name}))
+
+    async def admin_expire(request: Request) -> Response:
+        state.expire_access_tokens()
+        return Response(status_code=204)
+
+    async def admin_tokens(request: Request) -> Response:
+        return _respond(FakeAnswer(200, state.issue_tokens()))
+
+    async def admin_stats(request: Request) -> Response:
+        return _respond(FakeAnswer(200, state.stats()))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        return _respond(
+            FakeAnswer(status, [{"error_key": "not_found", "error_message": "Not Found"}])
+        )
+
+    routes = [
+        Route("/oauth2/default/v1/authorize", authorize, methods=["GET", "POST"]),
+        Route("/oauth2/default/v1/token", token, methods=["POST"]),
+        Route("/v3/account/summary", api(account_summary), methods=["GET"]),
+        Route("/v3/contact_lists", api(contact_lists), methods=["GET"]),
+        Route("/v3/activities/contacts_json_import", api(json_import), methods=["POST"]),
+        Route("/v3/activities/add_list_memberships", api(add_members), methods=["POST"]),
+        Route("/v3/activities/remove_list_memberships", api(remove_members), methods=["POST"]),
+        Route("/v3/activities/{activity_id}", api(activity), methods=["GET"]),
+        Route("/v3/contacts", api(contacts), methods=["GET"]),
+        Route("/__fake__/config", admin_config, methods=["GET", "POST"]),
+        Route("/__fake__/lists", admin_lists, methods=["POST"]),
+        Route("/__fake__/expire-tokens", admin_expire, methods=["POST"]),
+        Route("/__fake__/tokens", admin_tokens, methods=["POST"]),
+        Route("/__fake__/stats", admin_stats, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
