@@ -227,7 +227,7 @@ def import_profiles(
         )
     except ImportFileError as exc:
         fail(str(exc))
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     out.print(
         f"rows read: {summary.rows_read}, upserted: {summary.upserted}, "
         f"rejected: {summary.rejected}"

@@ -24,6 +24,7 @@ yet are created.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ _FORMATS: dict[str, ImportFormat] = {
     ".csv": "csv",
 }
 _SEGMENT_PAGE = 500
+_JSON_POSITION = re.compile(r": line \d+ column (\d+) \(char \d+\)$")
 
 
 class ImportFileError(Exception):
@@ -149,7 +151,9 @@ def parse_json_row(line: int, text: bytes) -> _Row:
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise _RowError(f"invalid JSON: {exc}") from None
+        # The parser counts lines within the row; only the column helps next to our line number.
+        reason = _JSON_POSITION.sub(r" at column \1", str(exc))
+        raise _RowError(f"invalid JSON: {reason}") from None
     if not isinstance(data, dict):
         raise _RowError(f"expected a JSON object, found {_describe(data)}")
     if "id" not in data:
