@@ -1,0 +1,302 @@
+"""Connecting a destination with OAuth2 (authorization code + PKCE S256).
+
+:class:`OAuthFlow` starts an authorization (a random, single-use ``state``
+bound to the connection and the user, expiring in minutes, and a PKCE
+verifier kept server-side) and completes it (the code is exchanged, the
+tokens are encrypted into the connection, the account is looked up, the
+connection becomes CONNECTED). Every refusal is an :class:`OAuthError` with
+a stable code, and leaves the connection as it was.
+
+:func:`oauth_callback` is the ``GET /oauth/callback`` endpoint the provider
+redirects the browser to. It sends the browser on to ``SEGPORT_UI_URL`` or
+shows a short HTML page. Tokens never appear in a log line, an error or a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from html import escape
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import httpx
+import structlog
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from service.credentials import PendingCredentials, open_credentials, seal_credentials
+from service.domain import Connection, ConnectionStatus, OAuthState, utcnow
+from service.plugins.api import Destination, DestinationContext, DestinationError, OAuthTokens
+
+if TYPE_CHECKING:
+    from service.core import Services
+
+log = structlog.get_logger(__name__)
+
+
+class OAuthError(Exception):
+    """An authorization was refused; ``code`` is stable, ``message`` says why to a person.
+
+    Codes: ``STATE_UNKNOWN``, ``STATE_EXPIRED``, ``STATE_FOREIGN``,
+    ``CONNECTION_GONE``, ``NOT_OAUTH``, ``EXCHANGE_FAILED`` and, from the
+    callback only, ``MISSING_PARAMETER`` and ``AUTHORIZATION_DENIED``.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier (86 URL-safe characters) and its S256 challenge (RFC 7636)."""
+    verifier = secrets.token_urlsafe(64)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    challenge = base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+    return verifier, challenge
+
+
+class OAuthFlow:
+    """Starts and completes OAuth authorizations of connections."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def _oauth_destination(self, connection: Connection) -> Destination:
+        destination = self._services.destinations.get(connection.destination_type)
+        if destination is None or destination.auth_kind != "oauth2":
+            raise OAuthError(
+                "NOT_OAUTH",
+                f"connection {connection.display_name!r} (type "
+                f"{connection.destination_type!r}) does not authorize with OAuth",
+            )
+        return destination
+
+    async def start(self, connection: Connection, user: str) -> str:
+        """Remember a new authorization of ``connection`` by ``user``; the URL to send
+        the browser to."""
+        destination = self._oauth_destination(connection)
+        settings = self._services.settings
+        verifier, challenge = pkce_pair()
+        state = OAuthState(
+            state=secrets.token_urlsafe(32),
+            connection_id=connection.id,
+            user=user,
+            code_verifier=verifier,
+            redirect_uri=settings.oauth_redirect_uri,
+            expires_at=utcnow() + timedelta(seconds=settings.oauth_state_ttl_seconds),
+        )
+        url = destination.authorization_url(
+            state=state.state,
+            code_challenge=challenge,
+            redirect_uri=state.redirect_uri,
+            settings=connection.settings,
+        )
+        await self._services.store.save_oauth_state(state)
+        log.info("oauth_started", connection_id=connection.id, user=user)
+        return url
+
+    async def complete(self, state: str, code: str, user: str | None) -> Connection:
+        """Finish the authorization ``state`` names with the provider's ``code``.
+
+        ``user``: the caller when known (the GraphQL mutation), who must be the one
+        who started it; None from the browser callback, where the unguessable,
+        single-use state is the proof.
+        """
+        store = self._services.store
+        pending = await store.consume_oauth_state(state)
+        if pending is None:
+            raise OAuthError(
+                "STATE_UNKNOWN",
+                "this authorization is unknown or was already used; start connecting again",
+            )
+        if pending.expires_at <= utcnow():
+            raise OAuthError(
+                "STATE_EXPIRED",
+                "this authorization expired (it is valid for "
+                f"{self._services.settings.oauth_state_ttl_seconds} seconds); "
+                "start connecting again",
+            )
+        if user is not None and pending.user != user:
+            # Put it back: the user who started it may still finish it.
+            await store.save_oauth_state(pending)
+            raise OAuthError("STATE_FOREIGN", "this authorization was started by another user")
+        connection = await store.get_connection(pending.connection_id)
+        if connection is None:
+            raise OAuthError(
+                "CONNECTION_GONE", "the connection being authorized was removed meanwhile"
+            )
+        destination = self._oauth_destination(connection)
+        secrets_ = open_credentials(self._services.cipher, connection.credentials).secrets
+
+        credentials: PendingCredentials | None = None
+        try:
+            bootstrap = _context(self._services, destination, connection, None)
+            tokens = await destination.exchange_code(
+                bootstrap,
+                code=code,
+                code_verifier=pending.code_verifier,
+                redirect_uri=pending.redirect_uri,
+            )
+            credentials = PendingCredentials(destination, tokens, secrets_)
+            ctx = _context(self._services, destination, connection, credentials)
+            credentials.ctx = ctx
+            account = await destination.verify_connection(ctx)
+        except DestinationError as exc:
+            raise OAuthError("EXCHANGE_FAILED", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise OAuthError(
+                "EXCHANGE_FAILED",
+                f"could not reach {destination.display_name} ({type(exc).__name__})",
+            ) from None
+
+        # Re-read: the connection may have been edited or removed during the exchange.
+        current = await store.get_connection(connection.id)
+        if current is None:
+            raise OAuthError(
+                "CONNECTION_GONE", "the connection being authorized was removed meanwhile"
+            )
+        current.credentials = seal_credentials(
+            self._services.cipher, tokens=credentials.current, secrets=secrets_
+        )
+        current.account = account
+        current.status = ConnectionStatus.CONNECTED
+        current.status_message = None
+        current.updated_at = utcnow()
+        await store.save_connection(current)
+        log.info("oauth_completed", connection_id=current.id, user=pending.user)
+        return current
+
+
+def _context(
+    services: Services,
+    destination: Destination,
+    connection: Connection,
+    credentials: PendingCredentials | None,
+) -> DestinationContext:
+    return DestinationContext(
+        http=services.http,
+        rate_limiter=services.limiters.for_destination(destination),
+        credentials=credentials or _NoCredentials(),
+        connection_settings=dict(connection.settings),
+    )
+
+
+class _NoCredentials:
+    """What the code exchange runs with: there are no tokens yet."""
+
+    async def tokens(self) -> OAuthTokens:
+        raise DestinationError("no tokens yet: the authorization is being completed")
+
+    async def refresh(self, stale: OAuthTokens) -> OAuthTokens:
+        raise DestinationError("no tokens yet: the authorization is being completed")
+
+    async def secrets(self) -> dict[str, Any]:
+        return {}
+
+
+# -- the browser's way back: GET /oauth/callback ---------------------------------------
+
+
+async def oauth_callback(request: Request) -> Response:
+    """``GET /oauth/callback?code=&state=`` (or ``?error=&error_description=&state=``)."""
+    services: Services = request.app.state.services
+    params = request.query_params
+    state, code, error = params.get("state"), params.get("code"), params.get("error")
+    try:
+        if not state:
+            raise OAuthError(
+                "MISSING_PARAMETER", "the callback needs the 'state' the provider sends back"
+            )
+        if error:
+            connection_id = await _refused_by_provider(services, state)
+            # The provider's words are shown only for a state we issued, so nobody can
+            # put text of their choosing on our page with a crafted link.
+            description = params.get("error_description") or error
+            raise _Denied(connection_id, description)
+        if not code:
+            raise OAuthError(
+                "MISSING_PARAMETER", "the callback needs the 'code' the provider sends back"
+            )
+        connection = await OAuthFlow(services).complete(state, code, None)
+    except _Denied as denied:
+        return _failure(
+            services,
+            "AUTHORIZATION_DENIED",
+            f"the authorization was refused: {denied.description}",
+            denied.connection_id,
+        )
+    except OAuthError as exc:
+        log.info("oauth_callback_refused", code=exc.code)
+        return _failure(services, exc.code, exc.message, None)
+    return _success(services, connection)
+
+
+class _Denied(Exception):
+    def __init__(self, connection_id: str, description: str) -> None:
+        super().__init__(description)
+        self.connection_id = connection_id
+        self.description = description
+
+
+async def _refused_by_provider(services: Services, state: str) -> str:
+    """Spend the state of an authorization the provider (or the user) refused."""
+    pending = await services.store.consume_oauth_state(state)
+    if pending is None:
+        raise OAuthError(
+            "STATE_UNKNOWN",
+            "this authorization is unknown or was already used; start connecting again",
+        )
+    return pending.connection_id
+
+
+def _connection_ref(connection_id: str) -> str:
+    # The same opaque Relay id the GraphQL API hands out (base64url of "Connection:<id>").
+    return base64.urlsafe_b64encode(f"Connection:{connection_id}".encode()).decode().rstrip("=")
+
+
+def _with_query(url: str, params: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _success(services: Services, connection: Connection) -> Response:
+    ui_url = services.settings.ui_url
+    if ui_url:
+        target = _with_query(
+            ui_url, {"connection": _connection_ref(connection.id), "status": "connected"}
+        )
+        return RedirectResponse(target, status_code=303)
+    account = connection.account or connection.display_name
+    return _page(
+        200,
+        f"Connected to {account}",
+        f"The connection {connection.display_name!r} is ready. You can close this window.",
+    )
+
+
+def _failure(services: Services, code: str, message: str, connection_id: str | None) -> Response:
+    ui_url = services.settings.ui_url
+    if ui_url:
+        params = {"error": code}
+        if connection_id is not None:
+            params["connection"] = _connection_ref(connection_id)
+        return RedirectResponse(_with_query(ui_url, params), status_code=303)
+    return _page(400, "The connection was not made", f"{message} ({code})")
+
+
+def _page(status: int, title: str, text: str) -> HTMLResponse:
+    body = (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title></head><body>"
+        f"<h1>{escape(title)}</h1><p>{escape(text)}</p></body></html>"
+    )
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+__all__ = ["OAuthError", "OAuthFlow", "oauth_callback", "pkce_pair"]
