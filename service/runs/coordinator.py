@@ -1,0 +1,185 @@
+"""Asking for runs and cancelling them: the one place that creates a run.
+
+The API, the CLI and the schedule all go through :class:`RunCoordinator`, so
+the rules hold everywhere: a detached export cannot run, an export has one
+active run at a time, a scheduled due time makes one run however many
+processes tick at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from service.domain import (
+    ExportRun,
+    ExportRunStatus,
+    ExportRunTrigger,
+    ScheduleMode,
+    new_id,
+    utcnow,
+)
+from service.store.base import ActiveRunExists, DuplicateRun
+
+if TYPE_CHECKING:
+    from service.core import Services
+
+log = structlog.get_logger(__name__)
+
+
+class RunRequestError(Exception):
+    """A run cannot be made or changed as asked; ``code`` is the GraphQL userError code."""
+
+    code = "INVALID"
+
+    def __init__(self, message: str, *, export_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.export_id = export_id
+
+
+class NotFoundError(RunRequestError):
+    code = "NOT_FOUND"
+
+
+class ExportDetachedError(RunRequestError):
+    code = "EXPORT_DETACHED"
+
+
+class ActiveRunExistsError(RunRequestError):
+    code = "ACTIVE_RUN_EXISTS"
+
+    def __init__(self, message: str, *, export_id: str, run_id: str) -> None:
+        super().__init__(message, export_id=export_id)
+        self.run_id = run_id
+
+
+class DuplicateRunError(RunRequestError):
+    """A scheduled due time already has its run."""
+
+    code = "DUPLICATE_RUN"
+
+
+class RunFinishedError(RunRequestError):
+    code = "RUN_FINISHED"
+
+
+@dataclass(slots=True)
+class RunAllResult:
+    runs: list[ExportRun]
+    problems: list[RunRequestError]
+
+
+class RunCoordinator:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def request_run(
+        self,
+        export_id: str,
+        trigger: ExportRunTrigger,
+        requested_by: str | None,
+        dedupe_key: str | None = None,
+    ) -> ExportRun:
+        """Create a QUEUED run of the export, announce it and hand it to the queue."""
+        store = self.services.store
+        export = await store.get_export(export_id)
+        if export is None:
+            raise NotFoundError(f"Export {export_id!r} does not exist.", export_id=export_id)
+        if export.connection_id is None:
+            raise ExportDetachedError(
+                f"Export {export.display_name!r} is detached from its connection; "
+                "attach a connection before running it.",
+                export_id=export_id,
+            )
+        run = ExportRun(
+            id=new_id(),
+            export_id=export_id,
+            status=ExportRunStatus.QUEUED,
+            trigger=trigger,
+            requested_by=requested_by,
+            queued_at=utcnow(),
+            dedupe_key=dedupe_key,
+        )
+        try:
+            await store.insert_run(run)
+        except ActiveRunExists as exc:
+            raise ActiveRunExistsError(
+                f"Export {export.display_name!r} already has an active run {exc.run_id!r}; "
+                "wait for it to end or cancel it.",
+                export_id=export_id,
+                run_id=exc.run_id,
+            ) from exc
+        except DuplicateRun as exc:
+            raise DuplicateRunError(
+                f"The run for {exc.dedupe_key!r} was already made.", export_id=export_id
+            ) from exc
+        await self.services.events.publish(run)
+        try:
+            await self.services.queue.enqueue(run.id)
+        except Exception:
+            # The run is stored; the recovery sweep gives it a job once the queue answers.
+            log.warning("run_not_enqueued", run_id=run.id, exc_info=True)
+        log.info("run_requested", run_id=run.id, export_id=export_id, trigger=str(trigger))
+        return run
+
+    async def cancel_run(self, run_id: str, by: str | None) -> ExportRun:
+        """Ask the run to stop: a QUEUED run ends at once, a RUNNING one within seconds."""
+        store = self.services.store
+        run = await store.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"Run {run_id!r} does not exist.")
+        if run.status.is_terminal:
+            raise RunFinishedError(
+                f"Run {run_id!r} already ended ({run.status}); there is nothing to cancel.",
+                export_id=run.export_id,
+            )
+        updated = await store.request_run_cancel(run_id)
+        if updated is None:
+            raise NotFoundError(f"Run {run_id!r} does not exist.")
+        if updated.status is ExportRunStatus.CANCELLED and updated.message is None:
+            updated = (
+                await store.update_run(
+                    run_id,
+                    message=f"Cancelled before it started{f' by {by}' if by else ''}.",
+                )
+                or updated
+            )
+        await self.services.events.publish(updated)
+        if updated.status is ExportRunStatus.RUNNING:
+            try:
+                await self.services.queue.abort(run_id)
+            except Exception:
+                # The pipeline polls the cancel flag too; the abort only makes it quicker.
+                log.warning("run_abort_not_sent", run_id=run_id, exc_info=True)
+        log.info("run_cancel_requested", run_id=run_id, by=by)
+        return updated
+
+    async def run_all(self, requested_by: str | None) -> list[ExportRun]:
+        """Run every export whose schedule is on (see :meth:`run_all_detailed`)."""
+        return (await self.run_all_detailed(requested_by)).runs
+
+    async def run_all_detailed(self, requested_by: str | None) -> RunAllResult:
+        """Run every export whose schedule mode is not OFF; the ones that cannot run
+        (detached, a run already active) are reported, not fatal."""
+        store = self.services.store
+        result = RunAllResult(runs=[], problems=[])
+        after: str | None = None
+        while True:
+            page = await store.list_exports(first=100, after=after)
+            for export in page.items:
+                if export.schedule.mode is ScheduleMode.OFF:
+                    continue
+                try:
+                    run = await self.request_run(
+                        export.id, ExportRunTrigger.ON_DEMAND, requested_by
+                    )
+                except RunRequestError as problem:
+                    result.problems.append(problem)
+                else:
+                    result.runs.append(run)
+            if not page.has_next_page or not page.items:
+                return result
+            after = page.items[-1].id

@@ -1,0 +1,70 @@
+"""Telling admins about permanent run failures: a JSON POST to ``SEGPORT_NOTIFY_WEBHOOK_URL``.
+
+The body carries a Slack-compatible ``text`` beside the structured fields, so
+the URL can be a Slack incoming webhook or any service of one's own. A
+notification that cannot be delivered is logged, never fatal to anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import structlog
+
+from service.domain import ExportRun
+
+if TYPE_CHECKING:
+    from service.core import Services
+
+log = structlog.get_logger(__name__)
+
+
+def failure_summary(run: ExportRun, export_name: str | None) -> dict[str, Any]:
+    name = export_name or run.export_id
+    counts = run.counts
+    text = (
+        f"segport: export {name!r} failed (run {run.id}, trigger {run.trigger}): "
+        f"{run.message or 'no reason given'}. Sent {counts.contacts_sent} of "
+        f"{counts.profiles_total} profiles before it stopped."
+    )
+    return {
+        "text": text,
+        "event": "export_run_failed",
+        "runId": run.id,
+        "exportId": run.export_id,
+        "exportName": export_name,
+        "status": str(run.status),
+        "trigger": str(run.trigger),
+        "message": run.message,
+        "finishedAt": run.finished_at.isoformat() if run.finished_at else None,
+        "counts": {
+            "profilesTotal": counts.profiles_total,
+            "profilesRead": counts.profiles_read,
+            "contactsSent": counts.contacts_sent,
+            "skippedInvalid": counts.skipped_invalid,
+            "skippedDuplicate": counts.skipped_duplicate,
+            "acceptedByDestination": counts.accepted_by_destination,
+            "rejectedByDestination": counts.rejected_by_destination,
+            "cannotAddToList": counts.cannot_add_to_list,
+        },
+    }
+
+
+async def notify_failure(services: Services, run: ExportRun) -> None:
+    url = services.settings.notify_webhook_url
+    if not url:
+        return
+    export = await services.store.get_export(run.export_id)
+    body = failure_summary(run, export.display_name if export else None)
+    try:
+        response = await services.http.post(url, json=body, timeout=10.0)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        # The URL may carry a token (Slack's do): log only its host.
+        log.warning(
+            "failure_notification_not_sent",
+            run_id=run.id,
+            host=httpx.URL(url).host,
+            error=type(exc).__name__,
+        )

@@ -1,0 +1,154 @@
+"""The run job, and ``segport worker``: an arq worker that carries runs and ticks the schedule.
+
+A job may run more than once (a crash, a SIGTERM, a retry), so it is
+idempotent: a job for a finished run does nothing, a job for a RUNNING run
+resumes from its checkpoint, and two jobs never carry one run at once (a job
+takes a run only when no other job's heartbeat is fresh, and claims the run's
+attempt number once in the store).
+
+Workers also tick the schedule and recover runs whose job died (no heartbeat
+for three heartbeat periods), every ``SEGPORT_SCHEDULE_TICK_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from service.domain import ExportRunStatus, utcnow
+from service.runs.pipeline import TransientRunError, execute_run, fail_run, heartbeat_age
+from service.runs.queue import JOB_FUNCTION, recover_runs
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.core import Services
+
+log = structlog.get_logger(__name__)
+
+STALE_HEARTBEATS = 3
+"""A run whose job has not written for this many heartbeat periods is taken over."""
+
+
+def stale_after_seconds(settings: Settings) -> float:
+    return STALE_HEARTBEATS * settings.run_heartbeat_seconds
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before retry ``attempt + 1``: exponential with jitter, at most five minutes."""
+    base: float = min(300.0, 5.0 * 2 ** (attempt - 1))
+    return base * random.uniform(0.8, 1.2)
+
+
+async def perform_run(services: Services, run_id: str, *, takeover: bool = False) -> str:
+    """Carry the run if this job may; returns what happened (for the job's result)."""
+    store = services.store
+    run = await store.get_run(run_id)
+    if run is None:
+        return "missing"
+    if run.status.is_terminal:
+        return f"already {run.status}"
+    if run.status is ExportRunStatus.RUNNING and not takeover:
+        age = heartbeat_age(run, utcnow())
+        if age is not None and age.total_seconds() <= stale_after_seconds(services.settings):
+            return "carried by another job"
+    # The attempt number fences concurrent jobs: only one may start attempt N + 1.
+    claimed = await store.claim_once(
+        f"run:{run_id}:attempt:{run.attempt}", utcnow() + timedelta(days=7)
+    )
+    if not claimed:
+        return "claimed by another job"
+    done = await execute_run(services, run_id)
+    return str(done.status) if done is not None else "missing"
+
+
+# -- arq ---------------------------------------------------------------------------------------
+
+
+async def run_export(ctx: dict[str, Any], run_id: str) -> str:
+    """The arq job: carry one run; retry transient trouble with backoff, then fail it."""
+    from arq import Retry
+
+    services: Services = ctx["services"]
+    job_try: int = ctx.get("job_try", 1)
+    try:
+        return await perform_run(services, run_id)
+    except TransientRunError as exc:
+        if job_try >= services.settings.job_max_tries:
+            await fail_run(services, run_id, f"Gave up after {job_try} attempts: {exc}")
+            return "failed"
+        log.info("run_retrying", run_id=run_id, attempt=job_try, error=str(exc))
+        raise Retry(defer=retry_delay(job_try)) from exc
+
+
+async def _startup(ctx: dict[str, Any]) -> None:
+    from service.core import open_services
+
+    settings: Settings = ctx["settings"]
+    stack = AsyncExitStack()
+    services = await stack.enter_async_context(open_services(settings))
+    ctx["stack"] = stack
+    ctx["services"] = services
+    ctx["ticker"] = asyncio.create_task(tick_forever(services))
+
+
+async def _shutdown(ctx: dict[str, Any]) -> None:
+    ticker: asyncio.Task[None] | None = ctx.get("ticker")
+    if ticker is not None:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+    stack: AsyncExitStack | None = ctx.get("stack")
+    if stack is not None:
+        await stack.aclose()
+
+
+async def tick_forever(services: Services) -> None:
+    """Every tick: recover orphaned runs, then start the runs the schedule makes due."""
+    from service.runs.schedule import ScheduleTicker
+
+    ticker = ScheduleTicker(services)
+    interval = services.settings.schedule_tick_seconds
+    while True:
+        try:
+            await recover_runs(services, stale_after_seconds(services.settings))
+            await ticker.tick()
+        except Exception:
+            log.warning("tick_failed", exc_info=True)
+        await asyncio.sleep(interval)
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for :class:`arq.worker.Worker` (what a ``WorkerSettings`` class holds)."""
+    from arq.connections import RedisSettings
+    from arq.worker import func
+
+    if not settings.redis_url:
+        raise ValueError("segport worker needs SEGPORT_REDIS_URL (the arq queue lives in Redis)")
+    return {
+        "functions": [func(run_export, name=JOB_FUNCTION)],
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "on_startup": _startup,
+        "on_shutdown": _shutdown,
+        "ctx": {"settings": settings},
+        "allow_abort_jobs": True,
+        "job_timeout": settings.job_timeout_seconds,
+        "max_tries": settings.job_max_tries,
+        "job_completion_wait": settings.job_completion_wait_seconds,
+        "max_jobs": settings.worker_concurrency,
+        "keep_result": 3600,
+        "poll_delay": 0.2,
+    }
+
+
+def run_worker(settings: Settings) -> None:
+    """``segport worker``: serve run jobs until SIGTERM/SIGINT (blocking)."""
+    from arq.worker import Worker
+
+    worker = Worker(**worker_settings(settings))
+    worker.run()
