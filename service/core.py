@@ -23,12 +23,14 @@ from service.limiter import RateLimiters
 from service.locks import Locks, MemoryLocks, make_locks
 from service.plugins.manager import DestinationRegistry, load_destinations
 from service.redis import RedisClient, close_redis, connect_redis
+from service.runs.events import MemoryRunEvents, RunEvents, open_run_events
+from service.runs.queue import InlineRunQueue, RunQueue, open_run_queue
 from service.settings import Settings
 from service.store import open_store
 from service.store.base import Store
 
 if TYPE_CHECKING:
-    pass
+    from service.runs.coordinator import RunCoordinator
 
 
 @dataclass
@@ -45,8 +47,19 @@ class Services:
     """Per-destination rate limiters (shared through Redis when it is configured)."""
     locks: Locks = field(default_factory=MemoryLocks)
     """Named locks (e.g. the per-connection token refresh), Redis-backed when configured."""
+    events: RunEvents = field(default_factory=MemoryRunEvents)
+    """Run events for subscriptions: in-process, or Redis pub/sub when configured."""
+    queue: RunQueue = field(default_factory=lambda: InlineRunQueue(concurrency=4, max_tries=5))
+    """Where run jobs go: asyncio tasks in this process, or arq on Redis when configured."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Parts wired in by later layers (runs, connections), by name."""
+
+    @property
+    def runs(self) -> RunCoordinator:
+        """Request and cancel runs (the one way runs are made)."""
+        from service.runs.coordinator import RunCoordinator
+
+        return RunCoordinator(self)
 
 
 @asynccontextmanager
@@ -76,6 +89,15 @@ async def open_services(
             redis=redis,
             limiters=RateLimiters(redis),
             locks=make_locks(redis),
+            events=open_run_events(redis),
+            queue=open_run_queue(
+                settings.redis_url, settings.worker_concurrency, settings.job_max_tries
+            ),
         )
+        stack.push_async_callback(services.events.aclose)
+        # Closed first (LIFO): in-process jobs checkpoint before events and store go.
+        stack.push_async_callback(services.queue.aclose)
+        if isinstance(services.queue, InlineRunQueue):
+            services.queue.bind(services)
         services.destinations.plugin_manager.hook.startup(settings=settings)
         yield services

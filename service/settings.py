@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=4, ge=1)
     worker_metrics_port: int = 9101
     schedule_tick_seconds: float = Field(default=30.0, gt=0)
+    run_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    """How often a running job says it is alive; a run silent for 3 periods is taken over."""
     oauth_state_ttl_seconds: int = Field(default=600, ge=10)
 
     @field_validator("database_url")
