@@ -1,0 +1,338 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.field/mutation with keyword arguments are untyped decorators for mypy)
+"""Connections: listing them, creating, editing, authorizing and removing them (admins)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from service import domain
+from service.api.collaborators import oauth_module
+from service.api.context import Info
+from service.api.descriptors import ConnectionUsableBy
+from service.api.errors import UserError, UserInputError, user_error
+from service.api.ids import expect_global_id, to_global_id
+from service.api.nodes import Connection, ConnectionConnection
+from service.api.pagination import page_args
+from service.credentials import seal_credentials
+from service.destination_context import destination_context
+from service.permissions import Action, visible_usable_by
+from service.plugins.api import Destination, InvalidCredentials
+
+
+@strawberry.enum(description="What removeConnection does with the exports that use it.")
+class RemoveConnectionExports(Enum):
+    FAIL_IF_USED = "FAIL_IF_USED"
+    DETACH = "DETACH"
+    REMOVE = "REMOVE"
+
+
+@strawberry.input
+class CreateConnectionInput:
+    destination_type: str = strawberry.field(
+        description='A DestinationType key, e.g. "constant_contact".'
+    )
+    display_name: str
+    usable_by: ConnectionUsableBy = domain.ConnectionUsableBy.ADMINS
+    accept_data_privacy: bool = strawberry.field(
+        description="Must be true: profiles sent through this connection leave the company."
+    )
+    settings: JSON | None = strawberry.field(
+        default=None, description="The destination type's connectionSettings, by name."
+    )
+
+
+@strawberry.input
+class UpdateConnectionInput:
+    id: strawberry.ID
+    display_name: str | None = None
+    usable_by: ConnectionUsableBy | None = None
+
+
+@strawberry.input
+class AddExportUserInput:
+    connection_id: strawberry.ID
+
+
+@strawberry.input
+class RemoveConnectionInput:
+    id: strawberry.ID
+    exports: RemoveConnectionExports = RemoveConnectionExports.FAIL_IF_USED
+
+
+@strawberry.input
+class AuthorizeConnectionInput:
+    connection_id: strawberry.ID
+
+
+@strawberry.input
+class CompleteConnectionAuthorizationInput:
+    state: str
+    code: str
+
+
+@strawberry.type
+class ConnectionPayload:
+    connection: Connection | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class AuthorizeConnectionPayload:
+    authorization_url: str | None = None
+    connection: Connection | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RemoveConnectionPayload:
+    removed_id: strawberry.ID | None = None
+    removed_export_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+    detached_export_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="Admins see every connection, contributors those usable by contributors; "
+        "viewers get a FORBIDDEN error."
+    )
+    async def connections(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> ConnectionConnection:
+        principal = info.context.require(Action.SEE_CONNECTIONS)
+        args = page_args(info.context.services.settings, first, after)
+        page = await info.context.services.store.list_connections(
+            args.first, after=args.after, usable_by=visible_usable_by(principal)
+        )
+        return ConnectionConnection.of(page)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_connection(
+        self, info: Info, input: CreateConnectionInput
+    ) -> ConnectionPayload:
+        info.context.require(Action.MANAGE_CONNECTIONS)
+        try:
+            connection = await _create_connection(info, input)
+        except UserInputError as exc:
+            return ConnectionPayload(user_errors=exc.errors)
+        return ConnectionPayload(connection=Connection.of(connection))
+
+    @strawberry.mutation
+    async def update_connection(
+        self, info: Info, input: UpdateConnectionInput
+    ) -> ConnectionPayload:
+        info.context.require(Action.MANAGE_CONNECTIONS)
+        try:
+            connection = await load_connection(info, input.id, "id")
+            if input.display_name is not None:
+                connection.display_name = _display_name(input.display_name)
+            if input.usable_by is not None:
+                connection.usable_by = input.usable_by
+        except UserInputError as exc:
+            return ConnectionPayload(user_errors=exc.errors)
+        connection.updated_at = domain.utcnow()
+        await info.context.services.store.save_connection(connection)
+        return ConnectionPayload(connection=Connection.of(connection))
+
+    @strawberry.mutation(description="The caller becomes the connection's export user.")
+    async def add_export_user(self, info: Info, input: AddExportUserInput) -> ConnectionPayload:
+        principal = info.context.require(Action.MANAGE_CONNECTIONS)
+        try:
+            connection = await load_connection(info, input.connection_id, "connectionId")
+        except UserInputError as exc:
+            return ConnectionPayload(user_errors=exc.errors)
+        connection.export_user = principal.sub
+        connection.updated_at = domain.utcnow()
+        await info.context.services.store.save_connection(connection)
+        return ConnectionPayload(connection=Connection.of(connection))
+
+    @strawberry.mutation
+    async def remove_connection(
+        self, info: Info, input: RemoveConnectionInput
+    ) -> RemoveConnectionPayload:
+        info.context.require(Action.MANAGE_CONNECTIONS)
+        try:
+            return await _remove_connection(info, input)
+        except UserInputError as exc:
+            return RemoveConnectionPayload(user_errors=exc.errors)
+
+    @strawberry.mutation(description="Start OAuth: the URL to send the browser to.")
+    async def authorize_connection(
+        self, info: Info, input: AuthorizeConnectionInput
+    ) -> AuthorizeConnectionPayload:
+        principal = info.context.require(Action.MANAGE_CONNECTIONS)
+        oauth = oauth_module()
+        try:
+            connection = await load_connection(info, input.connection_id, "connectionId")
+            destination = info.context.services.destinations.get(connection.destination_type)
+            if destination is None or destination.auth_kind != "oauth2":
+                raise UserInputError(
+                    "connectionId",
+                    f"connection {input.connection_id!r} does not authorize with OAuth",
+                    "NOT_OAUTH",
+                )
+            try:
+                url = await oauth.OAuthFlow(info.context.services).start(connection, principal.sub)
+            except oauth.OAuthError as exc:
+                raise UserInputError("connectionId", str(exc.message), str(exc.code)) from exc
+        except UserInputError as exc:
+            return AuthorizeConnectionPayload(user_errors=exc.errors)
+        return AuthorizeConnectionPayload(
+            authorization_url=str(url), connection=Connection.of(connection)
+        )
+
+    @strawberry.mutation(description="Finish OAuth with the redirect's state and code.")
+    async def complete_connection_authorization(
+        self, info: Info, input: CompleteConnectionAuthorizationInput
+    ) -> ConnectionPayload:
+        principal = info.context.require(Action.MANAGE_CONNECTIONS)
+        oauth = oauth_module()
+        try:
+            connection = await oauth.OAuthFlow(info.context.services).complete(
+                input.state, input.code, principal.sub
+            )
+        except oauth.OAuthError as exc:
+            return ConnectionPayload(
+                user_errors=[user_error("code", str(exc.message), str(exc.code))]
+            )
+        return ConnectionPayload(connection=Connection.of(connection))
+
+
+def _display_name(value: str) -> str:
+    name = value.strip()
+    if not name:
+        raise UserInputError("displayName", "a display name is required", "REQUIRED")
+    return name
+
+
+async def load_connection(info: Info, global_id: str, field: str) -> domain.Connection:
+    """The connection a mutation names, or a NOT_FOUND userError for ``field``."""
+    raw_id = expect_global_id(global_id, "Connection", field)
+    connection = await info.context.services.store.get_connection(raw_id)
+    if connection is None:
+        raise UserInputError(field, f"connection {global_id!r} does not exist", "NOT_FOUND")
+    return connection
+
+
+def _settings_object(value: Any, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserInputError(
+            field, f"{field} must be an object, not {type(value).__name__}", "NOT_AN_OBJECT"
+        )
+    return value
+
+
+async def _create_connection(info: Info, input: CreateConnectionInput) -> domain.Connection:
+    services = info.context.services
+    principal = info.context.principal
+    errors: list[UserError] = []
+    if input.accept_data_privacy is not True:
+        errors.append(
+            user_error(
+                "acceptDataPrivacy",
+                "the data privacy and compliance terms must be accepted: profiles sent through "
+                "a connection leave the company",
+                "DATA_PRIVACY_NOT_ACCEPTED",
+            )
+        )
+    destination = services.destinations.get(input.destination_type)
+    if destination is None:
+        installed = ", ".join(d.key for d in services.destinations.all()) or "none"
+        errors.append(
+            user_error(
+                "destinationType",
+                f"unknown destination type {input.destination_type!r} (installed: {installed})",
+                "UNKNOWN_DESTINATION_TYPE",
+            )
+        )
+    if not input.display_name.strip():
+        errors.append(user_error("displayName", "a display name is required", "REQUIRED"))
+    settings = _settings_object(input.settings, "settings")
+    if destination is not None:
+        errors.extend(
+            user_error(["settings", e.field], e.message, e.code)
+            for e in destination.validate_connection_settings(settings)
+        )
+    if errors or destination is None:
+        raise UserInputError.of(errors)
+
+    now = domain.utcnow()
+    secret_names = {spec.name for spec in destination.connection_settings if spec.secret}
+    secrets = {k: v for k, v in settings.items() if k in secret_names}
+    connection = domain.Connection(
+        id=domain.new_id(),
+        display_name=input.display_name.strip(),
+        destination_type=destination.key,
+        usable_by=input.usable_by,
+        status=domain.ConnectionStatus.PENDING_AUTHORIZATION,
+        created_by=principal.sub,
+        created_at=now,
+        updated_at=now,
+        settings={k: v for k, v in settings.items() if k not in secret_names},
+        # Secret settings (API keys) are only ever stored encrypted.
+        credentials=seal_credentials(services.cipher, secrets=secrets) if secrets else None,
+        data_privacy_accepted_by=principal.sub,
+        data_privacy_accepted_at=now,
+    )
+    await _connect_without_oauth(info, destination, connection)
+    await services.store.save_connection(connection)
+    return connection
+
+
+async def _connect_without_oauth(
+    info: Info, destination: Destination, connection: domain.Connection
+) -> None:
+    """API-key and credential-less destinations are connected at once; OAuth ones wait."""
+    if destination.auth_kind == "none":
+        connection.status = domain.ConnectionStatus.CONNECTED
+    elif destination.auth_kind == "api_key":
+        ctx = await destination_context(info.context.services, connection)
+        try:
+            connection.account = await destination.verify_connection(ctx)
+        except InvalidCredentials as exc:
+            raise UserInputError(
+                "settings",
+                f"the destination refused these credentials: {exc}",
+                "INVALID_CREDENTIALS",
+            ) from exc
+        connection.status = domain.ConnectionStatus.CONNECTED
+
+
+async def _remove_connection(info: Info, input: RemoveConnectionInput) -> RemoveConnectionPayload:
+    store = info.context.services.store
+    connection = await load_connection(info, input.id, "id")
+    export_ids = await store.export_ids_using_connection(connection.id)
+    if export_ids and input.exports is RemoveConnectionExports.FAIL_IF_USED:
+        raise UserInputError(
+            "exports",
+            f"connection {input.id!r} is used by {len(export_ids)} export(s); "
+            "choose exports: DETACH or REMOVE",
+            "CONNECTION_IN_USE",
+        )
+    payload = RemoveConnectionPayload(removed_id=input.id)
+    now = domain.utcnow()
+    global_ids = [strawberry.ID(to_global_id("Export", e)) for e in export_ids]
+    if input.exports is RemoveConnectionExports.REMOVE:
+        for export_id in export_ids:
+            active = await store.active_run(export_id)
+            if active is not None:
+                await store.request_run_cancel(active.id)
+            await store.delete_export(export_id)
+        payload.removed_export_ids = global_ids
+    elif export_ids:
+        await store.detach_exports(connection.id, now)
+        payload.detached_export_ids = global_ids
+    await store.delete_connection(connection.id)
+    info.context.forget_connection(connection.id)
+    return payload

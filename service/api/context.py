@@ -1,0 +1,72 @@
+"""The per-operation GraphQL context: the services, the request and who is calling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from service import domain
+from service.api.errors import forbidden
+from service.auth import AuthenticationError, Principal
+from service.core import Services
+from service.permissions import Action, allows
+
+
+@dataclass
+class RequestContext:
+    services: Services
+    request: Request | WebSocket
+    response: Response | WebSocket | None
+    request_id: str
+    connection_params: dict[str, Any] | None = None
+    """Set by strawberry from the websocket ``connection_init`` payload."""
+    _principal: Principal | None = field(default=None, repr=False)
+    _connections: dict[str, domain.Connection | None] = field(default_factory=dict, repr=False)
+
+    def authorization(self) -> str | None:
+        """The ``Bearer ...`` string: the HTTP header, or ``connectionParams.Authorization``."""
+        if isinstance(self.request, Request):
+            return self.request.headers.get("authorization")
+        params = self.connection_params or {}
+        value = params.get("Authorization", params.get("authorization"))
+        return value if isinstance(value, str) else None
+
+    async def authenticate(self) -> Principal:
+        """Verify the caller's token once per operation; raises AuthenticationError."""
+        if self._principal is None:
+            self._principal = await self.services.verifier.verify(self.authorization())
+        return self._principal
+
+    @property
+    def principal(self) -> Principal:
+        """The verified caller (the Authentication extension ran before any resolver)."""
+        if self._principal is None:
+            raise AuthenticationError("not authenticated")
+        return self._principal
+
+    def require(self, action: Action) -> Principal:
+        """The caller, when one of their roles allows ``action``; a FORBIDDEN error otherwise."""
+        principal = self.principal
+        if not allows(principal, action):
+            raise forbidden(action.value)
+        return principal
+
+    async def load_connection(self, connection_id: str) -> domain.Connection | None:
+        """A connection by raw id, read once per operation (exports in a page share few)."""
+        if connection_id not in self._connections:
+            self._connections[connection_id] = await self.services.store.get_connection(
+                connection_id
+            )
+        return self._connections[connection_id]
+
+    def forget_connection(self, connection_id: str) -> None:
+        """Drop the memo after a mutation changed the connection."""
+        self._connections.pop(connection_id, None)
+
+
+Info: TypeAlias = strawberry.Info[RequestContext, None]

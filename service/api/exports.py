@@ -1,0 +1,441 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.field/mutation with keyword arguments are untyped decorators for mypy)
+"""Exports: listing them and creating, editing, duplicating, (de)attaching and removing them.
+
+Running them lives in :mod:`service.api.runs`. Every write checks the whole
+export (settings, mapping, segments, schedule) and reports every problem at
+once as userErrors; nothing is saved when there is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from service import domain
+from service.api.context import Info
+from service.api.descriptors import Frequency, ScheduleMode, Weekday
+from service.api.errors import UserError, UserInputError, user_error
+from service.api.ids import expect_global_id
+from service.api.nodes import Export, ExportConnection
+from service.api.pagination import page_args
+from service.destination_context import destination_context
+from service.permissions import Action, can_edit_export, can_use_connection
+from service.plugins.api import Destination
+from service.recurrence import InvalidRecurrence, parse_recurrence
+
+
+@strawberry.input
+class FieldMappingInput:
+    source: str = strawberry.field(description="A profile attribute name.")
+    target: str = strawberry.field(description="A MappingTarget name of the destination.")
+
+
+@strawberry.input
+class RecurrenceInput:
+    frequency: Frequency
+    weekdays: list[Weekday] = strawberry.field(
+        default_factory=list, description="Required, non-empty, for WEEKLY."
+    )
+    times: list[str] = strawberry.field(description="1 to 4 distinct HH:MM (24-hour) times.")
+    time_zone: str = strawberry.field(description="An IANA time zone, e.g. Europe/Paris.")
+
+
+@strawberry.input
+class ExportScheduleInput:
+    mode: ScheduleMode
+    recurrence: RecurrenceInput | None = strawberry.field(
+        default=None, description="Required for mode OWN; ignored otherwise."
+    )
+
+
+@strawberry.input
+class CreateExportInput:
+    display_name: str
+    connection_id: strawberry.ID
+    settings: JSON | None = None
+    field_mapping: list[FieldMappingInput] = strawberry.field(default_factory=list)
+    segment_ids: list[strawberry.ID]
+    schedule: ExportScheduleInput | None = strawberry.field(
+        default=None, description="Default: follow the system refresh schedule."
+    )
+
+
+@strawberry.input
+class UpdateExportInput:
+    id: strawberry.ID
+    display_name: str | None = None
+    settings: JSON | None = None
+    field_mapping: list[FieldMappingInput] | None = None
+    segment_ids: list[strawberry.ID] | None = None
+    schedule: ExportScheduleInput | None = None
+
+
+@strawberry.input
+class DuplicateExportInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class AttachConnectionInput:
+    export_id: strawberry.ID
+    connection_id: strawberry.ID
+
+
+@strawberry.input
+class DetachConnectionInput:
+    export_id: strawberry.ID
+
+
+@strawberry.input
+class RemoveExportInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class ExportPayload:
+    export: Export | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RemoveExportPayload:
+    removed_id: strawberry.ID | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Exports in creation order; search matches part of the name.")
+    async def exports(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        search: str | None = None,
+    ) -> ExportConnection:
+        info.context.require(Action.READ)
+        args = page_args(info.context.services.settings, first, after)
+        page = await info.context.services.store.list_exports(
+            args.first, after=args.after, search=search or None
+        )
+        return ExportConnection.of(page)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Save a new export. Saving does not run it.")
+    async def create_export(self, info: Info, input: CreateExportInput) -> ExportPayload:
+        info.context.require(Action.MANAGE_EXPORTS)
+        try:
+            export = await _create_export(info, input)
+        except UserInputError as exc:
+            return ExportPayload(user_errors=exc.errors)
+        return ExportPayload(export=Export.of(export))
+
+    @strawberry.mutation
+    async def update_export(self, info: Info, input: UpdateExportInput) -> ExportPayload:
+        info.context.require(Action.MANAGE_EXPORTS)
+        try:
+            export = await _update_export(info, input)
+        except UserInputError as exc:
+            return ExportPayload(user_errors=exc.errors)
+        return ExportPayload(export=Export.of(export))
+
+    @strawberry.mutation(description='A copy named "<name> (copy)", on the same connection.')
+    async def duplicate_export(self, info: Info, input: DuplicateExportInput) -> ExportPayload:
+        info.context.require(Action.MANAGE_EXPORTS)
+        try:
+            source = await editable_export(info, input.id, "id")
+        except UserInputError as exc:
+            return ExportPayload(user_errors=exc.errors)
+        now = domain.utcnow()
+        copy = domain.Export(
+            id=domain.new_id(),
+            display_name=f"{source.display_name} (copy)",
+            connection_id=source.connection_id,
+            destination_type=source.destination_type,
+            settings=dict(source.settings),
+            field_mapping=[domain.FieldMapping(m.source, m.target) for m in source.field_mapping],
+            segment_ids=list(source.segment_ids),
+            schedule=source.schedule,
+            created_by=info.context.principal.sub,
+            created_at=now,
+            updated_at=now,
+        )
+        await info.context.services.store.save_export(copy)
+        return ExportPayload(export=Export.of(copy))
+
+    @strawberry.mutation(description="Attach a connection (of the same destination type).")
+    async def attach_connection(self, info: Info, input: AttachConnectionInput) -> ExportPayload:
+        info.context.require(Action.MANAGE_EXPORTS)
+        try:
+            export = await editable_export(info, input.export_id, "exportId")
+            connection = await usable_connection(info, input.connection_id, "connectionId")
+            if connection.destination_type != export.destination_type:
+                raise UserInputError(
+                    "connectionId",
+                    f"connection {input.connection_id!r} is a {connection.destination_type!r} "
+                    f"connection; this export sends to {export.destination_type!r}",
+                    "DESTINATION_MISMATCH",
+                )
+        except UserInputError as exc:
+            return ExportPayload(user_errors=exc.errors)
+        export.connection_id = connection.id
+        export.updated_at = domain.utcnow()
+        await info.context.services.store.save_export(export)
+        return ExportPayload(export=Export.of(export))
+
+    @strawberry.mutation(description="Detach the connection; the export keeps its configuration.")
+    async def detach_connection(self, info: Info, input: DetachConnectionInput) -> ExportPayload:
+        info.context.require(Action.MANAGE_EXPORTS)
+        try:
+            export = await editable_export(info, input.export_id, "exportId")
+        except UserInputError as exc:
+            return ExportPayload(user_errors=exc.errors)
+        export.connection_id = None
+        export.updated_at = domain.utcnow()
+        await info.context.services.store.save_export(export)
+        return ExportPayload(export=Export.of(export))
+
+    @strawberry.mutation(description="Remove the export and its run history.")
+    async def remove_export(self, info: Info, input: RemoveExportInput) -> RemoveExportPayload:
+        info.context.require(Action.MANAGE_EXPORTS)
+        store = info.context.services.store
+        try:
+            export = await editable_export(info, input.id, "id")
+        except UserInputError as exc:
+            return RemoveExportPayload(user_errors=exc.errors)
+        active = await store.active_run(export.id)
+        if active is not None:
+            await store.request_run_cancel(active.id)
+        await store.delete_export(export.id)
+        return RemoveExportPayload(removed_id=input.id)
+
+
+# -- loading what a mutation names ------------------------------------------------
+
+
+async def editable_export(info: Info, global_id: str, field: str) -> domain.Export:
+    """The export a mutation names, when the caller may edit it; a userError otherwise."""
+    raw_id = expect_global_id(global_id, "Export", field)
+    export = await info.context.services.store.get_export(raw_id)
+    if export is None:
+        raise UserInputError(field, f"export {global_id!r} does not exist", "NOT_FOUND")
+    connection = None
+    if export.connection_id is not None:
+        connection = await info.context.load_connection(export.connection_id)
+    if not can_edit_export(info.context.principal, export, connection):
+        raise UserInputError(field, f"your role may not change export {global_id!r}", "FORBIDDEN")
+    return export
+
+
+async def usable_connection(info: Info, global_id: str, field: str) -> domain.Connection:
+    """The connection a mutation names, when the caller may send through it."""
+    raw_id = expect_global_id(global_id, "Connection", field)
+    connection = await info.context.load_connection(raw_id)
+    if connection is None:
+        raise UserInputError(field, f"connection {global_id!r} does not exist", "NOT_FOUND")
+    if not can_use_connection(info.context.principal, connection):
+        raise UserInputError(
+            field, f"your role may not use connection {global_id!r} for exports", "FORBIDDEN"
+        )
+    return connection
+
+
+# -- building and checking an export ----------------------------------------------
+
+
+async def _create_export(info: Info, input: CreateExportInput) -> domain.Export:
+    connection = await usable_connection(info, input.connection_id, "connectionId")
+    destination = info.context.services.destinations.get(connection.destination_type)
+    if destination is None:
+        raise UserInputError(
+            "connectionId",
+            f"destination type {connection.destination_type!r} is not installed",
+            "DESTINATION_NOT_INSTALLED",
+        )
+    errors: list[UserError] = []
+    now = domain.utcnow()
+    export = domain.Export(
+        id=domain.new_id(),
+        display_name=input.display_name.strip(),
+        connection_id=connection.id,
+        destination_type=destination.key,
+        settings=_collect(errors, lambda: _settings_object(input.settings)),
+        field_mapping=[domain.FieldMapping(m.source, m.target) for m in input.field_mapping],
+        segment_ids=[],
+        schedule=_collect(errors, lambda: _schedule(input.schedule)) or domain.ExportSchedule(),
+        created_by=info.context.principal.sub,
+        created_at=now,
+        updated_at=now,
+    )
+    export.segment_ids = await _segment_ids(info, input.segment_ids, errors)
+    await _check(info, export, destination, connection, errors)
+    await info.context.services.store.save_export(export)
+    return export
+
+
+async def _update_export(info: Info, input: UpdateExportInput) -> domain.Export:
+    export = await editable_export(info, input.id, "id")
+    errors: list[UserError] = []
+    if input.display_name is not None:
+        export.display_name = input.display_name.strip()
+    if input.settings is not None:
+        export.settings = _collect(errors, lambda: _settings_object(input.settings)) or {}
+    if input.field_mapping is not None:
+        export.field_mapping = [
+            domain.FieldMapping(m.source, m.target) for m in input.field_mapping
+        ]
+    if input.segment_ids is not None:
+        export.segment_ids = await _segment_ids(info, input.segment_ids, errors)
+    if input.schedule is not None:
+        schedule = _collect(errors, lambda: _schedule(input.schedule))
+        export.schedule = schedule or export.schedule
+    connection = None
+    if export.connection_id is not None:
+        connection = await info.context.load_connection(export.connection_id)
+    destination = info.context.services.destinations.get(export.destination_type)
+    if destination is None:
+        raise UserInputError(
+            "id",
+            f"destination type {export.destination_type!r} is not installed",
+            "DESTINATION_NOT_INSTALLED",
+        )
+    export.updated_at = domain.utcnow()
+    await _check(info, export, destination, connection, errors)
+    await info.context.services.store.save_export(export)
+    return export
+
+
+def _collect(errors: list[UserError], make: Any) -> Any:
+    """``make()``, or None after adding its userErrors to ``errors`` (to report them all)."""
+    try:
+        return make()
+    except UserInputError as exc:
+        errors.extend(exc.errors)
+        return None
+
+
+def _settings_object(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserInputError(
+            "settings", f"settings must be an object, not {type(value).__name__}", "NOT_AN_OBJECT"
+        )
+    return value
+
+
+def _schedule(value: ExportScheduleInput | None) -> domain.ExportSchedule:
+    if value is None:
+        return domain.ExportSchedule()
+    mode = domain.ScheduleMode(value.mode)
+    if mode is not domain.ScheduleMode.OWN:
+        return domain.ExportSchedule(mode=mode)
+    if value.recurrence is None:
+        raise UserInputError(
+            ["schedule", "recurrence"], "an OWN schedule needs a recurrence", "REQUIRED"
+        )
+    return domain.ExportSchedule(
+        mode=mode, recurrence=recurrence_from_input(value.recurrence, ["schedule", "recurrence"])
+    )
+
+
+def recurrence_from_input(value: RecurrenceInput, where: list[str]) -> domain.Recurrence:
+    """Shared by export schedules and the refresh schedule (one set of rules)."""
+    try:
+        return parse_recurrence(
+            frequency=value.frequency,
+            times=value.times,
+            timezone=value.time_zone,
+            weekdays=[d.value for d in value.weekdays],
+        )
+    except InvalidRecurrence as exc:
+        raise UserInputError.of(
+            [user_error([*where, p.field], p.message, p.code) for p in exc.problems]
+        ) from exc
+
+
+async def _segment_ids(
+    info: Info, global_ids: list[strawberry.ID], errors: list[UserError]
+) -> list[str]:
+    if not global_ids:
+        errors.append(user_error("segmentIds", "choose at least one segment", "REQUIRED"))
+        return []
+    raw_ids: list[str] = []
+    for position, global_id in enumerate(global_ids):
+        try:
+            raw_ids.append(expect_global_id(global_id, "Segment", "segmentIds"))
+        except UserInputError as exc:
+            errors.append(
+                user_error(["segmentIds", str(position)], exc.errors[0].message, "INVALID_ID")
+            )
+            raw_ids.append("")
+    found = {
+        s.id for s in await info.context.services.store.get_segments([r for r in raw_ids if r])
+    }
+    for position, raw in enumerate(raw_ids):
+        if raw and raw not in found:
+            errors.append(
+                user_error(
+                    ["segmentIds", str(position)],
+                    f"segment {global_ids[position]!r} does not exist",
+                    "NOT_FOUND",
+                )
+            )
+    # Keep the caller's order, once each.
+    return list(dict.fromkeys(r for r in raw_ids if r))
+
+
+async def _check(
+    info: Info,
+    export: domain.Export,
+    destination: Destination,
+    connection: domain.Connection | None,
+    errors: list[UserError],
+) -> None:
+    """Every local check, then (only when those pass and the connection is CONNECTED) the
+    destination's remote check of the settings. Raises with every problem found."""
+    if not export.display_name:
+        errors.append(user_error("displayName", "a display name is required", "REQUIRED"))
+    errors.extend(
+        user_error(["settings", e.field], e.message, e.code)
+        for e in destination.validate_export_settings(export.settings)
+    )
+    errors.extend(_mapping_errors(export, destination))
+    if errors:
+        raise UserInputError.of(errors)
+    if connection is not None and connection.status is domain.ConnectionStatus.CONNECTED:
+        ctx = await destination_context(
+            info.context.services, connection, export_settings=export.settings
+        )
+        remote = await destination.check_export_settings(ctx, export.settings)
+        if remote:
+            raise UserInputError.of(
+                [user_error(["settings", e.field], e.message, e.code) for e in remote]
+            )
+
+
+def _mapping_errors(export: domain.Export, destination: Destination) -> list[UserError]:
+    errors: list[UserError] = []
+    positions: dict[str, int] = {}
+    for position, mapping in enumerate(export.field_mapping):
+        positions.setdefault(mapping.target, position)
+        if not mapping.source.strip():
+            errors.append(
+                user_error(
+                    ["fieldMapping", str(position), "source"],
+                    f"mapping {position} needs a profile attribute as source",
+                    "REQUIRED",
+                )
+            )
+    for problem in destination.validate_mapping([m.target for m in export.field_mapping]):
+        if problem.field in positions and problem.code != "REQUIRED_TARGET":
+            field = ["fieldMapping", str(positions[problem.field]), "target"]
+        else:
+            field = ["fieldMapping"]
+        errors.append(user_error(field, problem.message, problem.code))
+    return errors

@@ -1,0 +1,364 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.field/mutation with keyword arguments are untyped decorators for mypy)
+"""The Relay node types (objects with a global id) and their list connections.
+
+Each type keeps the domain record it shows in a private attribute; fields that
+need a permission check or another read resolve lazily, asking
+:mod:`service.permissions`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from service import domain
+from service.api.context import Info
+from service.api.descriptors import (
+    ConnectionStatus,
+    ConnectionUsableBy,
+    DestinationType,
+    ExportRunCounts,
+    ExportRunError,
+    ExportRunStatus,
+    ExportRunTrigger,
+    ExportSchedule,
+    FieldMapping,
+    Frequency,
+    Weekday,
+)
+from service.api.ids import to_global_id
+from service.api.pagination import Edge, PageInfo, edges_of, page_args, page_info
+from service.core import Services
+from service.permissions import can_edit_export, can_see_connection, can_see_connection_details
+from service.store.base import Page
+
+REFRESH_SCHEDULE_ID = "system"
+
+
+def destination_type(services: Services, key: str) -> DestinationType:
+    destination = services.destinations.get(key)
+    return DestinationType.of(destination) if destination else DestinationType.missing(key)
+
+
+@strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class Segment(Node):
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    record: strawberry.Private[domain.Segment]
+
+    @classmethod
+    def of(cls, segment: domain.Segment) -> Segment:
+        return cls(
+            id=strawberry.ID(to_global_id("Segment", segment.id)),
+            name=segment.name,
+            description=segment.description,
+            created_at=segment.created_at,
+            updated_at=segment.updated_at,
+            record=segment,
+        )
+
+    @strawberry.field(description="How many profiles belong to the segment.")
+    async def member_count(self, info: Info) -> int:
+        return await info.context.services.store.count_segment_members([self.record.id])
+
+
+@strawberry.type(
+    description="A configured destination account. Details (status, account, export user, "
+    "consent, settings) are null for callers other than admins."
+)
+class Connection(Node):
+    display_name: str
+    usable_by: ConnectionUsableBy
+    created_at: datetime
+    updated_at: datetime
+    record: strawberry.Private[domain.Connection]
+
+    @classmethod
+    def of(cls, connection: domain.Connection) -> Connection:
+        return cls(
+            id=strawberry.ID(to_global_id("Connection", connection.id)),
+            display_name=connection.display_name,
+            usable_by=connection.usable_by,
+            created_at=connection.created_at,
+            updated_at=connection.updated_at,
+            record=connection,
+        )
+
+    @strawberry.field
+    def destination_type(self, info: Info) -> DestinationType:
+        return destination_type(info.context.services, self.record.destination_type)
+
+    def _details(self, info: Info) -> domain.Connection | None:
+        if can_see_connection_details(info.context.principal):
+            return self.record
+        return None
+
+    @strawberry.field
+    def status(self, info: Info) -> ConnectionStatus | None:
+        record = self._details(info)
+        return record.status if record else None
+
+    @strawberry.field(description="Why the connection needs attention, when it does.")
+    def status_message(self, info: Info) -> str | None:
+        record = self._details(info)
+        return record.status_message if record else None
+
+    @strawberry.field(description="The destination account's name or e-mail, once connected.")
+    def account(self, info: Info) -> str | None:
+        record = self._details(info)
+        return record.account if record else None
+
+    @strawberry.field(description="Sub of the user under whose authority scheduled runs send.")
+    def export_user(self, info: Info) -> str | None:
+        record = self._details(info)
+        return record.export_user if record else None
+
+    @strawberry.field
+    def data_privacy_accepted_by(self, info: Info) -> str | None:
+        record = self._details(info)
+        return record.data_privacy_accepted_by if record else None
+
+    @strawberry.field
+    def data_privacy_accepted_at(self, info: Info) -> datetime | None:
+        record = self._details(info)
+        return record.data_privacy_accepted_at if record else None
+
+    @strawberry.field
+    def created_by(self, info: Info) -> str | None:
+        record = self._details(info)
+        return record.created_by if record else None
+
+    @strawberry.field(
+        graphql_type=JSON | None,
+        description="Non-secret connection settings; secret ones are never returned.",
+    )
+    def settings(self, info: Info) -> dict[str, Any] | None:
+        record = self._details(info)
+        return dict(record.settings) if record else None
+
+
+@strawberry.type
+class Export(Node):
+    display_name: str
+    field_mapping: list[FieldMapping]
+    schedule: ExportSchedule
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    record: strawberry.Private[domain.Export]
+
+    @classmethod
+    def of(cls, export: domain.Export) -> Export:
+        return cls(
+            id=strawberry.ID(to_global_id("Export", export.id)),
+            display_name=export.display_name,
+            field_mapping=[
+                FieldMapping(source=m.source, target=m.target) for m in export.field_mapping
+            ],
+            schedule=ExportSchedule.of(export.schedule),
+            created_by=export.created_by,
+            created_at=export.created_at,
+            updated_at=export.updated_at,
+            record=export,
+        )
+
+    @strawberry.field(graphql_type=JSON, description='E.g. {"listId": "..."}.')
+    def settings(self) -> dict[str, Any]:
+        return dict(self.record.settings)
+
+    @strawberry.field(description="True when a connection is attached (it may be hidden from you).")
+    def attached(self) -> bool:
+        return self.record.connection_id is not None
+
+    @strawberry.field(description="Null when detached, or when your role may not see it.")
+    async def connection(self, info: Info) -> Connection | None:
+        if self.record.connection_id is None:
+            return None
+        connection = await info.context.load_connection(self.record.connection_id)
+        if connection is None or not can_see_connection(info.context.principal, connection):
+            return None
+        return Connection.of(connection)
+
+    @strawberry.field
+    def destination_type(self, info: Info) -> DestinationType:
+        return destination_type(info.context.services, self.record.destination_type)
+
+    @strawberry.field
+    async def segments(self, info: Info) -> list[Segment]:
+        found = await info.context.services.store.get_segments(self.record.segment_ids)
+        return [Segment.of(s) for s in found]
+
+    @strawberry.field
+    async def last_run(self, info: Info) -> ExportRun | None:
+        run = await info.context.services.store.latest_run(self.record.id)
+        return ExportRun.of(run) if run else None
+
+    @strawberry.field(description="Runs of this export, newest first.")
+    async def runs(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> ExportRunConnection:
+        return await list_runs(info, first, after, self.record.id)
+
+    @strawberry.field(description="Whether your role may edit, run and remove this export.")
+    async def can_edit(self, info: Info) -> bool:
+        connection = None
+        if self.record.connection_id is not None:
+            connection = await info.context.load_connection(self.record.connection_id)
+        return can_edit_export(info.context.principal, self.record, connection)
+
+
+@strawberry.type
+class ExportRun(Node):
+    status: ExportRunStatus
+    trigger: ExportRunTrigger
+    requested_by: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: float = strawberry.field(description="0.0 .. 1.0")
+    counts: ExportRunCounts
+    message: str | None = strawberry.field(
+        description="Why it failed, was skipped or cancelled: the destination's words verbatim."
+    )
+    cancel_requested: bool
+    record: strawberry.Private[domain.ExportRun]
+
+    @classmethod
+    def of(cls, run: domain.ExportRun) -> ExportRun:
+        return cls(
+            id=strawberry.ID(to_global_id("ExportRun", run.id)),
+            status=run.status,
+            trigger=run.trigger,
+            requested_by=run.requested_by,
+            queued_at=run.queued_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            progress=run.progress,
+            counts=ExportRunCounts.of(run.counts),
+            message=run.message,
+            cancel_requested=run.cancel_requested,
+            record=run,
+        )
+
+    @strawberry.field(description="Null when the export was removed.")
+    async def export(self, info: Info) -> Export | None:
+        export = await info.context.services.store.get_export(self.record.export_id)
+        return Export.of(export) if export else None
+
+    @strawberry.field(description="A sample of per-record and per-batch errors.")
+    def errors(self, first: int | None = None) -> list[ExportRunError]:
+        sample = self.record.errors if first is None else self.record.errors[: max(first, 0)]
+        return [
+            ExportRunError(profile_id=e.profile_id, field=e.field, code=e.code, message=e.message)
+            for e in sample
+        ]
+
+
+@strawberry.type(description="The system refresh schedule (one per deployment).")
+class RefreshSchedule(Node):
+    enabled: bool
+    frequency: Frequency
+    weekdays: list[Weekday]
+    times: list[str] = strawberry.field(description="HH:MM, 24-hour, in timeZone.")
+    time_zone: str
+    updated_by: str | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, schedule: domain.RefreshSchedule) -> RefreshSchedule:
+        recurrence = schedule.recurrence
+        return cls(
+            id=strawberry.ID(to_global_id("RefreshSchedule", REFRESH_SCHEDULE_ID)),
+            enabled=schedule.enabled,
+            frequency=recurrence.frequency,
+            weekdays=[Weekday(d) for d in recurrence.weekdays],
+            times=list(recurrence.times),
+            time_zone=recurrence.timezone,
+            updated_by=schedule.updated_by,
+            updated_at=schedule.updated_at,
+        )
+
+
+# -- list connections -------------------------------------------------------------
+
+
+@strawberry.type
+class SegmentConnection:
+    edges: list[Edge[Segment]]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[domain.Segment]) -> SegmentConnection:
+        return cls(
+            edges=edges_of(page.items, Segment.of),
+            page_info=page_info(page.items, page.has_next_page, page.has_previous_page),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.type
+class ConnectionConnection:
+    edges: list[Edge[Connection]]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[domain.Connection]) -> ConnectionConnection:
+        return cls(
+            edges=edges_of(page.items, Connection.of),
+            page_info=page_info(page.items, page.has_next_page, page.has_previous_page),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.type
+class ExportConnection:
+    edges: list[Edge[Export]]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[domain.Export]) -> ExportConnection:
+        return cls(
+            edges=edges_of(page.items, Export.of),
+            page_info=page_info(page.items, page.has_next_page, page.has_previous_page),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.type
+class ExportRunConnection:
+    edges: list[Edge[ExportRun]]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[domain.ExportRun]) -> ExportRunConnection:
+        return cls(
+            edges=edges_of(page.items, ExportRun.of),
+            page_info=page_info(page.items, page.has_next_page, page.has_previous_page),
+            total_count=page.total_count,
+        )
+
+
+async def list_runs(
+    info: Info, first: int | None, after: str | None, export_id: str | None
+) -> ExportRunConnection:
+    """Runs newest first, paged in the database (shared by ``exportRuns`` and ``Export.runs``)."""
+    args = page_args(info.context.services.settings, first, after)
+    page = await info.context.services.store.list_runs(
+        args.first, after=args.after, export_id=export_id
+    )
+    return ExportRunConnection.of(page)

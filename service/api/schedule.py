@@ -1,0 +1,76 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.field/mutation with keyword arguments are untyped decorators for mypy)
+"""The system refresh schedule: reading it (everyone) and changing it (admins)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from service import domain
+from service.api.context import Info
+from service.api.descriptors import Frequency, Weekday
+from service.api.errors import UserError, UserInputError
+from service.api.exports import RecurrenceInput, recurrence_from_input
+from service.api.nodes import RefreshSchedule
+from service.permissions import Action
+
+
+@strawberry.input(description="Omitted fields keep their current value.")
+class UpdateRefreshScheduleInput:
+    enabled: bool | None = None
+    frequency: Frequency | None = None
+    weekdays: list[Weekday] | None = strawberry.field(
+        default=None, description="Required, non-empty, for WEEKLY."
+    )
+    times: list[str] | None = strawberry.field(
+        default=None, description="1 to 4 distinct HH:MM (24-hour) times."
+    )
+    time_zone: str | None = strawberry.field(
+        default=None, description="An IANA time zone, e.g. Europe/Paris."
+    )
+
+
+@strawberry.type
+class RefreshSchedulePayload:
+    refresh_schedule: RefreshSchedule | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def refresh_schedule(self, info: Info) -> RefreshSchedule:
+        info.context.require(Action.READ)
+        return RefreshSchedule.of(await info.context.services.store.get_refresh_schedule())
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def update_refresh_schedule(
+        self, info: Info, input: UpdateRefreshScheduleInput
+    ) -> RefreshSchedulePayload:
+        principal = info.context.require(Action.CHANGE_REFRESH_SCHEDULE)
+        store = info.context.services.store
+        current = await store.get_refresh_schedule()
+        old = current.recurrence
+        merged = RecurrenceInput(
+            frequency=input.frequency if input.frequency is not None else old.frequency,
+            weekdays=(
+                input.weekdays if input.weekdays is not None else [Weekday(d) for d in old.weekdays]
+            ),
+            times=input.times if input.times is not None else list(old.times),
+            time_zone=input.time_zone if input.time_zone is not None else old.timezone,
+        )
+        try:
+            recurrence = recurrence_from_input(merged, [])
+        except UserInputError as exc:
+            return RefreshSchedulePayload(user_errors=exc.errors)
+        schedule = domain.RefreshSchedule(
+            enabled=current.enabled if input.enabled is None else input.enabled,
+            recurrence=recurrence,
+            updated_by=principal.sub,
+            updated_at=domain.utcnow(),
+        )
+        await store.save_refresh_schedule(schedule)
+        return RefreshSchedulePayload(refresh_schedule=RefreshSchedule.of(schedule))

@@ -1,0 +1,228 @@
+"""The ASGI application: GraphQL over HTTP and websockets, probes, the OAuth callback.
+
+:func:`create_app` serves an already-open :class:`~service.core.Services`
+(tests, embedding); :func:`create_app_from_settings` opens and closes the
+services in the app's lifespan (``segport serve``). Either way the services
+hang off ``app.state.services``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UnsetType
+
+from service.api.collaborators import oauth_module
+from service.api.context import RequestContext
+from service.api.schema import create_schema
+from service.auth import AuthenticationError
+from service.core import Services, open_services
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+_ACCEPTABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+PROBE_TIMEOUT_SECONDS = 5.0
+
+
+class RequestIdMiddleware:
+    """One id per request: the caller's ``X-Request-ID`` when sane, else a new one.
+
+    Bound into structlog's context variables (every log line of the request
+    carries it), kept in ``scope["state"]`` for the GraphQL context, and
+    returned in the response's ``X-Request-ID`` header.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = (
+            dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        )
+        # Untrusted input ends up in logs: only accept short, plain ids.
+        request_id = given if _ACCEPTABLE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413, before the app reads them.
+
+    The body is buffered (it is at most ``max_bytes``) so that a client that
+    lies about, or omits, ``Content-Length`` is caught too.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"error": f"request body larger than {self.max_bytes} bytes"}, status_code=413
+        )
+        await response(scope, receive, send)
+
+
+class SegportGraphQL(GraphQL[RequestContext, None]):
+    """Strawberry's ASGI view with segport's context and websocket authentication."""
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> RequestContext:
+        return RequestContext(
+            services=request.app.state.services,
+            request=request,
+            response=response,
+            request_id=str(request.scope.get("state", {}).get("request_id", "")),
+        )
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        # The websocket carries the token once, in connection_init's payload.
+        try:
+            await context.authenticate()
+        except AuthenticationError as exc:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"}) from exc
+        return await super().on_ws_connect(context)
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    try:
+        await asyncio.wait_for(services.store.ping(), PROBE_TIMEOUT_SECONDS)
+    except Exception as exc:  # the probe reports any failure, it never raises
+        log.warning("readiness_failed", part="database", error=type(exc).__name__)
+        return _unavailable(f"database does not answer ({type(exc).__name__})")
+    if services.settings.redis_url:
+        try:
+            if services.redis is None:
+                raise RuntimeError("no Redis client")
+            await asyncio.wait_for(services.redis.ping(), PROBE_TIMEOUT_SECONDS)
+        except Exception as exc:  # the probe reports any failure, it never raises
+            log.warning("readiness_failed", part="redis", error=type(exc).__name__)
+            return _unavailable(f"Redis does not answer ({type(exc).__name__})")
+    return JSONResponse({"status": "ok"})
+
+
+def _unavailable(reason: str) -> Response:
+    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+
+
+async def oauth_callback(request: Request) -> Response:
+    """``service.oauth.oauth_callback``, looked up at request time (see collaborators)."""
+    response: Response = await oauth_module().oauth_callback(request)
+    return response
+
+
+def _build(settings: Settings, lifespan: Any = None) -> Starlette:
+    graphql = SegportGraphQL(
+        create_schema(max_query_depth=settings.max_query_depth),
+        graphql_ide="graphiql",
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+    )
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/oauth/callback", oauth_callback),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    # Added last, so it runs first: even a refused body gets a request id.
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def create_app(services: Services) -> Starlette:
+    """An app serving ``services``, which the caller opened and will close."""
+    app = _build(services.settings)
+    app.state.services = services
+    return app
+
+
+def create_app_from_settings(
+    settings: Settings,
+    *,
+    extra_plugins: Iterable[ModuleType | object] = (),
+    load_entry_points: bool = True,
+) -> Starlette:
+    """An app that opens its services at start-up and closes them at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_services(
+            settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points
+        ) as services:
+            app.state.services = services
+            yield
+
+    return _build(settings, lifespan)
