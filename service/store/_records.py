@@ -1,0 +1,388 @@
+"""Conversion between domain records and plain documents, shared by both store adapters.
+
+A *document* is a dict of JSON-like values (str, int, float, bool, None, lists,
+dicts) plus timezone-aware ``datetime`` objects at the top level. MongoDB stores
+documents as they are; SQLite spreads the top-level keys over columns, encoding
+nested values as JSON and datetimes as ISO-8601 text. Enums become their values
+so that neither database ever sees a Python-only type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from service.domain import (
+    Connection,
+    ConnectionStatus,
+    ConnectionUsableBy,
+    Export,
+    ExportRun,
+    ExportRunStatus,
+    ExportRunTrigger,
+    ExportSchedule,
+    FieldMapping,
+    Frequency,
+    OAuthState,
+    Recurrence,
+    RefreshSchedule,
+    RunCounts,
+    RunError,
+    ScheduleMode,
+    Segment,
+)
+
+Document = dict[str, Any]
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is taken to be UTC already (as PyMongo does)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+# -- segments ------------------------------------------------------------
+
+
+def segment_to_doc(segment: Segment) -> Document:
+    return {
+        "id": segment.id,
+        "name": segment.name,
+        "description": segment.description,
+        "created_at": as_utc(segment.created_at),
+        "updated_at": as_utc(segment.updated_at),
+    }
+
+
+def segment_from_doc(doc: Mapping[str, Any]) -> Segment:
+    return Segment(
+        id=doc["id"],
+        name=doc["name"],
+        description=doc["description"],
+        created_at=as_utc(doc["created_at"]),
+        updated_at=as_utc(doc["updated_at"]),
+    )
+
+
+# -- connections ---------------------------------------------------------
+
+
+def connection_to_doc(connection: Connection) -> Document:
+    return {
+        "id": connection.id,
+        "display_name": connection.display_name,
+        "destination_type": connection.destination_type,
+        "usable_by": connection.usable_by.value,
+        "status": connection.status.value,
+        "created_by": connection.created_by,
+        "created_at": as_utc(connection.created_at),
+        "updated_at": as_utc(connection.updated_at),
+        "settings": dict(connection.settings),
+        "credentials": connection.credentials,
+        "account": connection.account,
+        "export_user": connection.export_user,
+        "data_privacy_accepted_by": connection.data_privacy_accepted_by,
+        "data_privacy_accepted_at": optional_utc(connection.data_privacy_accepted_at),
+        "status_message": connection.status_message,
+    }
+
+
+def connection_from_doc(doc: Mapping[str, Any]) -> Connection:
+    return Connection(
+        id=doc["id"],
+        display_name=doc["display_name"],
+        destination_type=doc["destination_type"],
+        usable_by=ConnectionUsableBy(doc["usable_by"]),
+        status=ConnectionStatus(doc["status"]),
+        created_by=doc["created_by"],
+        created_at=as_utc(doc["created_at"]),
+        updated_at=as_utc(doc["updated_at"]),
+        settings=dict(doc["settings"] or {}),
+        credentials=doc["credentials"],
+        account=doc["account"],
+        export_user=doc["export_user"],
+        data_privacy_accepted_by=doc["data_privacy_accepted_by"],
+        data_privacy_accepted_at=optional_utc(doc["data_privacy_accepted_at"]),
+        status_message=doc["status_message"],
+    )
+
+
+# -- schedules -----------------------------------------------------------
+
+
+def recurrence_to_doc(recurrence: Recurrence) -> Document:
+    return {
+        "frequency": recurrence.frequency.value,
+        "times": list(recurrence.times),
+        "timezone": recurrence.timezone,
+        "weekdays": list(recurrence.weekdays),
+    }
+
+
+def recurrence_from_doc(doc: Mapping[str, Any]) -> Recurrence:
+    return Recurrence(
+        frequency=Frequency(doc["frequency"]),
+        times=list(doc["times"]),
+        timezone=doc["timezone"],
+        weekdays=list(doc.get("weekdays") or []),
+    )
+
+
+def schedule_to_doc(schedule: ExportSchedule) -> Document:
+    return {
+        "mode": schedule.mode.value,
+        "recurrence": None
+        if schedule.recurrence is None
+        else recurrence_to_doc(schedule.recurrence),
+    }
+
+
+def schedule_from_doc(doc: Mapping[str, Any]) -> ExportSchedule:
+    recurrence = doc.get("recurrence")
+    return ExportSchedule(
+        mode=ScheduleMode(doc["mode"]),
+        recurrence=None if recurrence is None else recurrence_from_doc(recurrence),
+    )
+
+
+def refresh_schedule_to_doc(schedule: RefreshSchedule) -> Document:
+    return {
+        "enabled": schedule.enabled,
+        "recurrence": recurrence_to_doc(schedule.recurrence),
+        "updated_by": schedule.updated_by,
+        "updated_at": optional_utc(schedule.updated_at),
+    }
+
+
+def refresh_schedule_from_doc(doc: Mapping[str, Any]) -> RefreshSchedule:
+    return RefreshSchedule(
+        enabled=bool(doc["enabled"]),
+        recurrence=recurrence_from_doc(doc["recurrence"]),
+        updated_by=doc["updated_by"],
+        updated_at=optional_utc(doc["updated_at"]),
+    )
+
+
+# -- exports -------------------------------------------------------------
+
+
+def export_to_doc(export: Export) -> Document:
+    return {
+        "id": export.id,
+        "display_name": export.display_name,
+        "connection_id": export.connection_id,
+        "destination_type": export.destination_type,
+        "settings": dict(export.settings),
+        "field_mapping": [{"source": m.source, "target": m.target} for m in export.field_mapping],
+        "segment_ids": list(export.segment_ids),
+        "schedule": schedule_to_doc(export.schedule),
+        "created_by": export.created_by,
+        "created_at": as_utc(export.created_at),
+        "updated_at": as_utc(export.updated_at),
+    }
+
+
+def export_from_doc(doc: Mapping[str, Any]) -> Export:
+    return Export(
+        id=doc["id"],
+        display_name=doc["display_name"],
+        connection_id=doc["connection_id"],
+        destination_type=doc["destination_type"],
+        settings=dict(doc["settings"] or {}),
+        field_mapping=[
+            FieldMapping(source=m["source"], target=m["target"]) for m in doc["field_mapping"]
+        ],
+        segment_ids=list(doc["segment_ids"]),
+        schedule=schedule_from_doc(doc["schedule"]),
+        created_by=doc["created_by"],
+        created_at=as_utc(doc["created_at"]),
+        updated_at=as_utc(doc["updated_at"]),
+    )
+
+
+# -- runs ----------------------------------------------------------------
+
+
+def counts_to_doc(counts: RunCounts) -> Document:
+    return {
+        "profiles_total": counts.profiles_total,
+        "profiles_read": counts.profiles_read,
+        "contacts_sent": counts.contacts_sent,
+        "skipped_invalid": counts.skipped_invalid,
+        "skipped_duplicate": counts.skipped_duplicate,
+        "accepted_by_destination": counts.accepted_by_destination,
+        "rejected_by_destination": counts.rejected_by_destination,
+        "cannot_add_to_list": counts.cannot_add_to_list,
+    }
+
+
+def counts_from_doc(doc: Mapping[str, Any]) -> RunCounts:
+    # Only known keys: a count added later reads as 0 from older documents.
+    return RunCounts(**{k: int(v) for k, v in doc.items() if k in RunCounts.__slots__})
+
+
+def error_to_doc(error: RunError) -> Document:
+    return {
+        "code": error.code,
+        "message": error.message,
+        "profile_id": error.profile_id,
+        "field": error.field,
+    }
+
+
+def error_from_doc(doc: Mapping[str, Any]) -> RunError:
+    return RunError(
+        code=doc["code"],
+        message=doc["message"],
+        profile_id=doc.get("profile_id"),
+        field=doc.get("field"),
+    )
+
+
+def run_to_doc(run: ExportRun) -> Document:
+    return {
+        "id": run.id,
+        "export_id": run.export_id,
+        "status": run.status.value,
+        "trigger": run.trigger.value,
+        "requested_by": run.requested_by,
+        "queued_at": as_utc(run.queued_at),
+        "started_at": optional_utc(run.started_at),
+        "finished_at": optional_utc(run.finished_at),
+        "progress": float(run.progress),
+        "counts": counts_to_doc(run.counts),
+        "message": run.message,
+        "errors": [error_to_doc(e) for e in run.errors],
+        "checkpoint": dict(run.checkpoint),
+        "cancel_requested": bool(run.cancel_requested),
+        "dedupe_key": run.dedupe_key,
+        "attempt": int(run.attempt),
+    }
+
+
+def run_from_doc(doc: Mapping[str, Any]) -> ExportRun:
+    return ExportRun(
+        id=doc["id"],
+        export_id=doc["export_id"],
+        status=ExportRunStatus(doc["status"]),
+        trigger=ExportRunTrigger(doc["trigger"]),
+        requested_by=doc["requested_by"],
+        queued_at=as_utc(doc["queued_at"]),
+        started_at=optional_utc(doc["started_at"]),
+        finished_at=optional_utc(doc["finished_at"]),
+        progress=float(doc["progress"]),
+        counts=counts_from_doc(doc["counts"]),
+        message=doc["message"],
+        errors=[error_from_doc(e) for e in doc["errors"]],
+        checkpoint=dict(doc["checkpoint"] or {}),
+        cancel_requested=bool(doc["cancel_requested"]),
+        dedupe_key=doc["dedupe_key"],
+        attempt=int(doc["attempt"]),
+    )
+
+
+def run_changes_to_doc(changes: Mapping[str, Any]) -> Document:
+    """``update_run`` keyword changes as document fields, rejecting unknown or bad ones.
+
+    Values may be given as domain types (``ExportRunStatus``, ``RunCounts``,
+    ``RunError`` ...) or as their plain values.
+    """
+    doc: Document = {}
+    for name, value in changes.items():
+        if name not in _RUN_CHANGE_ENCODERS:
+            raise ValueError(
+                f"update_run cannot change {name!r}: not an ExportRun field that may change"
+            )
+        doc[name] = _RUN_CHANGE_ENCODERS[name](value)
+    return doc
+
+
+def _enum_value(kind: type[ExportRunStatus] | type[ExportRunTrigger]) -> Any:
+    def encode(value: Any) -> str:
+        return kind(value).value
+
+    return encode
+
+
+def _optional_datetime(value: Any) -> datetime | None:
+    if value is not None and not isinstance(value, datetime):
+        raise ValueError(f"expected a datetime or None, got {value!r}")
+    return optional_utc(value)
+
+
+def _required_datetime(value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a datetime, got {value!r}")
+    return as_utc(value)
+
+
+def _counts(value: Any) -> Document:
+    return counts_to_doc(value if isinstance(value, RunCounts) else counts_from_doc(value))
+
+
+def _errors(value: Any) -> list[Document]:
+    return [error_to_doc(e if isinstance(e, RunError) else error_from_doc(e)) for e in value]
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"expected a string or None, got {value!r}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+_RUN_CHANGE_ENCODERS: dict[str, Any] = {
+    "export_id": _str,
+    "status": _enum_value(ExportRunStatus),
+    "trigger": _enum_value(ExportRunTrigger),
+    "requested_by": _optional_str,
+    "queued_at": _required_datetime,
+    "started_at": _optional_datetime,
+    "finished_at": _optional_datetime,
+    "progress": float,
+    "counts": _counts,
+    "message": _optional_str,
+    "errors": _errors,
+    "checkpoint": dict,
+    "cancel_requested": bool,
+    "dedupe_key": _optional_str,
+    "attempt": int,
+}
+
+
+# -- oauth states --------------------------------------------------------
+
+
+def oauth_state_to_doc(state: OAuthState) -> Document:
+    return {
+        "state": state.state,
+        "connection_id": state.connection_id,
+        "user": state.user,
+        "code_verifier": state.code_verifier,
+        "redirect_uri": state.redirect_uri,
+        "expires_at": as_utc(state.expires_at),
+        "created_at": as_utc(state.created_at),
+    }
+
+
+def oauth_state_from_doc(doc: Mapping[str, Any]) -> OAuthState:
+    return OAuthState(
+        state=doc["state"],
+        connection_id=doc["connection_id"],
+        user=doc["user"],
+        code_verifier=doc["code_verifier"],
+        redirect_uri=doc["redirect_uri"],
+        expires_at=as_utc(doc["expires_at"]),
+        created_at=as_utc(doc["created_at"]),
+    )

@@ -1,0 +1,47 @@
+"""SQLite adapter specifics: the file persists across opens and is in WAL mode."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from service.domain import Profile
+from service.store.sqlite import SQLiteStore
+from tests.support.records import make_segment
+
+
+async def test_data_survives_closing_and_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "segport.db"
+    segment = make_segment()
+    store = SQLiteStore(path, write_batch_size=10)
+    await store.open()
+    await store.save_segment(segment)
+    await store.upsert_profiles([Profile("p1", {"email": "a@x.io"}, [segment.id])])
+    await store.close()
+
+    reopened = SQLiteStore(path, write_batch_size=10)
+    await reopened.open()
+    await reopened.open()  # opening again is harmless
+    try:
+        assert await reopened.get_segment(segment.id) == segment
+        assert await reopened.count_segment_members([segment.id]) == 1
+        assert await reopened.profile_attribute_names() == ["email"]
+    finally:
+        await reopened.close()
+
+
+async def test_the_database_file_uses_write_ahead_logging(tmp_path: Path) -> None:
+    path = tmp_path / "segport.db"
+    store = SQLiteStore(path, write_batch_size=10)
+    await store.open()
+    await store.close()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_write_batch_size_below_one_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="write_batch_size"):
+        SQLiteStore(tmp_path / "x.db", write_batch_size=0)

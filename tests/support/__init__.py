@@ -1,0 +1,1 @@
+"""Helpers shared by the test packages: settings, record builders, the MongoDB test server."""
