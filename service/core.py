@@ -21,6 +21,7 @@ from service.auth import TokenVerifier
 from service.crypto import CredentialCipher
 from service.limiter import RateLimiters
 from service.locks import Locks, MemoryLocks, make_locks
+from service.metrics import Metrics, destination_response_hook
 from service.plugins.manager import DestinationRegistry, load_destinations
 from service.redis import RedisClient, close_redis, connect_redis
 from service.runs.events import MemoryRunEvents, RunEvents, open_run_events
@@ -51,6 +52,8 @@ class Services:
     """Run events for subscriptions: in-process, or Redis pub/sub when configured."""
     queue: RunQueue = field(default_factory=lambda: InlineRunQueue(concurrency=4, max_tries=5))
     """Where run jobs go: asyncio tasks in this process, or arq on Redis when configured."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """Prometheus metrics of this process (``/metrics``, the worker's metrics port)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Parts wired in by later layers (runs, connections), by name."""
 
@@ -73,7 +76,12 @@ async def open_services(
     async with AsyncExitStack() as stack:
         store = await open_store(settings)
         stack.push_async_callback(store.close)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+        metrics = Metrics()
+        # Every destination plugin talks through this client: the hook counts their requests.
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            event_hooks={"response": [destination_response_hook(metrics)]},
+        )
         stack.push_async_callback(http.aclose)
         redis: RedisClient | None = None
         if settings.redis_url:
@@ -86,6 +94,7 @@ async def open_services(
             cipher=CredentialCipher(settings.encryption_keys()),
             verifier=TokenVerifier(settings),
             http=http,
+            metrics=metrics,
             redis=redis,
             limiters=RateLimiters(redis),
             locks=make_locks(redis),
