@@ -29,6 +29,7 @@ from rich.progress import (
 )
 
 from service.domain import Role
+from service.logging import configure_logging
 from service.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -75,26 +76,16 @@ def settings_or_exit() -> Settings:
     """The settings, logging configured; a configuration problem ends the command cleanly."""
     # stdout carries only a command's output (a token, the SDL) so scripts can capture it;
     # whatever is logged before logging is configured (e.g. "generated_secret") goes to stderr.
+    structlog.reset_defaults()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:
         settings = load_settings()
+        configure_logging(settings)
     except SettingsError as exc:
         fail(f"invalid configuration: {exc}")
     except ValidationError as exc:
         fail(describe_validation_error(exc))
-    _configure_logging(settings)
     return settings
-
-
-def _configure_logging(settings: Settings) -> None:
-    # TEMPORARY until service/logging.py lands (ops engineer): then a plain import.
-    import importlib
-
-    try:
-        module = importlib.import_module("service.logging")
-    except ModuleNotFoundError:
-        return
-    module.configure_logging(settings)
 
 
 _TTL = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
