@@ -1,0 +1,118 @@
+"""Key rotation: every stored credential ends up encrypted with the new key alone."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+
+from service import keys
+from service.core import open_services
+from service.crypto import CredentialCipher
+from service.domain import Connection, ConnectionStatus, ConnectionUsableBy, new_id, utcnow
+from service.keys import KeyRotationError, rotate_credentials
+from tests.support.settings import make_settings
+
+KEY_A = Fernet.generate_key().decode()
+KEY_B = Fernet.generate_key().decode()
+KEY_C = Fernet.generate_key().decode()
+
+
+def connection(credentials: str | None) -> Connection:
+    now = utcnow()
+    return Connection(
+        id=new_id(),
+        display_name=f"cc {new_id()[-6:]}",
+        destination_type="constant_contact",
+        usable_by=ConnectionUsableBy.ADMINS,
+        status=ConnectionStatus.CONNECTED,
+        created_by="alice",
+        created_at=now,
+        updated_at=now,
+        credentials=credentials,
+    )
+
+
+async def write_with_key_a(database_url: str, secrets: list[dict | None]) -> list[Connection]:
+    written = []
+    async with open_services(
+        make_settings(database_url, encryption_key=KEY_A), load_entry_points=False
+    ) as services:
+        for secret in secrets:
+            sealed = services.cipher.encrypt(secret) if secret is not None else None
+            c = connection(sealed)
+            await services.store.save_connection(c)
+            written.append(c)
+    return written
+
+
+async def stored(database_url: str, connection_id: str) -> Connection:
+    async with open_services(
+        make_settings(database_url, encryption_key=KEY_B), load_entry_points=False
+    ) as services:
+        found = await services.store.get_connection(connection_id)
+        assert found is not None
+        return found
+
+
+async def test_rotation_leaves_credentials_readable_with_the_new_key_alone(sqlite_url, monkeypatch):
+    monkeypatch.setattr(keys, "PAGE_SIZE", 2)  # several pages with a handful of rows
+    secrets = [{"access_token": f"at-{i}", "refresh_token": f"rt-{i}"} for i in range(5)]
+    written = await write_with_key_a(sqlite_url, secrets)
+
+    async with open_services(
+        make_settings(sqlite_url, encryption_key=f"{KEY_B},{KEY_A}"), load_entry_points=False
+    ) as services:
+        # Before rotation the new configuration already reads the old credentials.
+        first = await services.store.get_connection(written[0].id)
+        assert services.cipher.decrypt(first.credentials) == secrets[0]
+        assert await rotate_credentials(services) == 5
+
+    only_b = CredentialCipher([KEY_B])
+    only_a = Fernet(KEY_A.encode())
+    for original, secret in zip(written, secrets, strict=True):
+        row = await stored(sqlite_url, original.id)
+        assert row.credentials != original.credentials
+        assert only_b.decrypt(row.credentials) == secret
+        with pytest.raises(InvalidToken):
+            only_a.decrypt(row.credentials.encode())
+        assert row.updated_at == original.updated_at, "re-encryption is not a user edit"
+
+
+async def test_connections_without_credentials_are_left_alone(sqlite_url):
+    (pending,) = await write_with_key_a(sqlite_url, [None])
+    async with open_services(
+        make_settings(sqlite_url, encryption_key=f"{KEY_B},{KEY_A}"), load_entry_points=False
+    ) as services:
+        assert await rotate_credentials(services) == 0
+    assert (await stored(sqlite_url, pending.id)).credentials is None
+
+
+async def test_rotation_is_idempotent(sqlite_url):
+    (c,) = await write_with_key_a(sqlite_url, [{"api_key": "k-1"}])
+    settings = make_settings(sqlite_url, encryption_key=f"{KEY_B},{KEY_A}")
+    for _ in range(2):
+        async with open_services(settings, load_entry_points=False) as services:
+            assert await rotate_credentials(services) == 1
+    assert CredentialCipher([KEY_B]).decrypt((await stored(sqlite_url, c.id)).credentials) == {
+        "api_key": "k-1"
+    }
+
+
+async def test_credentials_no_key_decrypts_are_named_and_the_rest_still_rotate(sqlite_url):
+    readable, unreadable = await write_with_key_a(sqlite_url, [{"a": 1}, {"b": 2}])
+    async with open_services(
+        make_settings(sqlite_url, encryption_key=KEY_C), load_entry_points=False
+    ) as services:
+        foreign = await services.store.get_connection(unreadable.id)
+        foreign.credentials = Fernet(Fernet.generate_key()).encrypt(b'{"b": 2}').decode()
+        await services.store.save_connection(foreign)
+    async with open_services(
+        make_settings(sqlite_url, encryption_key=f"{KEY_B},{KEY_A}"), load_entry_points=False
+    ) as services:
+        with pytest.raises(KeyRotationError) as caught:
+            await rotate_credentials(services)
+    assert caught.value.report.rotated == 1
+    assert caught.value.report.failed == [unreadable.id]
+    assert unreadable.id in str(caught.value)
+    assert "SEGPORT_ENCRYPTION_KEY" in str(caught.value)
+    assert CredentialCipher([KEY_B]).decrypt((await stored(sqlite_url, readable.id)).credentials)
