@@ -28,11 +28,11 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
-from service.api.collaborators import oauth_module
 from service.api.context import RequestContext
 from service.api.schema import create_schema
 from service.auth import AuthenticationError
 from service.core import Services, open_services
+from service.oauth import oauth_callback
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -172,12 +172,6 @@ async def readyz(request: Request) -> Response:
 
 def _unavailable(reason: str) -> Response:
     return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
-
-
-async def oauth_callback(request: Request) -> Response:
-    """``service.oauth.oauth_callback``, looked up at request time (see collaborators)."""
-    response: Response = await oauth_module().oauth_callback(request)
-    return response
 
 
 def _build(settings: Settings, lifespan: Any = None) -> Starlette:

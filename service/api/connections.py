@@ -11,7 +11,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service import domain
-from service.api.collaborators import oauth_module
 from service.api.context import Info
 from service.api.descriptors import ConnectionUsableBy
 from service.api.errors import UserError, UserInputError, user_error
@@ -20,6 +19,7 @@ from service.api.nodes import Connection, ConnectionConnection
 from service.api.pagination import page_args
 from service.credentials import seal_credentials
 from service.destination_context import destination_context
+from service.oauth import OAuthError, OAuthFlow
 from service.permissions import Action, visible_usable_by
 from service.plugins.api import Destination, InvalidCredentials
 
@@ -170,7 +170,6 @@ class Mutation:
         self, info: Info, input: AuthorizeConnectionInput
     ) -> AuthorizeConnectionPayload:
         principal = info.context.require(Action.MANAGE_CONNECTIONS)
-        oauth = oauth_module()
         try:
             connection = await load_connection(info, input.connection_id, "connectionId")
             destination = info.context.services.destinations.get(connection.destination_type)
@@ -181,8 +180,8 @@ class Mutation:
                     "NOT_OAUTH",
                 )
             try:
-                url = await oauth.OAuthFlow(info.context.services).start(connection, principal.sub)
-            except oauth.OAuthError as exc:
+                url = await OAuthFlow(info.context.services).start(connection, principal.sub)
+            except OAuthError as exc:
                 raise UserInputError("connectionId", str(exc.message), str(exc.code)) from exc
         except UserInputError as exc:
             return AuthorizeConnectionPayload(user_errors=exc.errors)
@@ -195,12 +194,11 @@ class Mutation:
         self, info: Info, input: CompleteConnectionAuthorizationInput
     ) -> ConnectionPayload:
         principal = info.context.require(Action.MANAGE_CONNECTIONS)
-        oauth = oauth_module()
         try:
-            connection = await oauth.OAuthFlow(info.context.services).complete(
+            connection = await OAuthFlow(info.context.services).complete(
                 input.state, input.code, principal.sub
             )
-        except oauth.OAuthError as exc:
+        except OAuthError as exc:
             return ConnectionPayload(
                 user_errors=[user_error("code", str(exc.message), str(exc.code))]
             )

@@ -41,7 +41,8 @@ def create_schema(max_query_depth: int = 12) -> strawberry.Schema:
     query = _root("Query")
     assert query is not None
     extensions: list[Any] = [
-        QueryDepthLimiter(max_depth=max_query_depth),
+        # A factory, so each operation gets a fresh extension instance.
+        lambda: QueryDepthLimiter(max_depth=max_query_depth),
         Authentication,
         MaskUnexpectedErrors,
     ]
