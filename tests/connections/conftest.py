@@ -1,0 +1,124 @@
+"""Fixtures for the connection tests: the fake Constant Contact, our callback served by a
+real uvicorn on a free port (in the test's event loop), and real Services on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from segport_constant_contact.fake import RunningFake, run_fake
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from service.core import Services, open_services
+from service.domain import Connection, ConnectionStatus, ConnectionUsableBy, new_id, utcnow
+from service.oauth import oauth_callback
+from tests.support.settings import make_settings
+
+TOKEN_PATH = "/oauth2/default/v1/token"
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningFake]:
+    """A fake Constant Contact; the installed plugin is pointed at it by environment."""
+    with run_fake() as running:
+        for name, value in running.environment().items():
+            monkeypatch.setenv(name, value)
+        yield running
+
+
+@dataclass
+class CallbackServer:
+    url: str
+    app: Starlette
+
+
+@pytest.fixture
+async def callback_server() -> AsyncIterator[CallbackServer]:
+    """``GET /oauth/callback`` served by uvicorn in this event loop (it shares the
+    test's Services, which belong to this loop)."""
+    app = Starlette(routes=[Route("/oauth/callback", oauth_callback)])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        assert not task.done(), "the callback server did not start"
+        await asyncio.sleep(0.01)
+    yield CallbackServer(f"http://127.0.0.1:{port}", app)
+    server.should_exit = True
+    await task
+    sock.close()
+
+
+@dataclass
+class TokenRequests:
+    """Requests our HTTP client sent to the fake's token endpoint (observed, not altered)."""
+
+    seen: list[httpx.Request] = field(default_factory=list)
+
+    async def __call__(self, request: httpx.Request) -> None:
+        if request.url.path == TOKEN_PATH:
+            self.seen.append(request)
+
+    def grants(self, grant_type: str) -> int:
+        return sum(1 for r in self.seen if f"grant_type={grant_type}".encode() in r.content)
+
+
+@pytest.fixture
+async def services(
+    fake: RunningFake, callback_server: CallbackServer, tmp_path: Path
+) -> AsyncIterator[Services]:
+    settings = make_settings(f"sqlite:///{tmp_path / 'segport.db'}", public_url=callback_server.url)
+    fake.state.configure(redirect_uris=[settings.oauth_redirect_uri])
+    async with open_services(settings) as opened:
+        callback_server.app.state.services = opened
+        yield opened
+
+
+@pytest.fixture
+def token_requests(services: Services) -> TokenRequests:
+    observed = TokenRequests()
+    services.http.event_hooks["request"].append(observed)
+    return observed
+
+
+@pytest.fixture
+def db_path(services: Services) -> Path:
+    return services.settings.sqlite_path
+
+
+async def new_connection(
+    services: Services, destination_type: str = "constant_contact", name: str = "Marketing CC"
+) -> Connection:
+    now = utcnow()
+    connection = Connection(
+        id=new_id(),
+        display_name=name,
+        destination_type=destination_type,
+        usable_by=ConnectionUsableBy.ADMINS,
+        status=ConnectionStatus.PENDING_AUTHORIZATION,
+        created_by="alice",
+        created_at=now,
+        updated_at=now,
+    )
+    await services.store.save_connection(connection)
+    return connection
+
+
+async def approve_at_fake(authorization_url: str) -> tuple[str, str]:
+    """The browser at the fake's authorize page: the (code, state) it redirects back with."""
+    async with httpx.AsyncClient() as browser:
+        answer = await browser.get(authorization_url)
+    assert answer.status_code == 302, answer.text
+    query = httpx.URL(answer.headers["location"]).params
+    return query["code"], query["state"]
