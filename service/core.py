@@ -21,7 +21,7 @@ from service.auth import TokenVerifier
 from service.crypto import CredentialCipher
 from service.limiter import RateLimiters
 from service.locks import Locks, MemoryLocks, make_locks
-from service.metrics import Metrics, destination_response_hook
+from service.metrics import Metrics, arq_queue_depth_refresher, destination_response_hook
 from service.plugins.manager import DestinationRegistry, load_destinations
 from service.redis import RedisClient, close_redis, connect_redis
 from service.runs.events import MemoryRunEvents, RunEvents, open_run_events
@@ -87,6 +87,7 @@ async def open_services(
         if settings.redis_url:
             redis = connect_redis(settings.redis_url)
             stack.push_async_callback(close_redis, redis)
+            metrics.add_refresher(arq_queue_depth_refresher(redis))
         services = Services(
             settings=settings,
             store=store,
@@ -96,7 +97,12 @@ async def open_services(
             http=http,
             metrics=metrics,
             redis=redis,
-            limiters=RateLimiters(redis),
+            limiters=RateLimiters(
+                redis,
+                on_wait=lambda key, waited: metrics.rate_limiter_wait_seconds.labels(
+                    destination=key
+                ).observe(waited),
+            ),
             locks=make_locks(redis),
             events=open_run_events(redis),
             queue=open_run_queue(

@@ -206,3 +206,18 @@ async def test_no_token_reaches_the_database_file_or_the_logs(
         assert secret is not None
         assert secret.encode() not in raw, "a token is stored in clear"
         assert secret not in logged, "a token was logged"
+
+
+async def test_limiter_waits_are_recorded_in_the_services_metrics(
+    services: Services, fake: RunningFake
+) -> None:
+    connection, _ = await connected(services, fake)
+    ctx = await destination_context(services, connection)
+
+    await ctx.rate_limiter.acquire()
+    await ctx.rate_limiter.acquire()
+
+    count = services.metrics.registry.get_sample_value(
+        "segport_rate_limiter_wait_seconds_count", {"destination": "constant_contact"}
+    )
+    assert count == 2
