@@ -13,6 +13,7 @@ grow the process's memory).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
+
+from service.domain import ExportRun
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -76,13 +79,12 @@ class Metrics:
         )
         self.profiles_read = Counter(
             "segport_profiles_read",
-            "Profiles read from the store by export runs.",
+            "Profiles read from the store by finished export runs.",
             registry=reg,
         )
         self.contacts_sent = Counter(
             "segport_contacts_sent",
-            "Contacts sent to destinations, by destination.",
-            ["destination"],
+            "Contacts sent to destinations by finished export runs.",
             registry=reg,
         )
         self.contacts_rejected = Counter(
@@ -136,9 +138,24 @@ class Metrics:
         self.graphql_operations.labels(label, operation_type, outcome).inc()
         self.graphql_operation_seconds.labels(label, operation_type).observe(seconds)
 
-    def record_run_finished(self, status: str, trigger: str) -> None:
-        """Count a run that reached a terminal status (call once per run)."""
-        self.export_runs.labels(status, trigger).inc()
+    def record_run_finished(self, run: ExportRun) -> None:
+        """Count a run that reached a terminal status, and what it read, sent and dropped.
+
+        Call exactly once per run, where the status change succeeded (the
+        store's compare-and-set), so retried or duplicated jobs never count twice.
+        """
+        self.export_runs.labels(str(run.status), str(run.trigger)).inc()
+        counts = run.counts
+        self.profiles_read.inc(counts.profiles_read)
+        self.contacts_sent.inc(counts.contacts_sent)
+        for reason, value in (
+            ("invalid", counts.skipped_invalid),
+            ("duplicate", counts.skipped_duplicate),
+            ("rejected_by_destination", counts.rejected_by_destination),
+            ("cannot_add_to_list", counts.cannot_add_to_list),
+        ):
+            if value:
+                self.contacts_rejected.labels(reason).inc(value)
 
     def record_destination_response(self, destination: str, status_code: int) -> None:
         self.destination_requests.labels(destination, str(status_code)).inc()
@@ -163,6 +180,12 @@ class Metrics:
                 await refresher(self)
             except Exception:  # a scrape must still answer when e.g. Redis is down
                 log.warning("metrics_refresh_failed", refresher=repr(refresher), exc_info=True)
+
+    async def refresh_forever(self, interval: float) -> None:
+        """Refresh every ``interval`` seconds (workers: their metrics thread cannot await)."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(interval)
 
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format."""
@@ -203,6 +226,19 @@ def destination_response_hook(metrics: Metrics) -> Callable[[httpx.Response], Aw
         metrics.record_destination_response(response.request.url.host, response.status_code)
 
     return record
+
+
+def arq_queue_depth_refresher(redis: Any, queue_name: str = "arq:queue") -> Refresher:
+    """A refresher setting ``segport_queue_depth`` to the jobs waiting in arq's queue.
+
+    arq keeps queued jobs in a sorted set (``arq:queue`` by default), scored by
+    when they may start.
+    """
+
+    async def refresh(metrics: Metrics) -> None:
+        metrics.queue_depth.set(await redis.zcard(queue_name))
+
+    return refresh
 
 
 def _operation_type(execution_context: Any) -> str:

@@ -147,6 +147,8 @@ class RunCoordinator:
                 )
                 or updated
             )
+        if updated.status is ExportRunStatus.CANCELLED:
+            self.services.metrics.record_run_finished(updated)
         await self.services.events.publish(updated)
         if updated.status is ExportRunStatus.RUNNING:
             try:

@@ -295,6 +295,7 @@ async def finish(
     )
     if done is None:
         return await services.store.get_run(state.run.id)
+    services.metrics.record_run_finished(done)
     await services.events.publish(done)
     log.info(
         "run_finished",

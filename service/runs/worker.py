@@ -95,14 +95,24 @@ async def _startup(ctx: dict[str, Any]) -> None:
     ctx["stack"] = stack
     ctx["services"] = services
     ctx["ticker"] = asyncio.create_task(tick_forever(services))
+    from service.metrics import start_worker_metrics_server
+
+    ctx["metrics_server"] = start_worker_metrics_server(
+        settings.worker_metrics_port, services.metrics
+    )
+    ctx["metrics_refresh"] = asyncio.create_task(services.metrics.refresh_forever(15.0))
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
-    ticker: asyncio.Task[None] | None = ctx.get("ticker")
-    if ticker is not None:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+    for name in ("ticker", "metrics_refresh"):
+        task: asyncio.Task[None] | None = ctx.get(name)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    metrics_server = ctx.get("metrics_server")
+    if metrics_server is not None:
+        metrics_server.shutdown()
     stack: AsyncExitStack | None = ctx.get("stack")
     if stack is not None:
         await stack.aclose()
