@@ -713,7 +713,8 @@ class SQLiteStore:
                 return _fetch_doc(conn, sql, values)  # type: ignore[arg-type]
             except sqlite3.IntegrityError as exc:
                 current = _fetch_doc(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
-                assert current is not None
+                assert current is not None  # the UPDATE found it, in this transaction
+                current.update(rec.run_changes_to_doc(changes))
                 raise _run_conflict(conn, exc, _run_from_row(current)) from exc
 
         doc = await self._write(update)
