@@ -100,3 +100,21 @@ def test_walk_through_code_is_the_toy_plugins_source(match: re.Match[str]) -> No
         f"the block under <!-- include: {match['path']} --> differs from the file; "
         "copy the file into docs/plugins.md"
     )
+
+
+def _environment_variables() -> list[str]:
+    from segport_constant_contact.settings import ConstantContactSettings
+
+    from service.settings import Settings
+
+    names = []
+    for settings_class in (Settings, ConstantContactSettings):
+        prefix = str(settings_class.model_config.get("env_prefix", ""))
+        names += [f"{prefix}{field}".upper() for field in settings_class.model_fields]
+    return names
+
+
+@pytest.mark.parametrize("variable", _environment_variables())
+def test_the_readme_documents_every_environment_variable(variable: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"`{variable}`" in readme, f"README.md's configuration tables lack `{variable}`"
