@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConfigurationError, DuplicateKeyError, InvalidURI
+from pymongo.errors import ConfigurationError, DuplicateKeyError
 
 from service.domain import (
     ACTIVE_RUN_STATUSES,
@@ -140,7 +140,7 @@ class MongoStore:
                 connectTimeoutMS=self._timeout_ms,
                 appname="segport",
             )
-        except (InvalidURI, ConfigurationError) as exc:
+        except (ValueError, ConfigurationError) as exc:  # InvalidURI is a ConfigurationError
             # The URL itself is not repeated: it may hold a password.
             raise ValueError(f"SEGPORT_DATABASE_URL is not a usable MongoDB URL: {exc}") from exc
         self._client = client
