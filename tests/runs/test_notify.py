@@ -69,4 +69,3 @@ async def test_a_failed_run_posts_a_slack_compatible_summary(world: World) -> No
     assert body["message"] == "The list was deleted."
     assert "Weekly newsletter" in body["text"]
     assert "The list was deleted." in body["text"]
-
