@@ -32,6 +32,7 @@ from service.api.context import RequestContext
 from service.api.schema import create_schema
 from service.auth import AuthenticationError
 from service.core import Services, open_services
+from service.metrics import metrics_endpoint
 from service.oauth import oauth_callback
 from service.settings import Settings
 
@@ -186,6 +187,7 @@ def _build(settings: Settings, lifespan: Any = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
             Route("/oauth/callback", oauth_callback),
         ],
         lifespan=lifespan,

@@ -19,6 +19,7 @@ from strawberry.types import ExecutionContext
 from service.api import connections, exports, root, run_history, schedule, segments
 from service.api.extensions import Authentication, MaskUnexpectedErrors, log_unexpected
 from service.api.nodes import Connection, Export, ExportRun, RefreshSchedule, Segment
+from service.metrics import OperationMetrics
 
 AREAS: tuple[ModuleType, ...] = (root, segments, connections, exports, run_history, schedule)
 
@@ -41,6 +42,8 @@ def create_schema(max_query_depth: int = 12) -> strawberry.Schema:
     query = _root("Query")
     assert query is not None
     extensions: list[Any] = [
+        # First, so it times the whole operation and sees its final outcome.
+        OperationMetrics,
         # A factory, so each operation gets a fresh extension instance.
         lambda: QueryDepthLimiter(max_depth=max_query_depth),
         Authentication,
