@@ -318,6 +318,27 @@ def demo(
     run_demo(host, port, data_dir)
 
 
+@app.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt stored credentials with the first key of SEGPORT_ENCRYPTION_KEY ("new,old")."""
+    settings = settings_or_exit()
+    from service.core import open_services
+    from service.keys import KeyRotationError, rotate_credentials
+
+    async def rotate() -> int:
+        async with open_services(settings) as services:
+            return await rotate_credentials(services)
+
+    try:
+        rotated = asyncio.run(rotate())
+    except KeyRotationError as exc:
+        fail(str(exc), code=1)
+    typer.echo(
+        f"re-encrypted the credentials of {rotated} connection(s) with the first key of "
+        "SEGPORT_ENCRYPTION_KEY; the other keys can now be removed"
+    )
+
+
 def main() -> None:
     """Console-script entry point (``segport``)."""
     app()

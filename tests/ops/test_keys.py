@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -116,3 +121,45 @@ async def test_credentials_no_key_decrypts_are_named_and_the_rest_still_rotate(s
     assert unreadable.id in str(caught.value)
     assert "SEGPORT_ENCRYPTION_KEY" in str(caught.value)
     assert CredentialCipher([KEY_B]).decrypt((await stored(sqlite_url, readable.id)).credentials)
+
+
+def segport_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("segport")), *args],
+        env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_segport_rotate_keys_command_rotates_and_reports_the_count(sqlite_url, tmp_path):
+    (c,) = await write_with_key_a(sqlite_url, [{"access_token": "at-cli"}])
+    env = {
+        "SEGPORT_DATABASE_URL": sqlite_url,
+        "SEGPORT_ENCRYPTION_KEY": f"{KEY_B},{KEY_A}",
+        "SEGPORT_JWT_SECRET": "cli-test-jwt-secret-0123456789abcdef0123456789",
+        "SEGPORT_LOG_FORMAT": "json",
+    }
+    done = segport_command("rotate-keys", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "re-encrypted the credentials of 1 connection(s)" in done.stdout
+    assert KEY_A not in done.stdout + done.stderr
+    assert KEY_B not in done.stdout + done.stderr
+    row = await stored(sqlite_url, c.id)
+    assert CredentialCipher([KEY_B]).decrypt(row.credentials) == {"access_token": "at-cli"}
+
+
+async def test_segport_rotate_keys_without_the_old_key_fails_naming_the_connection(sqlite_url):
+    (c,) = await write_with_key_a(sqlite_url, [{"access_token": "at-lost"}])
+    env = {
+        "SEGPORT_DATABASE_URL": sqlite_url,
+        "SEGPORT_ENCRYPTION_KEY": KEY_B,
+        "SEGPORT_JWT_SECRET": "cli-test-jwt-secret-0123456789abcdef0123456789",
+        "SEGPORT_LOG_FORMAT": "json",
+    }
+    done = segport_command("rotate-keys", env=env)
+    assert done.returncode == 1
+    assert c.id in done.stderr
+    assert "Traceback" not in done.stderr
