@@ -16,12 +16,20 @@ from strawberry.extensions import QueryDepthLimiter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from service.api import connections, exports, root, run_history, schedule, segments
+from service.api import connections, exports, root, run_history, runs, schedule, segments
 from service.api.extensions import Authentication, MaskUnexpectedErrors, log_unexpected
 from service.api.nodes import Connection, Export, ExportRun, RefreshSchedule, Segment
 from service.metrics import OperationMetrics
 
-AREAS: tuple[ModuleType, ...] = (root, segments, connections, exports, run_history, schedule)
+AREAS: tuple[ModuleType, ...] = (
+    root,
+    segments,
+    connections,
+    exports,
+    run_history,
+    runs,
+    schedule,
+)
 
 
 def _root(name: str) -> type | None:

@@ -8,12 +8,14 @@ processes tick at once.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 
 from service.domain import (
+    Export,
     ExportRun,
     ExportRunStatus,
     ExportRunTrigger,
@@ -60,6 +62,10 @@ class DuplicateRunError(RunRequestError):
     """A scheduled due time already has its run."""
 
     code = "DUPLICATE_RUN"
+
+
+class ForbiddenError(RunRequestError):
+    code = "FORBIDDEN"
 
 
 class RunFinishedError(RunRequestError):
@@ -163,9 +169,14 @@ class RunCoordinator:
         """Run every export whose schedule is on (see :meth:`run_all_detailed`)."""
         return (await self.run_all_detailed(requested_by)).runs
 
-    async def run_all_detailed(self, requested_by: str | None) -> RunAllResult:
+    async def run_all_detailed(
+        self,
+        requested_by: str | None,
+        *,
+        may_run: Callable[[Export], Awaitable[bool]] | None = None,
+    ) -> RunAllResult:
         """Run every export whose schedule mode is not OFF; the ones that cannot run
-        (detached, a run already active) are reported, not fatal."""
+        (detached, a run already active, refused by ``may_run``) are reported, not fatal."""
         store = self.services.store
         result = RunAllResult(runs=[], problems=[])
         after: str | None = None
@@ -173,6 +184,14 @@ class RunCoordinator:
             page = await store.list_exports(first=100, after=after)
             for export in page.items:
                 if export.schedule.mode is ScheduleMode.OFF:
+                    continue
+                if may_run is not None and not await may_run(export):
+                    result.problems.append(
+                        ForbiddenError(
+                            f"Your role may not run export {export.display_name!r}.",
+                            export_id=export.id,
+                        )
+                    )
                     continue
                 try:
                     run = await self.request_run(
