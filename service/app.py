@@ -34,6 +34,7 @@ from service.auth import AuthenticationError
 from service.core import Services, open_services
 from service.metrics import metrics_endpoint
 from service.oauth import oauth_callback
+from service.runs.embedded import in_process_runs
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -219,6 +220,8 @@ def create_app_from_settings(
             settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points
         ) as services:
             app.state.services = services
-            yield
+            # Embedded mode: this process also carries runs and ticks the schedule.
+            async with in_process_runs(services):
+                yield
 
     return _build(settings, lifespan)
