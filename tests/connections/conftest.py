@@ -1,5 +1,6 @@
-"""Fixtures for the connection tests: the fake Constant Contact, our callback served by a
-real uvicorn on a free port (in the test's event loop), and real Services on SQLite."""
+"""Fixtures for the connection tests: the fake Constant Contact, our app (with its
+``/oauth/callback``) served by a real uvicorn on a free port in the test's event loop,
+and real Services on SQLite."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ import pytest
 import uvicorn
 from segport_constant_contact.fake import RunningFake, run_fake
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.app import create_app
 from service.core import Services, open_services
 from service.domain import Connection, ConnectionStatus, ConnectionUsableBy, new_id, utcnow
-from service.oauth import oauth_callback
 from tests.support.settings import make_settings
 
 TOKEN_PATH = "/oauth2/default/v1/token"
@@ -35,26 +36,37 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningFake]:
 
 @dataclass
 class CallbackServer:
+    """The segport app (``service.app.create_app``) behind uvicorn on a free port.
+
+    The port must be known before the Services (their public URL builds the
+    redirect URI), so the server starts with a placeholder and ``services``
+    installs the real app.
+    """
+
     url: str
-    app: Starlette
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 @pytest.fixture
 async def callback_server() -> AsyncIterator[CallbackServer]:
-    """``GET /oauth/callback`` served by uvicorn in this event loop (it shares the
-    test's Services, which belong to this loop)."""
-    app = Starlette(routes=[Route("/oauth/callback", oauth_callback)])
+    """Served by uvicorn in this event loop (it shares the test's Services, which
+    belong to this loop)."""
+    holder = CallbackServer("", Starlette())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    holder.url = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        uvicorn.Config(holder, log_level="warning", access_log=False, lifespan="off")
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         assert not task.done(), "the callback server did not start"
         await asyncio.sleep(0.01)
-    yield CallbackServer(f"http://127.0.0.1:{port}", app)
+    yield holder
     server.should_exit = True
     await task
     sock.close()
@@ -81,7 +93,7 @@ async def services(
     settings = make_settings(f"sqlite:///{tmp_path / 'segport.db'}", public_url=callback_server.url)
     fake.state.configure(redirect_uris=[settings.oauth_redirect_uri])
     async with open_services(settings) as opened:
-        callback_server.app.state.services = opened
+        callback_server.app = create_app(opened)
         yield opened
 
 
