@@ -9,9 +9,11 @@ so that neither database ever sees a Python-only type.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from service.domain import (
     Connection,
@@ -25,6 +27,7 @@ from service.domain import (
     FieldMapping,
     Frequency,
     OAuthState,
+    Profile,
     Recurrence,
     RefreshSchedule,
     RunCounts,
@@ -45,6 +48,45 @@ def as_utc(value: datetime) -> datetime:
 
 def optional_utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
+
+
+# -- profiles ------------------------------------------------------------
+
+# Datetimes and dataclasses are refused rather than silently turned into text:
+# attributes are plain JSON, and read back the same from either store.
+_STRICT_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def checked_profiles(profiles: Sequence[Profile]) -> list[tuple[Profile, str]]:
+    """Profiles ready to write, each with its attributes as JSON text; one per id.
+
+    The last occurrence of an id wins, as if each were written in turn; a
+    profile's repeated segment ids count once. Raises ``ValueError`` naming the
+    profile when its id, segment ids or attributes are not acceptable, before
+    anything is written.
+    """
+    latest: dict[str, tuple[Profile, str]] = {}
+    for profile in profiles:
+        if not isinstance(profile.id, str) or not profile.id:
+            raise ValueError(f"profile id must be a non-empty string, got {profile.id!r}")
+        if not isinstance(profile.attributes, dict):
+            raise ValueError(
+                f"profile {profile.id!r}: attributes must be an object, got {profile.attributes!r}"
+            )
+        bad = [s for s in profile.segment_ids if not isinstance(s, str) or not s]
+        if bad:
+            raise ValueError(
+                f"profile {profile.id!r}: segment ids must be non-empty strings, got {bad[0]!r}"
+            )
+        try:
+            attributes = orjson.dumps(profile.attributes, option=_STRICT_JSON).decode()
+        except TypeError as exc:  # orjson.JSONEncodeError
+            raise ValueError(
+                f"profile {profile.id!r}: attributes must be plain JSON values ({exc})"
+            ) from exc
+        segment_ids = list(dict.fromkeys(profile.segment_ids))
+        latest[profile.id] = (Profile(profile.id, profile.attributes, segment_ids), attributes)
+    return list(latest.values())
 
 
 # -- segments ------------------------------------------------------------

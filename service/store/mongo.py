@@ -263,23 +263,15 @@ class MongoStore:
 
     # -- profiles --------------------------------------------------------
     async def upsert_profiles(self, profiles: Sequence[Profile]) -> int:
-        latest: dict[str, Profile] = {}
-        for profile in profiles:
-            if not isinstance(profile.id, str) or not profile.id:
-                raise ValueError(f"profile id must be a non-empty string, got {profile.id!r}")
-            latest[profile.id] = profile
-        unique = list(latest.values())
+        checked = [profile for profile, _ in rec.checked_profiles(profiles)]
         coll = self._c("profiles")
-        for start in range(0, len(unique), self._write_batch_size):
-            batch = unique[start : start + self._write_batch_size]
+        for start in range(0, len(checked), self._write_batch_size):
+            batch = checked[start : start + self._write_batch_size]
             await coll.bulk_write(
                 [
                     ReplaceOne(
                         {"_id": p.id},
-                        {
-                            "attributes": dict(p.attributes),
-                            "segment_ids": unique_in_order(p.segment_ids),
-                        },
+                        {"attributes": p.attributes, "segment_ids": p.segment_ids},
                         upsert=True,
                     )
                     for p in batch
@@ -287,7 +279,7 @@ class MongoStore:
                 ordered=False,
             )
             await self._record_attribute_names({n for p in batch for n in p.attributes})
-        return len(unique)
+        return len(checked)
 
     async def _record_attribute_names(self, names: set[str]) -> None:
         new = sorted(names - self._known_attributes)

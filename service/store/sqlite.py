@@ -263,7 +263,7 @@ class _DatabaseThread:
 
     async def open(self, path: Path, *, read_only: bool) -> None:
         def connect() -> None:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            # isolation_level=None: transactions are our own BEGIN .. COMMIT.
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -274,17 +274,10 @@ class _DatabaseThread:
                 conn.execute("PRAGMA query_only = ON")
             self._conn = conn
 
-        await self.call(lambda _conn: None, connect_first=connect)
+        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
 
-    async def call(
-        self,
-        fn: Callable[[sqlite3.Connection], T],
-        *,
-        connect_first: Callable[[], None] | None = None,
-    ) -> T:
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def job() -> T:
-            if connect_first is not None:
-                connect_first()
             if self._conn is None:
                 raise RuntimeError("the SQLite store is not open (call open() first)")
             return fn(self._conn)
@@ -430,17 +423,11 @@ class SQLiteStore:
 
     # -- profiles --------------------------------------------------------
     async def upsert_profiles(self, profiles: Sequence[Profile]) -> int:
-        # The last occurrence of an id wins, as if each were written in turn.
-        latest: dict[str, Profile] = {}
-        for profile in profiles:
-            if not isinstance(profile.id, str) or not profile.id:
-                raise ValueError(f"profile id must be a non-empty string, got {profile.id!r}")
-            latest[profile.id] = profile
-        unique = list(latest.values())
-        for start in range(0, len(unique), self._write_batch_size):
-            batch = unique[start : start + self._write_batch_size]
+        checked = rec.checked_profiles(profiles)
+        for start in range(0, len(checked), self._write_batch_size):
+            batch = checked[start : start + self._write_batch_size]
             await self._write(partial(_write_profiles, batch=batch))
-        return len(unique)
+        return len(checked)
 
     async def get_profile(self, profile_id: str) -> Profile | None:
         row = await self._read(
@@ -894,20 +881,13 @@ def _page_query(
     return docs, int(total)
 
 
-def _write_profiles(conn: sqlite3.Connection, batch: Sequence[Profile]) -> None:
-    profile_rows = []
+def _write_profiles(conn: sqlite3.Connection, batch: Sequence[tuple[Profile, str]]) -> None:
+    profile_rows: list[tuple[str, str, str]] = []
     member_rows: list[tuple[str, str]] = []
     names: set[str] = set()
-    for profile in batch:
-        segment_ids = unique_in_order(profile.segment_ids)
-        profile_rows.append(
-            (
-                profile.id,
-                orjson.dumps(profile.attributes).decode(),
-                orjson.dumps(segment_ids).decode(),
-            )
-        )
-        member_rows.extend((segment_id, profile.id) for segment_id in segment_ids)
+    for profile, attributes in batch:
+        profile_rows.append((profile.id, attributes, orjson.dumps(profile.segment_ids).decode()))
+        member_rows.extend((segment_id, profile.id) for segment_id in profile.segment_ids)
         names.update(profile.attributes)
     conn.executemany(
         "INSERT INTO profiles (id, attributes, segment_ids) VALUES (?, ?, ?) "
@@ -916,7 +896,9 @@ def _write_profiles(conn: sqlite3.Connection, batch: Sequence[Profile]) -> None:
         profile_rows,
     )
     # Replace the memberships: a profile is in exactly the segments it was last given.
-    conn.executemany("DELETE FROM segment_members WHERE profile_id = ?", [(p.id,) for p in batch])
+    conn.executemany(
+        "DELETE FROM segment_members WHERE profile_id = ?", [(p.id,) for p, _ in batch]
+    )
     conn.executemany(
         "INSERT INTO segment_members (segment_id, profile_id) VALUES (?, ?)", member_rows
     )

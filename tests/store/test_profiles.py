@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
@@ -73,6 +74,26 @@ async def test_upsert_writes_every_profile_across_several_write_batches(store: S
 async def test_upsert_refuses_an_empty_profile_id(store: Store) -> None:
     with pytest.raises(ValueError, match="profile id"):
         await store.upsert_profiles([Profile("", {"email": "a@x.io"}, [])])
+
+
+@pytest.mark.parametrize(
+    ("profile", "named"),
+    [
+        (Profile("p-date", {"born": datetime(2000, 1, 1, tzinfo=UTC)}, []), "'p-date'"),
+        (Profile("p-set", {"tags": {"a", "b"}}, []), "'p-set'"),
+        (Profile("p-seg", {}, ["s1", ""]), "''"),
+    ],
+)
+async def test_upsert_refuses_non_json_attributes_or_bad_segment_ids_writing_nothing(
+    store: Store, profile: Profile, named: str
+) -> None:
+    good = Profile("p-good", {"email": "a@x.io"}, ["s1"])
+
+    with pytest.raises(ValueError, match=named):
+        await store.upsert_profiles([good, profile])
+
+    assert await store.get_profile("p-good") is None
+    assert await store.profile_attribute_names() == []
 
 
 async def test_attribute_names_are_every_name_seen_sorted(store: Store) -> None:
