@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from segport_constant_contact import ConstantContact, ConstantContactSettings
 from segport_constant_contact.fake import RunningFake, run_fake
 from segport_constant_contact.oauth import access_token_expiry
+
 from service.credentials import PendingCredentials
 from service.limiter import MemoryRateLimiter
 from service.plugins import DestinationContext, OAuthTokens, RateLimiter
@@ -121,7 +123,7 @@ class VirtualClock:
     logic, without spending real seconds in tests that are not about the rate."""
 
     def __init__(self) -> None:
-        self.now = 1_700_000_000.0
+        self.now = time.time()  # real dates, so a pause until next midnight is hours away
 
     def __call__(self) -> float:
         return self.now
@@ -134,3 +136,12 @@ class VirtualClock:
 def instant_limiter(destination: ConstantContact) -> MemoryRateLimiter:
     clock = VirtualClock()
     return MemoryRateLimiter(destination.key, destination.limits, clock=clock, sleep=clock.sleep)
+
+
+def fast_context(
+    fake: RunningFake, destination: ConstantContact, http: httpx.AsyncClient, **kwargs: Any
+) -> DestinationContext:
+    """A context for tests that are not about the request rate: the real limiter on a
+    virtual clock, and the fake's per-second limit lifted to match."""
+    fake.state.configure(requests_per_second=10_000)
+    return make_context(fake, destination, http, limiter=instant_limiter(destination), **kwargs)

@@ -236,7 +236,7 @@ async def test_admin_endpoint_changes_knobs_and_refuses_unknown_ones(
 ) -> None:
     answer = await http.post(f"{fake.url}/__fake__/config", json={"server_error_share": 1.0})
     assert answer.json()["server_error_share"] == 1.0
-    assert answer.json()["client_secret"] == "***"
+    assert answer.json()["client_secret"] == "***"  # noqa: S105
     response = await http.get(f"{fake.api_base_url}/account/summary", headers=bearer(fake))
     assert response.status_code == 503
     refused = await http.post(f"{fake.url}/__fake__/config", json={"flakiness": 1})

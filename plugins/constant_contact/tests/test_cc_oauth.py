@@ -13,10 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import jwt
 import pytest
+from cc_support import GENERAL_LIST, REDIRECT_URI, fast_context, tokens_from
 from pydantic import SecretStr
-from cc_support import GENERAL_LIST, REDIRECT_URI, instant_limiter, make_context, tokens_from
 from segport_constant_contact import ConstantContact, ConstantContactSettings
 from segport_constant_contact.fake import RunningFake
+
 from service.plugins import AuthorizationLost, InvalidCredentials
 
 
@@ -87,7 +88,7 @@ async def test_code_exchange_gives_tokens_expiring_at_the_jwt_exp(
     fake.state.configure(access_token_ttl_seconds=600)
     verifier, challenge = pkce()
     code = await authorize(destination, http, challenge)
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     tokens = await destination.exchange_code(
         ctx, code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI
     )
@@ -102,8 +103,10 @@ async def test_code_is_single_use(
 ) -> None:
     verifier, challenge = pkce()
     code = await authorize(destination, http, challenge)
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
-    await destination.exchange_code(ctx, code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI)
+    ctx = fast_context(fake, destination, http)
+    await destination.exchange_code(
+        ctx, code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI
+    )
     with pytest.raises(InvalidCredentials, match="invalid or has been used"):
         await destination.exchange_code(
             ctx, code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI
@@ -115,7 +118,7 @@ async def test_wrong_pkce_verifier_is_refused(
 ) -> None:
     _, challenge = pkce()
     code = await authorize(destination, http, challenge)
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     with pytest.raises(InvalidCredentials, match="PKCE verification failed"):
         await destination.exchange_code(
             ctx, code=code, code_verifier=pkce()[0], redirect_uri=REDIRECT_URI
@@ -127,20 +130,25 @@ async def test_redirect_uri_must_match_the_authorization_request(
 ) -> None:
     verifier, challenge = pkce()
     code = await authorize(destination, http, challenge)
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     with pytest.raises(InvalidCredentials, match="redirect_uri does not match"):
         await destination.exchange_code(
-            ctx, code=code, code_verifier=verifier, redirect_uri="http://localhost:8000/oauth/callback"
+            ctx,
+            code=code,
+            code_verifier=verifier,
+            redirect_uri="http://localhost:8000/oauth/callback",
         )
 
 
 async def test_wrong_client_secret_is_refused_without_echoing_it(
     fake: RunningFake, http: httpx.AsyncClient, settings: ConstantContactSettings
 ) -> None:
-    wrong = ConstantContact(settings.model_copy(update={"client_secret": SecretStr("s3cr3t-wrong")}))
+    wrong = ConstantContact(
+        settings.model_copy(update={"client_secret": SecretStr("s3cr3t-wrong")})
+    )
     verifier, challenge = pkce()
     code = await authorize(wrong, http, challenge)
-    ctx = make_context(fake, wrong, http, limiter=instant_limiter(wrong))
+    ctx = fast_context(fake, wrong, http)
     with pytest.raises(InvalidCredentials) as caught:
         await wrong.exchange_code(ctx, code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI)
     assert "client authentication failed" in str(caught.value)
@@ -189,7 +197,7 @@ async def test_consent_page_knob_asks_before_redirecting(
 async def test_rotating_refresh_supersedes_the_old_refresh_token(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     first = tokens_from(fake.state.issue_tokens())
     second = await destination.refresh_tokens(ctx, first)
     assert second.refresh_token != first.refresh_token
@@ -203,7 +211,7 @@ async def test_long_lived_refresh_token_is_kept(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
     fake.state.configure(rotating_refresh_tokens=False)
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     first = tokens_from(fake.state.issue_tokens())
     again = await destination.refresh_tokens(ctx, first)
     assert again.refresh_token == first.refresh_token
@@ -214,7 +222,7 @@ async def test_token_endpoint_limit_of_one_per_second_is_waited_out(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
     fake.state.configure(token_requests_per_second=1, rotating_refresh_tokens=False)
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     ctx.sleep = asyncio.sleep  # the fake's window is real time
     tokens = tokens_from(fake.state.issue_tokens())
     first = await destination.refresh_tokens(ctx, tokens)
@@ -225,14 +233,14 @@ async def test_token_endpoint_limit_of_one_per_second_is_waited_out(
 async def test_verify_connection_names_the_account(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     assert await destination.verify_connection(ctx) == "Fake Outfitters"
 
 
 async def test_verify_connection_with_a_dead_token_is_invalid_credentials(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     fake.state.expire_access_tokens()
     fake.state.refresh_tokens.clear()  # the app was disconnected in Constant Contact
     with pytest.raises(InvalidCredentials, match="unknown, invalid, or expired refresh token"):
@@ -245,7 +253,7 @@ async def test_list_choices_page_through_every_list_with_member_counts(
     for i in range(1001):
         fake.state.add_list(f"List {i:04d}")
     fake.state.lists[GENERAL_LIST].members.update({"a@example.com", "b@example.com"})
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     choices = await destination.list_choices(ctx, "listId")
     assert len(choices) == 1003
     general = next(c for c in choices if c.id == GENERAL_LIST)
@@ -257,7 +265,7 @@ async def test_list_choices_page_through_every_list_with_member_counts(
 async def test_check_export_settings_finds_the_list_or_names_the_missing_one(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
-    ctx = make_context(fake, destination, http, limiter=instant_limiter(destination))
+    ctx = fast_context(fake, destination, http)
     assert await destination.check_export_settings(ctx, {"listId": GENERAL_LIST}) == []
     missing = "11111111-2222-4333-8444-555555555555"
     [error] = await destination.check_export_settings(ctx, {"listId": missing})

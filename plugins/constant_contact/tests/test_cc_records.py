@@ -8,6 +8,7 @@ import orjson
 import pytest
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.session import BODY_PREFIX, body_suffix
+
 from service.plugins import Rejection
 
 CC = ConstantContact()
