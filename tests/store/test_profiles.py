@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -175,3 +176,27 @@ async def test_members_of_no_or_unknown_segments_are_nothing(store: Store) -> No
 async def test_members_refuse_a_batch_size_below_one(store: Store) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         await collect(store, ["s1"], batch_size=0)
+
+
+async def test_streaming_members_while_others_read_and_write_is_safe(store: Store) -> None:
+    segment = new_id()
+    await store.upsert_profiles([Profile(f"a{i:03d}", {"i": i}, [segment]) for i in range(120)])
+
+    async def stream() -> list[str]:
+        return [p.id for b in await collect(store, [segment], batch_size=7) for p in b]
+
+    async def write() -> int:
+        # Profiles after the stream's range, and outside the segment: neither changes it.
+        return await store.upsert_profiles(
+            [Profile(f"b{i:03d}", {"j": i}, ["elsewhere"]) for i in range(120)]
+        )
+
+    streamed, written, counted, names = await asyncio.gather(
+        stream(), write(), store.count_segment_members([segment]), store.profile_attribute_names()
+    )
+
+    assert streamed == [f"a{i:03d}" for i in range(120)]
+    assert written == 120
+    assert counted == 120
+    assert "i" in names
+    assert await store.count_segment_members(["elsewhere"]) == 120
