@@ -14,7 +14,7 @@ import sys
 
 
 async def serve(port: int) -> None:
-    from mongoeco.wire import AsyncMongoEcoProxyServer
+    from mongoeco.wire import AsyncMongoEcoProxyServer  # type: ignore[import-not-found]  # 3.13 only
 
     server = AsyncMongoEcoProxyServer(host="127.0.0.1", port=port)
     address = await server.start()
