@@ -51,3 +51,7 @@ async def test_an_unopened_store_says_it_must_be_opened() -> None:
 
     with pytest.raises(RuntimeError, match="open"):
         await store.get_segment("s1")
+
+
+def test_the_session_url_names_a_fresh_test_database(mongodb_url: str) -> None:
+    assert urlsplit(mongodb_url).path.startswith("/segport_test_")
