@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -91,7 +93,13 @@ async def _startup(ctx: dict[str, Any]) -> None:
 
     settings: Settings = ctx["settings"]
     stack = AsyncExitStack()
-    services = await stack.enter_async_context(open_services(settings))
+    services = await stack.enter_async_context(
+        open_services(
+            settings,
+            extra_plugins=ctx.get("extra_plugins", ()),
+            load_entry_points=ctx.get("load_entry_points", True),
+        )
+    )
     ctx["stack"] = stack
     ctx["services"] = services
     ctx["ticker"] = asyncio.create_task(tick_forever(services))
@@ -133,8 +141,17 @@ async def tick_forever(services: Services) -> None:
         await asyncio.sleep(interval)
 
 
-def worker_settings(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for :class:`arq.worker.Worker` (what a ``WorkerSettings`` class holds)."""
+def worker_settings(
+    settings: Settings,
+    *,
+    extra_plugins: Iterable[ModuleType | object] = (),
+    load_entry_points: bool = True,
+) -> dict[str, Any]:
+    """Keyword arguments for :class:`arq.worker.Worker` (what a ``WorkerSettings`` class holds).
+
+    ``extra_plugins`` / ``load_entry_points`` are handed to :func:`service.core.open_services`
+    (embedding and tests register destinations without installing them).
+    """
     from arq.connections import RedisSettings
     from arq.worker import func
 
@@ -145,7 +162,11 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": _startup,
         "on_shutdown": _shutdown,
-        "ctx": {"settings": settings},
+        "ctx": {
+            "settings": settings,
+            "extra_plugins": tuple(extra_plugins),
+            "load_entry_points": load_entry_points,
+        },
         "allow_abort_jobs": True,
         "job_timeout": settings.job_timeout_seconds,
         "max_tries": settings.job_max_tries,
@@ -156,9 +177,23 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_worker(settings: Settings) -> None:
-    """``segport worker``: serve run jobs until SIGTERM/SIGINT (blocking)."""
+def run_worker(
+    settings: Settings,
+    *,
+    extra_plugins: Iterable[ModuleType | object] = (),
+    load_entry_points: bool = True,
+) -> None:
+    """``segport worker``: serve run jobs until SIGTERM/SIGINT (blocking).
+
+    On SIGTERM arq stops taking jobs, waits ``job_completion_wait`` for running
+    ones, then cancels them: a cancelled run checkpoints, releases itself and
+    stays RUNNING, and arq's retry (or another worker's recovery) resumes it.
+    """
     from arq.worker import Worker
 
-    worker = Worker(**worker_settings(settings))
+    worker = Worker(
+        **worker_settings(
+            settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points
+        )
+    )
     worker.run()
