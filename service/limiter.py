@@ -50,6 +50,11 @@ MAX_SINGLE_SLEEP = 60.0
 """Long waits (a spent daily quota, a pause) are slept in slices so that a changed
 pause or a clock correction is noticed within a minute."""
 DAY = 86400
+ARRIVAL_MARGIN = 0.05
+"""Seconds added to every window: destinations count requests when they *arrive*, and a
+request admitted exactly one window after another can reach them a few milliseconds
+sooner than its predecessor did (connection reuse, scheduling), which they would count
+as one too many in that window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +71,15 @@ class WindowRule:
         An integer rate N gives N per 1-second window. A fractional rate is rounded
         *down* (2.5/s gives 2 per second) and a rate below 1 widens the window
         (0.5/s gives 1 per 2 seconds), so no 1-second window ever exceeds the rate.
+        Every window is widened by :data:`ARRIVAL_MARGIN`.
         """
         if requests_per_second is None:
             return None
         if requests_per_second <= 0:
             raise ValueError(f"requests_per_second must be positive, got {requests_per_second!r}")
         count = max(1, math.floor(requests_per_second))
-        return cls(count=count, window=max(1.0, count / requests_per_second))
+        window = max(1.0, count / requests_per_second) + ARRIVAL_MARGIN
+        return cls(count=count, window=window)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from service.limiter import (
+    ARRIVAL_MARGIN,
     MemoryRateLimiter,
     RateLimiters,
     RedisRateLimiter,
@@ -74,7 +75,7 @@ async def test_window_slides_instead_of_resetting_on_the_second_boundary(
     make_limiter: LimiterFactory,
 ) -> None:
     # Two admissions at x.9 fill the window; a fixed window would admit a third at
-    # (x+1).0, the sliding log makes it wait until (x+1).9.
+    # (x+1).0, the sliding log makes it wait until (x+1).9 plus the arrival margin.
     clock = FakeClock(datetime(2030, 1, 1, 12, 0, 0, 900_000, tzinfo=UTC))
     limiter = make_limiter(DestinationLimits(requests_per_second=2), clock=clock, sleep=clock.sleep)
     assert await limiter.acquire() == 0.0
@@ -83,9 +84,9 @@ async def test_window_slides_instead_of_resetting_on_the_second_boundary(
 
     waited = await limiter.acquire()
 
-    assert waited == pytest.approx(0.9)
+    assert waited == pytest.approx(0.9 + ARRIVAL_MARGIN)
     assert datetime.fromtimestamp(clock.now, UTC) == datetime(
-        2030, 1, 1, 12, 0, 1, 900_000, tzinfo=UTC
+        2030, 1, 1, 12, 0, 1, 950_000, tzinfo=UTC
     )
 
 
@@ -163,7 +164,7 @@ async def test_wait_observer_hears_every_admission(make_limiter: LimiterFactory)
     )
     await limiter.acquire()
     await limiter.acquire()
-    assert heard == [("toy", 0.0), ("toy", pytest.approx(1.0))]
+    assert heard == [("toy", 0.0), ("toy", pytest.approx(1.0 + ARRIVAL_MARGIN))]
 
 
 # -- Redis only: one budget for every process -------------------------------------
@@ -240,9 +241,9 @@ async def test_registry_gives_one_shared_limiter_per_destination_key(redis_db: R
 @pytest.mark.parametrize(
     ("rate", "rule"),
     [
-        (4, WindowRule(4, 1.0)),
-        (2.5, WindowRule(2, 1.0)),
-        (0.5, WindowRule(1, 2.0)),
+        (4, WindowRule(4, 1.0 + ARRIVAL_MARGIN)),
+        (2.5, WindowRule(2, 1.0 + ARRIVAL_MARGIN)),
+        (0.5, WindowRule(1, 2.0 + ARRIVAL_MARGIN)),
         (None, None),
     ],
 )
