@@ -86,8 +86,11 @@ class RecordMapper:
                 "destination key (e.g. the same e-mail address)",
                 profile_id=profile.id,
             )
+        encoded = self.destination.encode_record(built)
+        # orjson's output keeps its ~4 KB working buffer; a right-sized copy keeps a
+        # full batch (40,000 records for Constant Contact) at a few MB instead of 160.
         return EncodedRecord(
-            profile_id=profile.id, dedupe_key=key, encoded=self.destination.encode_record(built)
+            profile_id=profile.id, dedupe_key=key, encoded=memoryview(encoded).tobytes()
         )
 
     def take(self, record: EncodedRecord) -> None:

@@ -1,0 +1,265 @@
+"""Benchmark: export N profiles to the fake Constant Contact with its real limits.
+
+    .venv/bin/python bench/export.py            # 1,000,000 profiles
+    .venv/bin/python bench/export.py -n 100000
+
+Loads N profiles into a fresh SQLite store, then measures, in one process:
+
+- the floor: read + map + encode + batch of the whole segment, no network;
+- the export end to end (embedded mode: in-process queue, events, limiter)
+  to a fake Constant Contact answering at 4 requests/s, 40,000 contacts and
+  4 MB per request, and following every import activity to its end.
+
+The fake runs in its own process, so the peak RSS printed is segport's alone.
+
+Prints wall time, profiles/s, peak RSS, requests made and the largest request.
+Results are recorded in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from segport_constant_contact import ConstantContact, ConstantContactSettings
+
+from service.core import Services, open_services
+from service.credentials import seal_credentials
+from service.domain import (
+    Connection,
+    ConnectionStatus,
+    ConnectionUsableBy,
+    Export,
+    ExportRunTrigger,
+    ExportSchedule,
+    FieldMapping,
+    Profile,
+    Segment,
+    new_id,
+    utcnow,
+)
+from service.plugins import Destination, EncodedRecord, OAuthTokens, hookimpl
+from service.runs.batching import ContactBatcher, RecordTooLarge
+from service.runs.events import follow_run
+from service.runs.mapping import RecordMapper
+from service.settings import Settings
+
+LIST_ID = "8a2b3c4d-0000-4000-8000-00000000a001"
+LOAD_CHUNK = 20_000
+
+
+class Plugin:
+    def __init__(self, destination: ConstantContact) -> None:
+        self.destination = destination
+
+    @hookimpl
+    def register_destinations(self) -> list[Destination]:
+        return [self.destination]
+
+
+@contextlib.contextmanager
+def fake_process() -> Iterator[str]:
+    """``python -m segport_constant_contact.fake`` on a free port; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "segport_constant_contact.fake",
+            "--port",
+            str(port),
+            "--requests-per-day",
+            "1000000",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(f"{url}/__fake__/stats", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def load(services: Services, fake_url: str, count: int) -> Export:
+    now = utcnow()
+    segment = Segment(
+        id=new_id(), name="Everyone", description=None, created_at=now, updated_at=now
+    )
+    await services.store.save_segment(segment)
+    for start in range(0, count, LOAD_CHUNK):
+        chunk = [
+            Profile(
+                id=f"p{i:08d}",
+                attributes={
+                    "EmailAddress": f"person{i}@example.com",
+                    "FirstName": f"First{i}",
+                    "LastName": f"Last{i}",
+                },
+                segment_ids=[segment.id],
+            )
+            for i in range(start, min(count, start + LOAD_CHUNK))
+        ]
+        await services.store.upsert_profiles(chunk)
+    async with httpx.AsyncClient() as http:
+        answer = (await http.post(f"{fake_url}/__fake__/tokens")).json()
+    connection = Connection(
+        id=new_id(),
+        display_name="Bench",
+        destination_type="constant_contact",
+        usable_by=ConnectionUsableBy.ADMINS,
+        status=ConnectionStatus.CONNECTED,
+        created_by="bench",
+        created_at=now,
+        updated_at=now,
+        credentials=seal_credentials(
+            services.cipher,
+            tokens=OAuthTokens(
+                access_token=answer["access_token"], refresh_token=answer.get("refresh_token")
+            ),
+        ),
+    )
+    await services.store.save_connection(connection)
+    export = Export(
+        id=new_id(),
+        display_name="Bench export",
+        connection_id=connection.id,
+        destination_type="constant_contact",
+        settings={"listId": LIST_ID},
+        field_mapping=[
+            FieldMapping("EmailAddress", "email"),
+            FieldMapping("FirstName", "first_name"),
+            FieldMapping("LastName", "last_name"),
+        ],
+        segment_ids=[segment.id],
+        schedule=ExportSchedule(),
+        created_by="bench",
+        created_at=now,
+        updated_at=now,
+    )
+    await services.store.save_export(export)
+    return export
+
+
+async def floor(
+    services: Services, export: Export, destination: ConstantContact
+) -> tuple[float, int]:
+    """Read + map + encode + batch the whole segment without sending; returns (seconds, batches)."""
+    started = time.perf_counter()
+    mapper = RecordMapper(destination, export.field_mapping)
+    batcher = ContactBatcher(destination.limits, destination.batch_envelope_size(export.settings))
+    batches = 0
+    async for profiles in services.store.iter_segment_members(
+        export.segment_ids, batch_size=services.settings.run_read_batch_size
+    ):
+        for profile in profiles:
+            out = mapper.map(profile)
+            if isinstance(out, EncodedRecord):
+                try:
+                    if batcher.add(out) is not None:
+                        batches += 1
+                except RecordTooLarge:
+                    continue
+                mapper.take(out)
+    if batcher.flush() is not None:
+        batches += 1
+    return time.perf_counter() - started, batches
+
+
+async def bench(count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder, fake_process() as fake_url:
+        destination = ConstantContact(
+            ConstantContactSettings(
+                client_id="fake-client-id",
+                client_secret="fake-client-secret",
+                api_base_url=f"{fake_url}/v3",
+                auth_base_url=fake_url,
+            )
+        )
+        settings = Settings(
+            database_url=f"sqlite:///{Path(folder) / 'bench.db'}",
+            jwt_secret="bench-secret-bench-secret-bench-secret-0123",  # type: ignore[arg-type]
+            encryption_key="zCVq5b7kFBUuiXfpLYIiqJB2c8Ju1pZmbWTqpS6Y67E=",  # type: ignore[arg-type]
+        )
+        async with open_services(
+            settings, extra_plugins=[Plugin(destination)], load_entry_points=False
+        ) as services:
+            started = time.perf_counter()
+            export = await load(services, fake_url, count)
+            load_seconds = time.perf_counter() - started
+            rss_after_load = peak_rss_mb()
+
+            floor_seconds, floor_batches = await floor(services, export, destination)
+            rss_after_floor = peak_rss_mb()
+
+            started = time.perf_counter()
+            run = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "bench")
+            last = run
+            async for state in follow_run(services.store, services.events, run.id):
+                last = state
+            wall = time.perf_counter() - started
+            stats = (await services.http.get(f"{fake_url}/__fake__/stats")).json()
+            return {
+                "profiles": count,
+                "status": str(last.status),
+                "message": last.message,
+                "load_seconds": round(load_seconds, 1),
+                "floor_seconds": round(floor_seconds, 2),
+                "floor_profiles_per_second": round(count / floor_seconds),
+                "floor_batches": floor_batches,
+                "wall_seconds": round(wall, 2),
+                "profiles_per_second": round(count / wall),
+                "contacts_sent": last.counts.contacts_sent,
+                "accepted": last.counts.accepted_by_destination,
+                "list_members": stats["lists"][LIST_ID]["members"],
+                "requests": stats["requests"],
+                "max_requests_in_one_second": stats["max_requests_in_one_second"],
+                "largest_request_bytes": stats["largest_body_bytes"],
+                "most_contacts_in_a_request": stats["most_records"],
+                "truncated_imports": stats["truncated_imports"],
+                "peak_rss_mb_after_load": round(rss_after_load, 1),
+                "peak_rss_mb_after_floor": round(rss_after_floor, 1),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--profiles", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    result = asyncio.run(bench(args.profiles))
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    return 0 if result["status"] == "SUCCEEDED" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
