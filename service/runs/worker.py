@@ -65,7 +65,21 @@ async def perform_run(services: Services, run_id: str, *, takeover: bool = False
     )
     if not claimed:
         return "claimed by another job"
-    done = await execute_run(services, run_id)
+    try:
+        done = await execute_run(services, run_id)
+    except TransientRunError:
+        raise
+    except Exception as exc:
+        # A bug or an outage we cannot classify: fail the run once, loudly, rather than
+        # let the recovery sweep resume it forever. The message names no internals.
+        log.exception("run_crashed", run_id=run_id)
+        await fail_run(
+            services,
+            run_id,
+            f"Unexpected error ({type(exc).__name__}); the run stopped. "
+            f"See the worker logs for run {run_id}.",
+        )
+        return "crashed"
     return str(done.status) if done is not None else "missing"
 
 
