@@ -22,8 +22,7 @@ class CredentialCipher:
             self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
         except ValueError as exc:  # the key itself is malformed
             raise ValueError(
-                "SEGPORT_ENCRYPTION_KEY must be urlsafe-base64 32-byte Fernet keys, "
-                "comma-separated"
+                "SEGPORT_ENCRYPTION_KEY must be urlsafe-base64 32-byte Fernet keys, comma-separated"
             ) from exc
 
     def encrypt(self, data: dict[str, Any]) -> str:
