@@ -163,9 +163,11 @@ class Subscription:
         raw_id = _raw_id(id, "ExportRun", "id")
         services = info.context.services
         found = False
-        async for run in follow_run(services.store, services.events, raw_id):
-            found = True
-            yield ExportRun.of(run)
+        # Counted while open: the block ends when the run ends, the client stops or leaves.
+        with services.metrics.subscription_open():
+            async for run in follow_run(services.store, services.events, raw_id):
+                found = True
+                yield ExportRun.of(run)
         if not found:
             raise GraphQLError(f"run {id!r} does not exist", extensions={"code": "NOT_FOUND"})
 
@@ -175,6 +177,8 @@ class Subscription:
     ) -> AsyncGenerator[ExportRun, None]:
         await _reader(info)
         raw_export_id = _raw_id(export_id, "Export", "exportId") if export_id else None
-        async with info.context.services.events.subscribe(export_id=raw_export_id) as changes:
-            async for run in changes:
-                yield ExportRun.of(run)
+        services = info.context.services
+        with services.metrics.subscription_open():
+            async with services.events.subscribe(export_id=raw_export_id) as changes:
+                async for run in changes:
+                    yield ExportRun.of(run)
