@@ -16,7 +16,16 @@ from strawberry.extensions import QueryDepthLimiter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from service.api import connections, exports, root, run_history, runs, schedule, segments
+from service.api import (
+    connections,
+    exports,
+    pickers,
+    root,
+    run_history,
+    runs,
+    schedule,
+    segments,
+)
 from service.api.extensions import Authentication, MaskUnexpectedErrors, log_unexpected
 from service.api.nodes import Connection, Export, ExportRun, RefreshSchedule, Segment
 from service.metrics import OperationMetrics
@@ -26,6 +35,7 @@ AREAS: tuple[ModuleType, ...] = (
     segments,
     connections,
     exports,
+    pickers,
     run_history,
     runs,
     schedule,

@@ -1,0 +1,145 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.field/mutation with keyword arguments are untyped decorators for mypy)
+"""Pickers: the values a frontend can offer for an export setting of a connection.
+
+``exportSettingChoices(connectionId:, setting:)`` asks the connection's
+destination (``Destination.list_choices``) for what the connected account
+holds, e.g. Constant Contact's lists with their member counts for ``listId``.
+
+It is a query, so refusals are top-level GraphQL errors, each with a stable
+``extensions.code``: ``FORBIDDEN`` (the role may not create exports, or not
+on this connection), ``BAD_USER_INPUT`` (not a connection id), ``NOT_FOUND``,
+``DESTINATION_NOT_INSTALLED``, ``UNKNOWN_SETTING``, ``NOT_CONNECTED``,
+``NEEDS_REAUTHORIZATION`` (the destination refused the stored credentials),
+``DESTINATION_ERROR`` (the destination's own words) and
+``DESTINATION_UNAVAILABLE`` (it could not be reached). Messages name the
+caller's values only; tokens and other internals never appear.
+"""
+
+from __future__ import annotations
+
+import httpx
+import strawberry
+import structlog
+from graphql import GraphQLError
+
+from service import domain
+from service.api.context import Info
+from service.api.errors import FORBIDDEN, bad_user_input
+from service.api.ids import InvalidGlobalId, from_global_id
+from service.destination_context import destination_context
+from service.permissions import Action, can_use_connection
+from service.plugins.api import AuthorizationLost, Destination, DestinationError, ListChoice
+
+log = structlog.get_logger(__name__)
+
+NOT_FOUND = "NOT_FOUND"
+DESTINATION_NOT_INSTALLED = "DESTINATION_NOT_INSTALLED"
+UNKNOWN_SETTING = "UNKNOWN_SETTING"
+NOT_CONNECTED = "NOT_CONNECTED"
+NEEDS_REAUTHORIZATION = "NEEDS_REAUTHORIZATION"
+DESTINATION_ERROR = "DESTINATION_ERROR"
+DESTINATION_UNAVAILABLE = "DESTINATION_UNAVAILABLE"
+
+
+def _refused(message: str, code: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code})
+
+
+@strawberry.type(description="A value a user can pick for an export setting.")
+class SettingChoice:
+    id: str = strawberry.field(description="The value to put into the export's settings.")
+    name: str = strawberry.field(description="What to show, e.g. the list's name.")
+    member_count: int | None = strawberry.field(
+        description="How many contacts the destination holds in it, when it says."
+    )
+
+    @classmethod
+    def of(cls, choice: ListChoice) -> SettingChoice:
+        return cls(id=choice.id, name=choice.name, member_count=choice.member_count)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="The values to offer for an export setting of a connection (e.g. the "
+        "account's lists for Constant Contact's listId), read from the destination. For "
+        "whoever may create exports on the connection; the connection must be CONNECTED."
+    )
+    async def export_setting_choices(
+        self, info: Info, connection_id: strawberry.ID, setting: str
+    ) -> list[SettingChoice]:
+        principal = info.context.require(Action.MANAGE_EXPORTS)
+        connection = await _connection(info, connection_id)
+        if not can_use_connection(principal, connection):
+            raise _refused(
+                f"Your role may not use connection {connection_id!r} for exports.", FORBIDDEN
+            )
+        destination = _destination(info, connection, connection_id)
+        names = [spec.name for spec in destination.export_settings]
+        if setting not in names:
+            raise _refused(
+                f"{setting!r} is not an export setting of {destination.display_name} "
+                f"(its export settings: {', '.join(names) or 'none'}).",
+                UNKNOWN_SETTING,
+            )
+        if connection.status is not domain.ConnectionStatus.CONNECTED:
+            raise _refused(
+                f"Connection {connection_id!r} is not connected to "
+                f"{destination.display_name}; an admin must authorize it first.",
+                NOT_CONNECTED,
+            )
+        choices = await _ask(info, destination, connection, setting)
+        return [SettingChoice.of(choice) for choice in choices]
+
+
+async def _connection(info: Info, connection_id: str) -> domain.Connection:
+    try:
+        type_name, raw_id = from_global_id(connection_id)
+    except InvalidGlobalId as exc:
+        raise bad_user_input(f"connectionId: {exc}") from exc
+    if type_name != "Connection":
+        raise bad_user_input(f"connectionId: {connection_id!r} is not a Connection id")
+    connection = await info.context.load_connection(raw_id)
+    if connection is None:
+        raise _refused(f"Connection {connection_id!r} does not exist.", NOT_FOUND)
+    return connection
+
+
+def _destination(info: Info, connection: domain.Connection, connection_id: str) -> Destination:
+    destination = info.context.services.destinations.get(connection.destination_type)
+    if destination is None:
+        raise _refused(
+            f"Connection {connection_id!r} sends to {connection.destination_type!r}, "
+            "which is not installed in this deployment.",
+            DESTINATION_NOT_INSTALLED,
+        )
+    return destination
+
+
+async def _ask(
+    info: Info, destination: Destination, connection: domain.Connection, setting: str
+) -> list[ListChoice]:
+    """The destination's choices; its refusals become coded errors, never a masked crash."""
+    ctx = await destination_context(info.context.services, connection)
+    try:
+        return await destination.list_choices(ctx, setting)
+    except AuthorizationLost as exc:
+        # The credential source has marked the connection NEEDS_REAUTHORIZATION already
+        # when a refresh was refused; the message is the service's or the destination's.
+        raise _refused(str(exc), NEEDS_REAUTHORIZATION) from None
+    except DestinationError as exc:
+        raise _refused(
+            f"{destination.display_name} refused to list the choices: {exc}", DESTINATION_ERROR
+        ) from None
+    except httpx.HTTPError as exc:
+        log.warning(
+            "setting_choices_unreachable",
+            connection_id=connection.id,
+            destination=destination.key,
+            error=type(exc).__name__,
+        )
+        raise _refused(
+            f"Could not reach {destination.display_name} ({type(exc).__name__}); try again.",
+            DESTINATION_UNAVAILABLE,
+        ) from None
