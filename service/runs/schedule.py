@@ -91,6 +91,20 @@ def dedupe_key(export_id: str, due: datetime) -> str:
     return f"{export_id}@{due.astimezone(UTC).isoformat()}"
 
 
+async def scheduled_requester(services: Services, export: Export) -> str | None:
+    """Whom a scheduled run of ``export`` is recorded as requested by.
+
+    The connection's export user: scheduled runs go out under the authority of
+    the user an admin added to the connection for that. Without one (or without
+    a connection, which the run itself then reports) the export's creator.
+    """
+    if export.connection_id is not None:
+        connection = await services.store.get_connection(export.connection_id)
+        if connection is not None and connection.export_user:
+            return connection.export_user
+    return export.created_by
+
+
 async def tick(services: Services, since: datetime, now: datetime) -> list[ExportRun]:
     """Request a run for every export due in ``(since, now]``; returns the runs made here."""
     from service.runs.coordinator import DuplicateRunError, RunRequestError
@@ -113,7 +127,7 @@ async def tick(services: Services, since: datetime, now: datetime) -> list[Expor
             continue
         try:
             run = await services.runs.request_run(
-                export.id, trigger, export.created_by, dedupe_key=key
+                export.id, trigger, await scheduled_requester(services, export), dedupe_key=key
             )
         except DuplicateRunError:
             continue
