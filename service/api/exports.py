@@ -17,11 +17,11 @@ from strawberry.scalars import JSON
 from service import domain
 from service.api.context import Info
 from service.api.descriptors import Frequency, ScheduleMode, Weekday
+from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
 from service.api.nodes import Export, ExportConnection
 from service.api.pagination import page_args
-from service.destination_context import destination_context
 from service.permissions import Action, can_edit_export, can_use_connection
 from service.plugins.api import Destination
 from service.recurrence import InvalidRecurrence, parse_recurrence
@@ -409,10 +409,18 @@ async def _check(
     if errors:
         raise UserInputError.of(errors)
     if connection is not None and connection.status is domain.ConnectionStatus.CONNECTED:
-        ctx = await destination_context(
-            info.context.services, connection, export_settings=export.settings
-        )
-        remote = await destination.check_export_settings(ctx, export.settings)
+        settings = export.settings
+        try:
+            remote = await call_destination(
+                info.context.services,
+                connection,
+                destination,
+                lambda ctx: destination.check_export_settings(ctx, settings),
+                export_settings=settings,
+            )
+        except DestinationUnanswered as exc:
+            # The settings could not be checked: nothing is saved, and the caller learns why.
+            raise UserInputError(None, exc.message, exc.code) from None
         if remote:
             raise UserInputError.of(
                 [user_error(["settings", e.field], e.message, e.code) for e in remote]

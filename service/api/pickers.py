@@ -10,36 +10,29 @@ It is a query, so refusals are top-level GraphQL errors, each with a stable
 ``extensions.code``: ``FORBIDDEN`` (the role may not create exports, or not
 on this connection), ``BAD_USER_INPUT`` (not a connection id), ``NOT_FOUND``,
 ``DESTINATION_NOT_INSTALLED``, ``UNKNOWN_SETTING``, ``NOT_CONNECTED``,
-``NEEDS_REAUTHORIZATION`` (the destination refused the stored credentials),
-``DESTINATION_ERROR`` (the destination's own words) and
-``DESTINATION_UNAVAILABLE`` (it could not be reached). Messages name the
-caller's values only; tokens and other internals never appear.
+and the codes of :mod:`service.api.destination_calls` when the destination
+cannot answer (``NEEDS_REAUTHORIZATION``, ``DESTINATION_ERROR``,
+``DESTINATION_UNAVAILABLE``). Messages name the caller's values, or are the
+destination's words; tokens and other internals never appear.
 """
 
 from __future__ import annotations
 
-import httpx
 import strawberry
-import structlog
 from graphql import GraphQLError
 
 from service import domain
 from service.api.context import Info
+from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import FORBIDDEN, bad_user_input
 from service.api.ids import InvalidGlobalId, from_global_id
-from service.destination_context import destination_context
 from service.permissions import Action, can_use_connection
-from service.plugins.api import AuthorizationLost, Destination, DestinationError, ListChoice
-
-log = structlog.get_logger(__name__)
+from service.plugins.api import Destination, ListChoice
 
 NOT_FOUND = "NOT_FOUND"
 DESTINATION_NOT_INSTALLED = "DESTINATION_NOT_INSTALLED"
 UNKNOWN_SETTING = "UNKNOWN_SETTING"
 NOT_CONNECTED = "NOT_CONNECTED"
-NEEDS_REAUTHORIZATION = "NEEDS_REAUTHORIZATION"
-DESTINATION_ERROR = "DESTINATION_ERROR"
-DESTINATION_UNAVAILABLE = "DESTINATION_UNAVAILABLE"
 
 
 def _refused(message: str, code: str) -> GraphQLError:
@@ -121,25 +114,12 @@ async def _ask(
     info: Info, destination: Destination, connection: domain.Connection, setting: str
 ) -> list[ListChoice]:
     """The destination's choices; its refusals become coded errors, never a masked crash."""
-    ctx = await destination_context(info.context.services, connection)
     try:
-        return await destination.list_choices(ctx, setting)
-    except AuthorizationLost as exc:
-        # The credential source has marked the connection NEEDS_REAUTHORIZATION already
-        # when a refresh was refused; the message is the service's or the destination's.
-        raise _refused(str(exc), NEEDS_REAUTHORIZATION) from None
-    except DestinationError as exc:
-        raise _refused(
-            f"{destination.display_name} refused to list the choices: {exc}", DESTINATION_ERROR
-        ) from None
-    except httpx.HTTPError as exc:
-        log.warning(
-            "setting_choices_unreachable",
-            connection_id=connection.id,
-            destination=destination.key,
-            error=type(exc).__name__,
+        return await call_destination(
+            info.context.services,
+            connection,
+            destination,
+            lambda ctx: destination.list_choices(ctx, setting),
         )
-        raise _refused(
-            f"Could not reach {destination.display_name} ({type(exc).__name__}); try again.",
-            DESTINATION_UNAVAILABLE,
-        ) from None
+    except DestinationUnanswered as exc:
+        raise _refused(exc.message, exc.code) from None
