@@ -134,6 +134,28 @@ def shared_processors() -> list[Processor]:
     ]
 
 
+class AccessPathOnly(logging.Filter):
+    """Drops the query string from uvicorn's access lines.
+
+    Query strings carry what must not be logged: ``/oauth/callback?code=..&state=..``,
+    or a GraphQL GET's ``variables`` with customer e-mails. The path and status are
+    what an access line is for; the redaction processor stays as the safety net.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # HTTP lines pass (client, method, path?query, version, status), websocket
+        # lines (client, path?query): the path is the argument that starts with "/".
+        if isinstance(record.args, tuple):
+            record.args = tuple(_path_only(arg) for arg in record.args)
+        return True
+
+
+def _path_only(value: object) -> object:
+    if isinstance(value, str) and value.startswith("/"):
+        return value.split("?", 1)[0]
+    return value
+
+
 class _SegportHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler this module installs (found again and replaced on reconfiguration)."""
 
@@ -171,6 +193,9 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         library_logger = logging.getLogger(name)
         library_logger.handlers.clear()
         library_logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessPathOnly) for f in access.filters):
+        access.addFilter(AccessPathOnly())
     # httpx logs every request URL at INFO; URLs can carry OAuth codes: keep it at WARNING.
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     logging.getLogger("httpcore").setLevel(max(level, logging.WARNING))

@@ -1,0 +1,63 @@
+"""Access lines keep the path and status, never the query string (codes, states, variables)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from service.logging import AccessPathOnly, configure_logging
+from service.settings import Settings
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging(Settings(log_format="json"), stream=stream)
+    yield stream
+    # Leave no handler writing to this stream for the tests that run afterwards.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "stream", None) is stream:
+            root.removeHandler(handler)
+    structlog.reset_defaults()
+
+
+def events(stream: io.StringIO) -> list[str]:
+    return [json.loads(line)["event"] for line in stream.getvalue().splitlines() if line]
+
+
+def test_an_http_access_line_has_the_path_without_its_query_string(log_stream):
+    access = logging.getLogger("uvicorn.access")
+
+    # What uvicorn's h11/httptools protocols log for every response.
+    access.info(
+        '%s - "%s %s HTTP/%s" %d',
+        "127.0.0.1:5000",
+        "GET",
+        "/oauth/callback?code=c0de-secret&state=st4te-secret",
+        "1.1",
+        200,
+    )
+
+    assert events(log_stream) == ['127.0.0.1:5000 - "GET /oauth/callback HTTP/1.1" 200']
+
+
+def test_a_websocket_access_line_has_the_path_without_its_query_string(log_stream):
+    logging.getLogger("uvicorn.access").info(
+        '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/graphql?variables=reader.at.x"
+    )
+
+    assert events(log_stream) == ['127.0.0.1:5000 - "WebSocket /graphql" [accepted]']
+
+
+def test_reconfiguring_installs_the_access_filter_once(log_stream):
+    configure_logging(Settings(log_format="json"), stream=log_stream)
+    configure_logging(Settings(log_format="json"), stream=log_stream)
+
+    filters = logging.getLogger("uvicorn.access").filters
+    assert len([f for f in filters if isinstance(f, AccessPathOnly)]) == 1
