@@ -72,14 +72,18 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "invalid configuration: " + "; ".join(parts)
 
 
-def settings_or_exit() -> Settings:
-    """The settings, logging configured; a configuration problem ends the command cleanly."""
+def settings_or_exit(*, resolve_secrets: bool = True) -> Settings:
+    """The settings, logging configured; a configuration problem ends the command cleanly.
+
+    ``resolve_secrets=False`` leaves missing secrets missing instead of generating them
+    into the database's directory (for commands that keep their own data directory).
+    """
     # stdout carries only a command's output (a token, the SDL) so scripts can capture it;
     # whatever is logged before logging is configured (e.g. "generated_secret") goes to stderr.
     structlog.reset_defaults()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:
-        settings = load_settings()
+        settings = load_settings() if resolve_secrets else Settings()
         configure_logging(settings)
     except SettingsError as exc:
         fail(f"invalid configuration: {exc}")
@@ -312,7 +316,9 @@ def demo(
     ] = Path("./demo-data"),
 ) -> None:
     """Embedded service, a local fake Constant Contact and sample data, in one command."""
-    settings_or_exit()
+    # Only to check the environment and set up logging: the demo makes its secrets under
+    # --data-dir, so none may be generated next to SEGPORT_DATABASE_URL (./ by default).
+    settings_or_exit(resolve_secrets=False)
     from service.demo import run_demo
 
     run_demo(host, port, data_dir)
