@@ -18,7 +18,12 @@ from service.settings import Settings
 def log_stream() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     configure_logging(Settings(log_format="json"), stream=stream)
+    # An in-process uvicorn of an earlier test may have set this logger's level.
+    access = logging.getLogger("uvicorn.access")
+    level = access.level
+    access.setLevel(logging.INFO)
     yield stream
+    access.setLevel(level)
     # Leave no handler writing to this stream for the tests that run afterwards.
     root = logging.getLogger()
     for handler in list(root.handlers):
