@@ -60,6 +60,8 @@ log = structlog.get_logger(__name__)
 
 CONFIRMS_IN_FLIGHT = 4
 """Receipts followed at once (each follow polls the destination's API)."""
+YIELD_EVERY = 256
+"""Profiles mapped between two yields to the event loop (a few milliseconds of work)."""
 
 
 class RunInterrupted(Exception):
@@ -517,7 +519,12 @@ async def _assemble(
         work = BatchWork(seq=seq, batch=None, last_profile_id=work.last_profile_id)
 
     while (profiles := await profiles_q.get()) is not None:
-        for profile in profiles:
+        for index, profile in enumerate(profiles):
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                # Mapping is CPU work on the event loop; let requests already admitted by
+                # the rate limiter go out now, not after the whole read batch (the
+                # destination counts them on arrival).
+                await asyncio.sleep(0)
             out = mapper.map(profile)
             if isinstance(out, EncodedRecord):
                 try:
