@@ -6,7 +6,10 @@ import datetime as dt
 
 import orjson
 import pytest
-from segport_constant_contact import ConstantContact
+from email_validator import validate_email
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from segport_constant_contact import ConstantContact, fields
 from segport_constant_contact.session import BODY_PREFIX, body_suffix
 
 from service.plugins import Rejection
@@ -198,3 +201,34 @@ def test_declared_limits_keep_every_body_under_4_mb() -> None:
     assert limits.batch_max_bytes <= 4_000_000
     assert (limits.requests_per_second, limits.requests_per_day) == (4, 10_000)
     assert limits.max_profiles_per_export == 1_000_000
+
+
+@settings(
+    max_examples=300, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+)
+@given(st.from_regex(fields._PLAIN_EMAIL, fullmatch=True).filter(lambda t: len(t) <= 50))
+def test_the_fast_e_mail_path_accepts_only_what_email_validator_accepts(address: str) -> None:
+    if fields._plainly_valid(address):
+        validate_email(address, check_deliverability=False)  # raises if the fast path lied
+
+
+@pytest.mark.parametrize(
+    ("address", "valid"),
+    [
+        ("ana@example.com", True),
+        ("o'neil+tag@mail.example.co.uk", True),
+        ("josé@example.com", True),  # not plain ASCII: decided by the full validator
+        ("ana@ab--cd.com", False),  # IDNA hyphen rule, left to the full validator
+        ("ana@printer.local", False),  # special-use domain
+        ("ana@example.c1", False),
+        ("ana..b@example.com", False),
+        ("ana@-example.com", False),
+    ],
+)
+def test_e_mail_verdicts_match_the_full_validator(address: str, valid: bool) -> None:
+    result = build(email=address)
+    if valid:
+        assert isinstance(result, dict)
+        assert result["email"] == address
+    else:
+        rejected(result, "EMAIL_INVALID", "email")
