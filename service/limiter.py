@@ -50,11 +50,13 @@ MAX_SINGLE_SLEEP = 60.0
 """Long waits (a spent daily quota, a pause) are slept in slices so that a changed
 pause or a clock correction is noticed within a minute."""
 DAY = 86400
-ARRIVAL_MARGIN = 0.05
-"""Seconds added to every window: destinations count requests when they *arrive*, and a
-request admitted exactly one window after another can reach them a few milliseconds
-sooner than its predecessor did (connection reuse, scheduling), which they would count
-as one too many in that window."""
+ARRIVAL_MARGIN = 0.2
+"""Seconds added to every window: destinations count requests when they *arrive*, and
+the time from our admission to their arrival varies (a garbage collection or a busy event
+loop on our side, the network, the destination's own load); measured against the fake
+Constant Contact during a million-profile run it reached ~220 ms. The margin is the jitter
+tolerated before a request could be counted as one too many, at the price of a rate of
+N/(1 + margin) per second (3.3 instead of 4 for Constant Contact)."""
 
 
 @dataclass(frozen=True, slots=True)
