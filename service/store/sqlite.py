@@ -269,9 +269,15 @@ class _DatabaseThread:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
             if read_only:
+                # Reads are mostly long sequential range scans (a run streaming a segment):
+                # a big page cache would not be reused, only fill up as the segment grows;
+                # the operating system's file cache serves re-reads.
+                conn.execute("PRAGMA cache_size = -8192")  # 8 MiB
                 conn.execute("PRAGMA query_only = ON")
+            else:
+                # Bulk upserts touch index pages all over the file: keep them in memory.
+                conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
             self._conn = conn
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
