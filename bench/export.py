@@ -10,7 +10,8 @@ Loads N profiles into a fresh SQLite store, then measures, in one process:
   to a fake Constant Contact answering at 4 requests/s, 40,000 contacts and
   4 MB per request, and following every import activity to its end.
 
-The fake runs in its own process, so the peak RSS printed is segport's alone.
+The fake runs in its own process, and so do the load, the floor and the export,
+so each peak RSS printed is that phase's alone.
 
 Prints wall time, profiles/s, peak RSS, requests made and the largest request.
 Results are recorded in docs/performance.md.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import resource
 import socket
 import subprocess
@@ -50,7 +52,7 @@ from service.domain import (
     utcnow,
 )
 from service.plugins import Destination, EncodedRecord, OAuthTokens, hookimpl
-from service.runs.batching import ContactBatcher, RecordTooLarge
+from service.runs.batching import ContactBatcher
 from service.runs.events import follow_run
 from service.runs.mapping import RecordMapper
 from service.settings import Settings
@@ -173,88 +175,118 @@ async def floor(
 ) -> tuple[float, int]:
     """Read + map + encode + batch the whole segment without sending; returns (seconds, batches)."""
     started = time.perf_counter()
-    mapper = RecordMapper(destination, export.field_mapping)
-    batcher = ContactBatcher(destination.limits, destination.batch_envelope_size(export.settings))
+    envelope = destination.batch_envelope_size(export.settings)
+    batcher = ContactBatcher(destination.limits, envelope)
     batches = 0
-    async for profiles in services.store.iter_segment_members(
-        export.segment_ids, batch_size=services.settings.run_read_batch_size
-    ):
-        for profile in profiles:
-            out = mapper.map(profile)
-            if isinstance(out, EncodedRecord):
-                try:
-                    if batcher.add(out) is not None:
-                        batches += 1
-                except RecordTooLarge:
-                    continue
-                mapper.take(out)
+    with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+        async for profiles in services.store.iter_segment_members(
+            export.segment_ids, batch_size=services.settings.run_read_batch_size
+        ):
+            for profile in profiles:
+                out = mapper.map(profile)
+                if isinstance(out, EncodedRecord) and batcher.add(out) is not None:
+                    batches += 1
     if batcher.flush() is not None:
         batches += 1
     return time.perf_counter() - started, batches
 
 
-async def bench(count: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder, fake_process() as fake_url:
-        destination = ConstantContact(
-            ConstantContactSettings(
-                client_id="fake-client-id",
-                client_secret="fake-client-secret",
-                api_base_url=f"{fake_url}/v3",
-                auth_base_url=fake_url,
-            )
+def _settings(database: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{database}",
+        jwt_secret="bench-secret-bench-secret-bench-secret-0123",  # type: ignore[arg-type]
+        encryption_key="zCVq5b7kFBUuiXfpLYIiqJB2c8Ju1pZmbWTqpS6Y67E=",  # type: ignore[arg-type]
+    )
+
+
+def _destination(fake_url: str) -> ConstantContact:
+    return ConstantContact(
+        ConstantContactSettings(
+            client_id="fake-client-id",
+            client_secret="fake-client-secret",
+            api_base_url=f"{fake_url}/v3",
+            auth_base_url=fake_url,
         )
-        settings = Settings(
-            database_url=f"sqlite:///{Path(folder) / 'bench.db'}",
-            jwt_secret="bench-secret-bench-secret-bench-secret-0123",  # type: ignore[arg-type]
-            encryption_key="zCVq5b7kFBUuiXfpLYIiqJB2c8Ju1pZmbWTqpS6Y67E=",  # type: ignore[arg-type]
-        )
-        async with open_services(
-            settings, extra_plugins=[Plugin(destination)], load_entry_points=False
-        ) as services:
-            started = time.perf_counter()
+    )
+
+
+async def phase(name: str, database: Path, fake_url: str, count: int) -> dict[str, Any]:
+    """One phase in this process, so that its peak RSS is its own."""
+    destination = _destination(fake_url)
+    async with open_services(
+        _settings(database), extra_plugins=[Plugin(destination)], load_entry_points=False
+    ) as services:
+        started = time.perf_counter()
+        if name == "load":
             export = await load(services, fake_url, count)
-            load_seconds = time.perf_counter() - started
-            rss_after_load = peak_rss_mb()
-
+            return {"export_id": export.id, "load_seconds": round(time.perf_counter() - started, 1)}
+        page = await services.store.list_exports(first=1)
+        export = page.items[0]
+        if name == "floor":
             floor_seconds, floor_batches = await floor(services, export, destination)
-            rss_after_floor = peak_rss_mb()
-
-            started = time.perf_counter()
-            run = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "bench")
-            last = run
-            async for state in follow_run(services.store, services.events, run.id):
-                last = state
-            wall = time.perf_counter() - started
-            stats = (await services.http.get(f"{fake_url}/__fake__/stats")).json()
             return {
-                "profiles": count,
-                "status": str(last.status),
-                "message": last.message,
-                "load_seconds": round(load_seconds, 1),
                 "floor_seconds": round(floor_seconds, 2),
                 "floor_profiles_per_second": round(count / floor_seconds),
                 "floor_batches": floor_batches,
-                "wall_seconds": round(wall, 2),
-                "profiles_per_second": round(count / wall),
-                "contacts_sent": last.counts.contacts_sent,
-                "accepted": last.counts.accepted_by_destination,
-                "list_members": stats["lists"][LIST_ID]["members"],
-                "requests": stats["requests"],
-                "max_requests_in_one_second": stats["max_requests_in_one_second"],
-                "largest_request_bytes": stats["largest_body_bytes"],
-                "most_contacts_in_a_request": stats["most_records"],
-                "truncated_imports": stats["truncated_imports"],
-                "peak_rss_mb_after_load": round(rss_after_load, 1),
-                "peak_rss_mb_after_floor": round(rss_after_floor, 1),
-                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "floor_peak_rss_mb": round(peak_rss_mb(), 1),
             }
+        run = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "bench")
+        last = run
+        async for state in follow_run(services.store, services.events, run.id):
+            last = state
+        wall = time.perf_counter() - started
+        stats = (await services.http.get(f"{fake_url}/__fake__/stats")).json()
+        return {
+            "status": str(last.status),
+            "message": last.message,
+            "wall_seconds": round(wall, 2),
+            "profiles_per_second": round(count / wall),
+            "contacts_sent": last.counts.contacts_sent,
+            "accepted": last.counts.accepted_by_destination,
+            "list_members": stats["lists"][LIST_ID]["members"],
+            "requests": stats["requests"],
+            "answers_by_status": stats["statuses"],
+            "max_requests_in_one_second": stats["max_requests_in_one_second"],
+            "largest_request_bytes": stats["largest_body_bytes"],
+            "most_contacts_in_a_request": stats["most_records"],
+            "truncated_imports": stats["truncated_imports"],
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+
+
+def run_phase(name: str, database: Path, fake_url: str, count: int) -> dict[str, Any]:
+    """Run ``name`` in a child process of this script and return what it printed."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--database", str(database),
+         "--fake-url", fake_url, "-n", str(count)],
+        check=True, stdout=subprocess.PIPE, text=True,
+    ).stdout  # fmt: skip
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def bench(count: int) -> dict[str, Any]:
+    """Load, floor and export, each in its own process, against one fake server."""
+    with tempfile.TemporaryDirectory() as folder, fake_process() as fake_url:
+        database = Path(folder) / "bench.db"
+        result: dict[str, Any] = {"profiles": count}
+        for name in ("load", "floor", "export"):
+            result.update(run_phase(name, database, fake_url, count))
+        return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--profiles", type=int, default=1_000_000)
+    parser.add_argument("--phase", choices=["load", "floor", "export"], help=argparse.SUPPRESS)
+    parser.add_argument("--database", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--fake-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    result = asyncio.run(bench(args.profiles))
+    if args.phase:
+        print(
+            json.dumps(asyncio.run(phase(args.phase, args.database, args.fake_url, args.profiles)))
+        )
+        return 0
+    result = bench(args.profiles)
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

@@ -9,7 +9,7 @@ run's error list).
 
 from __future__ import annotations
 
-from array import array
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -47,77 +47,75 @@ class ErrorSample:
         return taken
 
 
-class KeyFingerprints:
-    """The set of de-duplication keys taken in one run, kept as 128-bit fingerprints.
+class SeenKeys:
+    """The de-duplication keys a run has taken, in a private temporary SQLite file.
 
-    A million e-mail addresses as a ``set[str]`` cost ~110 MB (string objects plus the
-    table); here they cost 32 MB: two parallel ``array('q')`` columns of an
-    open-addressing table at most half full. A fingerprint is two SipHash values (Python's
-    ``hash`` of the key and of the key with a suffix), so two different keys collide with a
-    probability around 2**-127 per pair: never, in practice. String hashes are salted per
-    process, which is fine: the set lives and is rebuilt within one process.
+    Memory stays flat however many keys a run takes (a set of a million e-mail strings
+    costs ~110 MB; this costs its 4 MB page cache). Keys are stored as 128-bit
+    fingerprints (two SipHash values: Python's ``hash`` of the key and of the key with
+    a suffix), so no personal data reaches the disk, and two different keys collide with
+    a probability around 2**-127 per pair: never, in practice. String hashes are salted
+    per process, which is fine: the set lives and is rebuilt within one process. The
+    file is SQLite's own temporary database (deleted when closed), with no journal.
     """
 
-    __slots__ = ("_count", "_high", "_low", "_mask")
-
-    def __init__(self, capacity: int = 1 << 12) -> None:
-        self._high = array("q", bytes(8 * capacity))
-        self._low = array("q", bytes(8 * capacity))
-        self._mask = capacity - 1
+    def __init__(self) -> None:
+        # An empty name is SQLite's private, self-deleting temporary database on disk.
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA cache_size = -4096")
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute(
+            "CREATE TABLE seen (high INTEGER NOT NULL, low INTEGER NOT NULL, "
+            "PRIMARY KEY (high, low)) WITHOUT ROWID"
+        )
+        self._db.execute("BEGIN")  # never committed: the table dies with the run
         self._count = 0
 
-    def _find(self, key: str) -> tuple[int, int, int, bool]:
-        high = hash(key) | 1  # never 0, which marks an empty slot
-        low = hash(key + "\x1f")
-        highs, mask = self._high, self._mask
-        slot = high & mask
-        while True:
-            found = highs[slot]
-            if found == 0:
-                return slot, high, low, False
-            if found == high and self._low[slot] == low:
-                return slot, high, low, True
-            slot = (slot + 1) & mask
-
-    def __contains__(self, key: str) -> bool:
-        return self._find(key)[3]
-
-    def add(self, key: str) -> None:
-        slot, high, low, found = self._find(key)
-        if found:
-            return
-        self._high[slot] = high
-        self._low[slot] = low
-        self._count += 1
-        if self._count * 2 > self._mask:
-            self._grow()
+    def add_if_new(self, key: str) -> bool:
+        """Remember ``key``; False when it was already there."""
+        added = self._db.execute(_INSERT_KEY, (hash(key), hash(key + "\x1f"))).rowcount == 1
+        self._count += added
+        return added
 
     def __len__(self) -> int:
         return self._count
 
-    def _grow(self) -> None:
-        highs, lows = self._high, self._low
-        capacity = 2 * (self._mask + 1)
-        self._high = new_highs = array("q", bytes(8 * capacity))
-        self._low = new_lows = array("q", bytes(8 * capacity))
-        self._mask = mask = capacity - 1
-        for high, low in zip(highs, lows, strict=True):
-            if high:
-                slot = high & mask
-                while new_highs[slot]:
-                    slot = (slot + 1) & mask
-                new_highs[slot] = high
-                new_lows[slot] = low
+    def close(self) -> None:
+        self._db.close()
+
+
+_INSERT_KEY = "INSERT OR IGNORE INTO seen (high, low) VALUES (?, ?)"
 
 
 class RecordMapper:
-    """Maps profiles for one run and remembers which records were already taken."""
+    """Maps profiles for one run, deciding for each: send, skip as invalid, or as duplicate.
 
-    def __init__(self, destination: Destination, field_mapping: Sequence[FieldMapping]) -> None:
+    Use it as a context manager (or call :meth:`close`) to drop its key set.
+    """
+
+    def __init__(
+        self,
+        destination: Destination,
+        field_mapping: Sequence[FieldMapping],
+        *,
+        envelope_size: int = 0,
+    ) -> None:
         self.destination = destination
         # (source attribute, target) pairs, looked up once per profile.
         self._pairs = [(m.source, m.target) for m in field_mapping]
-        self._seen = KeyFingerprints()
+        # A record must fit in a request on its own: envelope + record < the byte limit.
+        self._max_record_bytes = destination.limits.batch_max_bytes - envelope_size - 1
+        self._seen = SeenKeys()
+
+    def __enter__(self) -> RecordMapper:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._seen.close()
 
     def values(self, profile: Profile) -> dict[str, Any]:
         """Target name to the profile's raw value; absent when the profile has none."""
@@ -130,36 +128,39 @@ class RecordMapper:
         return values
 
     def map(self, profile: Profile) -> EncodedRecord | RunError:
-        """The encoded record to send, or the reason the profile is skipped.
+        """The encoded record to send, or why the profile is skipped.
 
-        A returned :class:`RunError` with code ``DUPLICATE`` means a record with
-        the same key was already taken; any other code means invalid. The key is
-        not remembered here: call :meth:`take` once the record is accepted for
-        sending, so that a record refused later (too large) does not shadow a
-        valid duplicate.
+        A returned :class:`RunError` with code ``DUPLICATE`` means a record with the same
+        key was already taken in this run; any other code means invalid (including
+        ``RECORD_TOO_LARGE``: a record that could not fit in any request, checked before
+        its key is taken so that it never shadows a valid duplicate).
         """
         values = self.values(profile)
         built = self.destination.build_record(values)
         if isinstance(built, Rejection):
             return _error(profile.id, built, values)
+        encoded = self.destination.encode_record(built)
+        if len(encoded) > self._max_record_bytes:
+            return RunError(
+                code="RECORD_TOO_LARGE",
+                message=f"the record encodes to {len(encoded)} bytes; with the request "
+                f"envelope it cannot fit under the destination's limit of "
+                f"{self.destination.limits.batch_max_bytes} bytes per request",
+                profile_id=profile.id,
+            )
         key = self.destination.record_dedupe_key(built)
-        if key in self._seen:
+        if not self._seen.add_if_new(key):
             return RunError(
                 code="DUPLICATE",
                 message="another profile in this run has the same "
                 "destination key (e.g. the same e-mail address)",
                 profile_id=profile.id,
             )
-        encoded = self.destination.encode_record(built)
         # orjson's output keeps its ~4 KB working buffer; a right-sized copy keeps a
         # full batch (40,000 records for Constant Contact) at a few MB instead of 160.
         return EncodedRecord(
             profile_id=profile.id, dedupe_key=key, encoded=memoryview(encoded).tobytes()
         )
-
-    def take(self, record: EncodedRecord) -> None:
-        """Remember ``record``'s key: later records with it are duplicates."""
-        self._seen.add(record.dedupe_key)
 
     @property
     def taken(self) -> int:

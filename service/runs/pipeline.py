@@ -49,7 +49,7 @@ from service.plugins.api import (
     TransientDestinationError,
     UploadBatch,
 )
-from service.runs.batching import ContactBatcher, RecordTooLarge
+from service.runs.batching import ContactBatcher
 from service.runs.mapping import ErrorSample, RecordMapper
 from service.store.base import RunProgress
 
@@ -101,6 +101,8 @@ class BatchWork:
     duplicate: int = 0
     errors: list[RunError] = field(default_factory=list)
     outcome: BatchOutcome | None = None
+    uploaded: int = 0
+    """Records in the batch once it is sent (the records themselves are let go then)."""
 
 
 @dataclass(slots=True)
@@ -387,12 +389,24 @@ async def _stream(
     destination: Destination,
     session: DestinationSession,
 ) -> None:
-    settings = services.settings
     limits = destination.limits
-    mapper = RecordMapper(destination, export.field_mapping)
-    if state.last_profile_id is not None:
-        await _replay(services, export, mapper, state.last_profile_id)
-    batcher = ContactBatcher(limits, destination.batch_envelope_size(export.settings))
+    envelope = destination.batch_envelope_size(export.settings)
+    with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+        if state.last_profile_id is not None:
+            await _replay(services, export, mapper, state.last_profile_id)
+        await _pipe(services, state, export, mapper, ContactBatcher(limits, envelope), session)
+
+
+async def _pipe(
+    services: Services,
+    state: RunState,
+    export: Export,
+    mapper: RecordMapper,
+    batcher: ContactBatcher,
+    session: DestinationSession,
+) -> None:
+    settings = services.settings
+    limits = mapper.destination.limits
     profiles_q: asyncio.Queue[list[Any] | None] = asyncio.Queue(settings.run_queue_size)
     work_q: asyncio.Queue[BatchWork | None] = asyncio.Queue(1)
     uploaders = max(1, limits.max_concurrent_uploads)
@@ -415,6 +429,9 @@ async def _stream(
                 raise RunCancelled()
             if work.batch is not None:
                 work.outcome = await session.upload(work.batch)
+                # Sent: only the count matters now; batches waiting for their turn to be
+                # committed must not hold tens of thousands of records each.
+                work.uploaded, work.batch = len(work.batch.records), None
             await committer.done(work)
 
     async def watch() -> None:
@@ -487,16 +504,8 @@ async def _replay(services: Services, export: Export, mapper: RecordMapper, upto
         for profile in profiles:
             if profile.id > upto:
                 return
-            out = mapper.map(profile)
-            if isinstance(out, EncodedRecord) and _fits(out, export, mapper):
-                mapper.take(out)
+            mapper.map(profile)  # takes the key of every record that was sent
         await asyncio.sleep(0)
-
-
-def _fits(record: EncodedRecord, export: Export, mapper: RecordMapper) -> bool:
-    destination = mapper.destination
-    envelope = destination.batch_envelope_size(export.settings)
-    return envelope + len(record.encoded) < destination.limits.batch_max_bytes
 
 
 async def _assemble(
@@ -527,18 +536,10 @@ async def _assemble(
                 await asyncio.sleep(0)
             out = mapper.map(profile)
             if isinstance(out, EncodedRecord):
-                try:
-                    closed = batcher.add(out)
-                except RecordTooLarge as exc:
-                    work.invalid += 1
-                    sample(
-                        RunError(code="RECORD_TOO_LARGE", message=str(exc), profile_id=profile.id)
-                    )
-                else:
-                    if closed is not None:
-                        await emit(closed)
-                    mapper.take(out)
-                    work.sent += 1
+                closed = batcher.add(out)
+                if closed is not None:
+                    await emit(closed)
+                work.sent += 1
             elif out.code == "DUPLICATE":
                 work.duplicate += 1
                 sample(out)
@@ -596,8 +597,8 @@ class Committer:
         counts.skipped_invalid += work.invalid
         counts.skipped_duplicate += work.duplicate
         outcome = work.outcome
-        if outcome is not None and work.batch is not None:
-            records = len(work.batch.records)
+        if outcome is not None:
+            records = work.uploaded
             _apply_outcome(state, counts, outcome, records)
             if outcome.receipt is not None and outcome.batch_error is None:
                 receipt = PendingReceipt(outcome.receipt, records - outcome.accepted)
