@@ -76,20 +76,25 @@ def create_app(state: FakeConstantContact) -> Starlette:
     def api(work: ApiWork) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             arrived = time.monotonic()
-            # The state's lock and the work happen off the event loop: recording a 4 MB
-            # import holds the lock a while, and requests arriving meanwhile must be
-            # timestamped when they arrive, not in a burst afterwards (the rate limits
-            # are judged on these times).
             authorization = request.headers.get("authorization")
-            refusal, scopes = await asyncio.to_thread(state.gate, authorization, arrived)
             raw = await request.body()
-            records: int | None = None
-            if refusal is not None:
-                answer = refusal
-            else:
-                answer, records = await asyncio.to_thread(work, request, scopes, raw)
-            state.log(request.method, request.url.path, arrived, len(raw), records, answer.status)
-            delay = state.slow_delay()
+
+            def handle() -> tuple[FakeAnswer, float]:
+                # Everything that takes the state's lock runs off the event loop: recording
+                # a 4 MB import holds it a while, and requests arriving meanwhile must be
+                # timestamped when they arrive, not in a burst afterwards (the rate limits
+                # are judged on these times).
+                refusal, scopes = state.gate(authorization, arrived)
+                records: int | None = None
+                if refusal is not None:
+                    answer = refusal
+                else:
+                    answer, records = work(request, scopes, raw)
+                state.log(request.method, request.url.path, arrived, len(raw), records,
+                          answer.status)  # fmt: skip
+                return answer, state.slow_delay()
+
+            answer, delay = await asyncio.to_thread(handle)
             if delay:
                 await asyncio.sleep(delay)
             return _respond(answer)
