@@ -300,7 +300,7 @@ def run(
 @app.command("export-schema")
 def export_schema() -> None:
     """Print the GraphQL schema as SDL (what schema.graphql holds)."""
-    settings_or_exit()
+    settings_or_exit(resolve_secrets=False)  # the schema needs no secret: make none
     from service.api.schema import export_sdl
 
     sdl = export_sdl()
