@@ -106,8 +106,6 @@ class EncodedRecord:
     """A mapped, validated contact ready for upload, with its encoded form."""
 
     profile_id: str
-    dedupe_key: str
-    """Records with equal keys within one run are duplicates (e.g. the lower-cased e-mail)."""
     encoded: bytes
     """The record's bytes inside the request body (counted against ``batch_max_bytes``)."""
 

@@ -158,9 +158,7 @@ class RecordMapper:
             )
         # orjson's output keeps its ~4 KB working buffer; a right-sized copy keeps a
         # full batch (40,000 records for Constant Contact) at a few MB instead of 160.
-        return EncodedRecord(
-            profile_id=profile.id, dedupe_key=key, encoded=memoryview(encoded).tobytes()
-        )
+        return EncodedRecord(profile_id=profile.id, encoded=memoryview(encoded).tobytes())
 
     @property
     def taken(self) -> int:

@@ -32,13 +32,7 @@ def _batch(destination: WebhookCollector, *emails: str) -> UploadBatch:
     for number, email in enumerate(emails):
         record = destination.build_record({"email": email, "name": f"Person {number}"})
         assert isinstance(record, dict)
-        records.append(
-            EncodedRecord(
-                f"p{number}",
-                destination.record_dedupe_key(record),
-                destination.encode_record(record),
-            )
-        )
+        records.append(EncodedRecord(f"p{number}", destination.encode_record(record)))
     size = destination.batch_envelope_size({}) + sum(len(r.encoded) for r in records)
     return UploadBatch(records, size + max(len(records) - 1, 0))
 

@@ -9,7 +9,7 @@ from service.runs.batching import ContactBatcher, RecordTooLarge
 
 
 def record(n: int, size: int) -> EncodedRecord:
-    return EncodedRecord(profile_id=f"p{n}", dedupe_key=f"k{n}", encoded=b"x" * size)
+    return EncodedRecord(profile_id=f"p{n}", encoded=b"x" * size)
 
 
 def test_a_batch_closes_at_the_record_limit() -> None:

@@ -41,9 +41,7 @@ def batches_of(
     for number, values in enumerate(contacts):
         record = destination.build_record(values)
         assert isinstance(record, dict), record
-        encoded = EncodedRecord(
-            f"p{number}", destination.record_dedupe_key(record), destination.encode_record(record)
-        )
+        encoded = EncodedRecord(f"p{number}", destination.encode_record(record))
         closed = batcher.add(encoded)
         if closed:
             batches.append(closed)
@@ -55,7 +53,7 @@ def batches_of(
 
 def raw_batch(destination: ConstantContact, emails: list[str]) -> UploadBatch:
     """A batch holding contacts exactly as given (to send what build_record would refuse)."""
-    records = [EncodedRecord(e, e.lower(), destination.encode_record({"email": e})) for e in emails]
+    records = [EncodedRecord(e, destination.encode_record({"email": e})) for e in emails]
     size = destination.batch_envelope_size({"listId": GENERAL_LIST})
     return UploadBatch(records, size + sum(len(r.encoded) for r in records) + len(records) - 1)
 
