@@ -160,6 +160,11 @@ class _SegportHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler this module installs (found again and replaced on reconfiguration)."""
 
 
+def _drop_color_message(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging to ``stream`` (stderr), JSON or console.
 
@@ -180,7 +185,12 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     handler = _SegportHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared_processors(), structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[
+                *shared_processors(),
+                # uvicorn's ``color_message`` repeats the message with terminal escapes.
+                structlog.stdlib.ExtraAdder(),
+                _drop_color_message,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
         )
     )

@@ -142,3 +142,16 @@ def test_reconfiguring_replaces_the_handler_instead_of_doubling_lines(log_stream
 def test_unknown_log_level_is_refused_naming_the_value(log_stream):
     with pytest.raises(SettingsError, match=r"SEGPORT_LOG_LEVEL 'LOUD' is not one of DEBUG"):
         configure_logging(Settings(log_level="LOUD"), stream=log_stream)
+
+
+def test_uvicorns_color_message_copy_is_dropped_but_other_extras_kept(log_stream):
+    configure(log_stream)
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]", "worker": "w1"},
+    )
+    (line,) = json_lines(log_stream)
+    assert line["event"] == "Started server process [42]"
+    assert "color_message" not in line
+    assert line["worker"] == "w1"
