@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SEGPORT = Path(sys.executable).parent / "segport"
 STARTUP_DEADLINE_SECONDS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServedProcess:
@@ -57,7 +51,7 @@ class ServedProcess:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[ServedProcess]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGPORT_")}
     env |= {
         "SEGPORT_DATABASE_URL": f"sqlite:///{tmp_path / 'segport.db'}",

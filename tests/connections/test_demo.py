@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,18 +17,13 @@ from typing import Any
 import httpx
 
 from service.demo import DEMO_LIST_ID, SEGMENTS, demo_profiles
+from tests.support.net import free_port
 
 STARTUP_LINES = 200
 """Most output lines read while waiting for the banner (it ends with the mutation)."""
 RUN_WAIT_SECONDS = 120
 """Bound on waiting for the demo run to end, so a hung run fails instead of hanging CI."""
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def segport_command() -> str:

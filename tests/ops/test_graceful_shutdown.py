@@ -24,6 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from service.auth import mint_token
 from service.domain import Role
 from tests.support.logscan import LogCapture
+from tests.support.net import accepting, free_port
 from tests.support.settings import TEST_ENCRYPTION_KEY, TEST_JWT_SECRET, make_settings
 
 START_TIMEOUT = 30.0
@@ -33,20 +34,6 @@ GRACEFUL_EXIT = (0, -signal.SIGTERM)
 # 1000 normal, 1001 going away, 1012 service restart (what uvicorn sends on shutdown:
 # "reconnect, to another instance"). A dropped TCP connection (1006) is not clean.
 CLEAN_CLOSE_CODES = (1000, 1001, 1012)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def accepting(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture

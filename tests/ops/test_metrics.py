@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -17,6 +16,7 @@ from service.auth import mint_token
 from service.core import Services, open_services
 from service.domain import ExportRun, ExportRunStatus, ExportRunTrigger, Role, RunCounts, utcnow
 from service.metrics import MAX_OPERATION_NAMES, Metrics, start_worker_metrics_server
+from tests.support.net import free_port
 from tests.support.settings import make_settings
 
 
@@ -193,12 +193,6 @@ async def test_refreshers_update_gauges_before_each_scrape_and_a_failing_one_is_
     services.metrics.add_refresher(depth)
     got = await scrape(client)
     assert got[("segport_queue_depth", ())] == 7.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_worker_metrics_server_serves_the_registry_on_its_port():

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from service.auth import mint_token
 from service.domain import Role
 from tests.runs.cc_world import NEWSLETTER_LIST, fast_cc_environment
 from tests.support.logscan import LogCapture, assert_contains, assert_no_secrets
+from tests.support.net import free_port
 from tests.support.settings import TEST_ENCRYPTION_KEY, TEST_JWT_SECRET, make_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/6"
@@ -72,12 +72,6 @@ class RecordingFake(FakeConstantContact):
     def statuses(self) -> set[int]:
         with self.lock:
             return {request.status for request in self.request_log}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

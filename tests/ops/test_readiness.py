@@ -8,7 +8,6 @@ shared with other tests is touched.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,24 +19,11 @@ import pytest
 from service.app import create_app
 from service.core import open_services
 from tests.support.mongo_wire import SERVER_SCRIPT, mongo_python
+from tests.support.net import accepting, free_port
 from tests.support.settings import make_settings
 
 START_TIMEOUT = 20.0
 RECOVERY_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def accepting(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass

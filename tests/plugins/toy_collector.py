@@ -7,7 +7,6 @@ with an error status (to test retries).
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.support.net import free_port
 
 API_KEY = "collector-key-123"
 ACCOUNT_NAME = "Toy collector account"
@@ -67,12 +68,6 @@ def create_collector(state: CollectorState) -> Starlette:
             Route("/collect/{endpoint}", collect, methods=["POST"]),
         ]
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
