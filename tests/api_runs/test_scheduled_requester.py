@@ -22,8 +22,6 @@ from service.auth import mint_token
 from service.core import Services, open_services
 from service.domain import (
     Connection,
-    ConnectionStatus,
-    ConnectionUsableBy,
     Export,
     ExportRun,
     ExportRunStatus,
@@ -37,13 +35,13 @@ from service.domain import (
     ScheduleMode,
     Segment,
     new_id,
-    utcnow,
 )
 from service.plugins import DestinationLimits
 from service.runs.embedded import in_process_runs
 from service.runs.events import follow_run
 from service.runs.schedule import ScheduleTicker
 from tests.runs.memory_destination import Behaviour, MemoryDestination, MemoryPlugin
+from tests.support.records import make_plain_connection, make_plain_export, make_segment
 from tests.support.settings import make_settings
 
 DAILY_AT_NINE = Recurrence(Frequency.DAILY, ["09:00"], "UTC")
@@ -67,35 +65,18 @@ class Scheduled:
     segment: Segment
 
     async def connection(self, export_user: str | None) -> Connection:
-        now = utcnow()
-        connection = Connection(
-            id=new_id(),
-            display_name=f"Memory {new_id()}",
-            destination_type="memory",
-            usable_by=ConnectionUsableBy.ADMINS_AND_CONTRIBUTORS,
-            status=ConnectionStatus.CONNECTED,
-            created_by="admin",
-            created_at=now,
-            updated_at=now,
-            export_user=export_user,
-        )
+        connection = make_plain_connection("memory", f"Memory {new_id()}", export_user=export_user)
         await self.services.store.save_connection(connection)
         return connection
 
     async def daily_export(self, connection: Connection, created_by: str) -> Export:
-        now = utcnow()
-        export = Export(
-            id=new_id(),
+        export = make_plain_export(
+            connection,
+            [self.segment.id],
+            [FieldMapping(source="EmailAddress", target="email")],
             display_name=f"Daily {new_id()}",
-            connection_id=connection.id,
-            destination_type="memory",
-            settings={},
-            field_mapping=[FieldMapping(source="EmailAddress", target="email")],
-            segment_ids=[self.segment.id],
             schedule=ExportSchedule(ScheduleMode.OWN, DAILY_AT_NINE),
             created_by=created_by,
-            created_at=now,
-            updated_at=now,
         )
         await self.services.store.save_export(export)
         return export
@@ -148,10 +129,7 @@ async def scheduled(tmp_path: Path) -> AsyncIterator[Scheduled]:
         ) as services,
         in_process_runs(services),
     ):
-        now = utcnow()
-        segment = Segment(
-            id=new_id(), name="Subscribers", description=None, created_at=now, updated_at=now
-        )
+        segment = make_segment(name="Subscribers", description=None)
         await services.store.save_segment(segment)
         await services.store.upsert_profiles(
             [

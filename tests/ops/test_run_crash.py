@@ -27,19 +27,12 @@ from starlette.routing import Route
 
 from service.core import Services, open_services
 from service.domain import (
-    Connection,
-    ConnectionStatus,
-    ConnectionUsableBy,
     Export,
     ExportRun,
     ExportRunStatus,
     ExportRunTrigger,
-    ExportSchedule,
     FieldMapping,
     Profile,
-    Segment,
-    new_id,
-    utcnow,
 )
 from service.logging import configure_logging
 from service.plugins import DestinationLimits, Rejection
@@ -47,6 +40,7 @@ from service.runs.embedded import in_process_runs
 from service.runs.events import follow_run
 from service.runs.queue import recover_runs
 from tests.runs.memory_destination import Behaviour, MemoryDestination, MemoryPlugin
+from tests.support.records import make_plain_connection, make_plain_export, make_segment
 from tests.support.settings import make_settings
 
 
@@ -130,22 +124,9 @@ async def services(
 
 
 async def seed_export(services: Services) -> Export:
-    now = utcnow()
-    connection = Connection(
-        id=new_id(),
-        display_name="Memory account",
-        destination_type="memory",
-        usable_by=ConnectionUsableBy.ADMINS_AND_CONTRIBUTORS,
-        status=ConnectionStatus.CONNECTED,
-        created_by="admin",
-        created_at=now,
-        updated_at=now,
-        export_user="admin",
-    )
+    connection = make_plain_connection("memory", "Memory account")
     await services.store.save_connection(connection)
-    segment = Segment(
-        id=new_id(), name="Everyone", description=None, created_at=now, updated_at=now
-    )
+    segment = make_segment(name="Everyone", description=None)
     await services.store.save_segment(segment)
     await services.store.upsert_profiles(
         [
@@ -157,18 +138,11 @@ async def seed_export(services: Services) -> Export:
             for i in range(10)
         ]
     )
-    export = Export(
-        id=new_id(),
+    export = make_plain_export(
+        connection,
+        [segment.id],
+        [FieldMapping(source="EmailAddress", target="email")],
         display_name="Buggy export",
-        connection_id=connection.id,
-        destination_type="memory",
-        settings={},
-        field_mapping=[FieldMapping(source="EmailAddress", target="email")],
-        segment_ids=[segment.id],
-        schedule=ExportSchedule(),
-        created_by="alice",
-        created_at=now,
-        updated_at=now,
     )
     await services.store.save_export(export)
     return export

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from segport_constant_contact import ConstantContact, ConstantContactSettings
@@ -10,19 +11,9 @@ from segport_constant_contact.fake import RunningFake
 
 from service.core import Services
 from service.credentials import seal_credentials
-from service.domain import (
-    Connection,
-    ConnectionStatus,
-    ConnectionUsableBy,
-    Export,
-    ExportSchedule,
-    FieldMapping,
-    Profile,
-    Segment,
-    new_id,
-    utcnow,
-)
+from service.domain import Export, FieldMapping, Profile, new_id
 from service.plugins import Destination, OAuthTokens, hookimpl
+from tests.support.records import make_plain_connection, make_plain_export, make_segment
 
 NEWSLETTER_LIST = "8a2b3c4d-0000-4000-8000-00000000a001"
 
@@ -95,8 +86,7 @@ async def seed_cc_export(
     services: Services, fake: RunningFake, profiles: Sequence[Profile], **export: Any
 ) -> Export:
     """A connected Constant Contact connection (tokens the fake issued), a segment holding
-    ``profiles`` and an export of it to the Newsletter list."""
-    now = utcnow()
+    ``profiles`` and an export of it to the Newsletter list (``export``: fields to change)."""
     answer = fake.state.issue_tokens()
     sealed = seal_credentials(
         services.cipher,
@@ -106,40 +96,24 @@ async def seed_cc_export(
             scope=answer.get("scope"),
         ),
     )
-    connection = Connection(
-        id=new_id(),
-        display_name="Marketing CC",
-        destination_type="constant_contact",
-        usable_by=ConnectionUsableBy.ADMINS_AND_CONTRIBUTORS,
-        status=ConnectionStatus.CONNECTED,
-        created_by="admin",
-        created_at=now,
-        updated_at=now,
-        credentials=sealed,
-        account="Fake Outfitters",
-        export_user="admin",
+    connection = make_plain_connection(
+        "constant_contact", "Marketing CC", credentials=sealed, account="Fake Outfitters"
     )
     await services.store.save_connection(connection)
-    segment = Segment(
-        id=new_id(), name=f"Buyers {new_id()}", description=None, created_at=now, updated_at=now
-    )
+    segment = make_segment(name=f"Buyers {new_id()}", description=None)
     await services.store.save_segment(segment)
     for profile in profiles:
         profile.segment_ids = [segment.id]
     await services.store.upsert_profiles(list(profiles))
-    record = Export(
-        id=new_id(),
-        display_name=export.pop("display_name", "Buyers to newsletter"),
-        connection_id=connection.id,
-        destination_type="constant_contact",
+    record = make_plain_export(
+        connection,
+        [segment.id],
+        list(MAPPING),
+        display_name="Buyers to newsletter",
         settings={"listId": NEWSLETTER_LIST},
-        field_mapping=list(MAPPING),
-        segment_ids=[segment.id],
-        schedule=ExportSchedule(),
         created_by="admin",
-        created_at=now,
-        updated_at=now,
     )
+    record = replace(record, **export)
     await services.store.save_export(record)
     return record
 

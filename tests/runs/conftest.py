@@ -11,22 +11,11 @@ from typing import Any
 import pytest
 
 from service.core import Services, open_services
-from service.domain import (
-    Connection,
-    ConnectionStatus,
-    ConnectionUsableBy,
-    Export,
-    ExportRun,
-    ExportSchedule,
-    FieldMapping,
-    Profile,
-    Segment,
-    new_id,
-    utcnow,
-)
+from service.domain import Connection, Export, ExportRun, FieldMapping, Profile, Segment
 from service.plugins import DestinationLimits
 from service.runs.events import follow_run
 from tests.runs.memory_destination import Behaviour, MemoryDestination, MemoryPlugin
+from tests.support.records import make_plain_connection, make_plain_export, make_segment
 from tests.support.settings import make_settings
 
 SMALL_LIMITS = DestinationLimits(
@@ -51,25 +40,15 @@ class World:
         )
 
     async def add_export(self, **changes: Any) -> Export:
-        now = utcnow()
-        export = Export(
-            id=new_id(),
-            display_name=changes.pop("display_name", "Newsletter"),
-            connection_id=self.connection.id,
-            destination_type="memory",
-            settings={},
-            field_mapping=[
+        export = make_plain_export(
+            self.connection,
+            [self.segment.id],
+            [
                 FieldMapping(source="EmailAddress", target="email"),
                 FieldMapping(source="FirstName", target="first_name"),
             ],
-            segment_ids=[self.segment.id],
-            schedule=ExportSchedule(),
-            created_by="alice",
-            created_at=now,
-            updated_at=now,
+            **changes,
         )
-        for name, value in changes.items():
-            setattr(export, name, value)
         await self.services.store.save_export(export)
         return export
 
@@ -112,22 +91,9 @@ async def world(
     async with open_services(
         settings, extra_plugins=[MemoryPlugin(destination)], load_entry_points=False
     ) as services:
-        now = utcnow()
-        connection = Connection(
-            id=new_id(),
-            display_name="Memory account",
-            destination_type="memory",
-            usable_by=ConnectionUsableBy.ADMINS_AND_CONTRIBUTORS,
-            status=ConnectionStatus.CONNECTED,
-            created_by="admin",
-            created_at=now,
-            updated_at=now,
-            export_user="admin",
-        )
+        connection = make_plain_connection("memory", "Memory account")
         await services.store.save_connection(connection)
-        segment = Segment(
-            id=new_id(), name="Everyone", description=None, created_at=now, updated_at=now
-        )
+        segment = make_segment(name="Everyone", description=None)
         await services.store.save_segment(segment)
         yield World(services, behaviour, destination, connection, segment)
 

@@ -89,6 +89,49 @@ def make_export(**changes: Any) -> Export:
     return replace(export, **changes)
 
 
+def make_plain_connection(destination_type: str, display_name: str, **changes: Any) -> Connection:
+    """A connected connection with only what a run needs: no settings, no credentials, and
+    ``admin`` as creator and export user (runs are requested by the export user)."""
+    now = utcnow()
+    connection = Connection(
+        id=new_id(),
+        display_name=display_name,
+        destination_type=destination_type,
+        usable_by=ConnectionUsableBy.ADMINS_AND_CONTRIBUTORS,
+        status=ConnectionStatus.CONNECTED,
+        created_by="admin",
+        created_at=now,
+        updated_at=now,
+        export_user="admin",
+    )
+    return replace(connection, **changes)
+
+
+def make_plain_export(
+    connection: Connection,
+    segment_ids: list[str],
+    field_mapping: list[FieldMapping],
+    **changes: Any,
+) -> Export:
+    """An export of ``segment_ids`` over ``connection`` (to its destination type) with no
+    settings and no schedule of its own: what a run test starts from."""
+    now = utcnow()
+    export = Export(
+        id=new_id(),
+        display_name="Newsletter",
+        connection_id=connection.id,
+        destination_type=connection.destination_type,
+        settings={},
+        field_mapping=field_mapping,
+        segment_ids=segment_ids,
+        schedule=ExportSchedule(),
+        created_by="alice",
+        created_at=now,
+        updated_at=now,
+    )
+    return replace(export, **changes)
+
+
 def make_run(export_id: str, **changes: Any) -> ExportRun:
     run = ExportRun(
         id=new_id(),
