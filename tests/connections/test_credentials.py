@@ -21,6 +21,7 @@ from service.domain import Connection, ConnectionStatus
 from service.locks import RedisLocks
 from service.oauth import OAuthFlow
 from service.plugins.api import AuthorizationLost, OAuthTokens
+from tests.support.redis_db import flushed_redis
 
 from .conftest import TokenRequests, new_connection
 
@@ -63,12 +64,13 @@ async def two_workers(
     if request.param == "memory":
         yield services, services
         return
-    first, second = Redis.from_url(REDIS_URL), Redis.from_url(REDIS_URL)
-    await first.flushdb()
-    yield replace(services, locks=RedisLocks(first)), replace(services, locks=RedisLocks(second))
-    await first.flushdb()
-    await first.aclose()
-    await second.aclose()
+    async with flushed_redis(REDIS_URL) as first:
+        second = Redis.from_url(REDIS_URL)
+        yield (
+            replace(services, locks=RedisLocks(first)),
+            replace(services, locks=RedisLocks(second)),
+        )
+        await second.aclose()
 
 
 async def test_concurrent_refreshes_send_one_request_and_share_the_rotated_token(

@@ -9,17 +9,16 @@ from datetime import datetime
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.redis_db import flushed_redis
+
 REDIS_URL = "redis://127.0.0.1:6379/3"
 """Database 3 belongs to these tests; the fixture flushes only it."""
 
 
 @pytest.fixture
 async def redis_db() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with flushed_redis(REDIS_URL) as client:
+        yield client
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 from segport_constant_contact.fake import FakeConstantContact, RunningFake, run_fake
 from segport_constant_contact.fake.state import FakeAnswer
 
@@ -36,6 +35,7 @@ from service.domain import Role
 from tests.runs.cc_world import NEWSLETTER_LIST, fast_cc_environment
 from tests.support.logscan import LogCapture, assert_contains, assert_no_secrets
 from tests.support.net import free_port
+from tests.support.redis_db import flushed_redis
 from tests.support.settings import TEST_ENCRYPTION_KEY, TEST_JWT_SECRET, make_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/6"
@@ -157,11 +157,8 @@ def fake() -> Iterator[RunningFake]:
 
 @pytest.fixture
 async def redis_db() -> AsyncIterator[None]:
-    redis = Redis.from_url(REDIS_URL)
-    await redis.flushdb()
-    yield
-    await redis.flushdb()
-    await redis.aclose()
+    async with flushed_redis(REDIS_URL):
+        yield
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from segport_constant_contact.fake import RunningFake, run_fake
 from service.core import Services
 from service.domain import ExportRunStatus, ExportRunTrigger
 from tests.runs.cc_world import NEWSLETTER_LIST, cc_profiles, expected_emails, seed_cc_export
+from tests.support.redis_db import flushed_redis
 from tests.support.workers import (
     WorkerProcesses,
     cc_services,
-    flushed_redis,
     wait_for_end,
     wait_for_sent,
 )

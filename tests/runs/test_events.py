@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-from redis.asyncio import Redis
 
 from service.domain import ExportRun, ExportRunStatus, ExportRunTrigger, RunCounts, new_id, utcnow
 from service.runs.events import (
@@ -17,6 +16,7 @@ from service.runs.events import (
     run_from_bytes,
     run_to_bytes,
 )
+from tests.support.redis_db import flushed_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
 
@@ -39,13 +39,10 @@ async def events(request: pytest.FixtureRequest) -> AsyncIterator[RunEvents]:
         yield adapter
         await adapter.aclose()
         return
-    redis = Redis.from_url(REDIS_URL)
-    await redis.flushdb()
-    adapter = RedisRunEvents(redis, channel=f"segport:test:{new_id()}")
-    yield adapter
-    await adapter.aclose()
-    await redis.flushdb()
-    await redis.aclose()
+    async with flushed_redis(REDIS_URL) as redis:
+        adapter = RedisRunEvents(redis, channel=f"segport:test:{new_id()}")
+        yield adapter
+        await adapter.aclose()
 
 
 async def collect(

@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from redis.asyncio import Redis
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.fake import RunningFake
 
@@ -27,18 +26,6 @@ from tests.support.settings import TEST_ENCRYPTION_KEY, TEST_JWT_SECRET, make_se
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_SECONDS = 10
-
-
-@asynccontextmanager
-async def flushed_redis(redis_url: str) -> AsyncIterator[None]:
-    """The Redis database of ``redis_url`` empty before and after (each suite has its own)."""
-    redis = Redis.from_url(redis_url)
-    await redis.flushdb()
-    try:
-        yield
-    finally:
-        await redis.flushdb()
-        await redis.aclose()
 
 
 @asynccontextmanager
