@@ -3,37 +3,30 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Iterator
 
 import pytest
-import structlog
 
 from service.logging import AccessPathOnly, configure_logging
 from service.settings import Settings
+from tests.support.logstream import json_lines, open_log_stream
 
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging(Settings(log_format="json"), stream=stream)
-    # An in-process uvicorn of an earlier test may have set this logger's level.
-    access = logging.getLogger("uvicorn.access")
-    level = access.level
-    access.setLevel(logging.INFO)
-    yield stream
-    access.setLevel(level)
-    # Leave no handler writing to this stream for the tests that run afterwards.
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "stream", None) is stream:
-            root.removeHandler(handler)
-    structlog.reset_defaults()
+    with open_log_stream() as stream:
+        configure_logging(Settings(log_format="json"), stream=stream)
+        # An in-process uvicorn of an earlier test may have set this logger's level.
+        access = logging.getLogger("uvicorn.access")
+        level = access.level
+        access.setLevel(logging.INFO)
+        yield stream
+        access.setLevel(level)
 
 
 def events(stream: io.StringIO) -> list[str]:
-    return [json.loads(line)["event"] for line in stream.getvalue().splitlines() if line]
+    return [line["event"] for line in json_lines(stream)]
 
 
 def test_an_http_access_line_has_the_path_without_its_query_string(log_stream):

@@ -12,23 +12,13 @@ import structlog
 
 from service.logging import REDACTED, configure_logging
 from service.settings import Settings, SettingsError
+from tests.support.logstream import json_lines, open_log_stream
 
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    yield stream
-    # Leave no handler writing to this stream for tests that run afterwards.
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "stream", None) is stream:
-            root.removeHandler(handler)
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-
-
-def json_lines(stream: io.StringIO) -> list[dict]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    with open_log_stream() as stream:
+        yield stream
 
 
 def configure(stream: io.StringIO, **settings: object) -> None:

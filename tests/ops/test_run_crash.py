@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -40,6 +38,7 @@ from service.runs.embedded import in_process_runs
 from service.runs.events import follow_run
 from service.runs.queue import recover_runs
 from tests.runs.memory_destination import Behaviour, MemoryDestination, MemoryPlugin
+from tests.support.logstream import json_lines, open_log_stream
 from tests.support.records import make_plain_connection, make_plain_export, make_segment
 from tests.support.settings import make_settings
 
@@ -87,15 +86,8 @@ async def webhook() -> AsyncIterator[Webhook]:
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    yield stream
-    # Leave no handler writing to this stream for the tests that run afterwards.
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "stream", None) is stream:
-            root.removeHandler(handler)
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+    with open_log_stream() as stream:
+        yield stream
 
 
 @pytest.fixture
@@ -168,10 +160,6 @@ async def notified(webhook: Webhook) -> list[dict[str, Any]]:
     return webhook.received
 
 
-def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-
-
 async def test_a_crash_inside_the_pipeline_fails_the_run_once_with_a_message_naming_it(
     services: Services, webhook: Webhook, log_stream: io.StringIO
 ) -> None:
@@ -224,7 +212,7 @@ async def test_a_crashed_run_logs_its_traceback_without_the_customer_data(
     await until_done(services, run.id)
     await notified(webhook)
 
-    crashes = [line for line in log_lines(log_stream) if line["event"] == "run_crashed"]
+    crashes = [line for line in json_lines(log_stream) if line["event"] == "run_crashed"]
 
     assert len(crashes) == 1
     assert crashes[0]["level"] == "error"
