@@ -134,17 +134,20 @@ def test_unknown_log_level_is_refused_naming_the_value(log_stream):
         configure_logging(Settings(log_level="LOUD"), stream=log_stream)
 
 
-def test_uvicorns_color_message_copy_is_dropped_but_other_extras_kept(log_stream, monkeypatch):
+def test_uvicorns_color_message_copy_is_dropped_but_other_extras_kept(log_stream):
     configure(log_stream)
     uvicorn_error = logging.getLogger("uvicorn.error")
     # An in-process uvicorn of an earlier test may have raised this logger's level.
-    monkeypatch.setattr(uvicorn_error, "level", uvicorn_error.level)  # restored afterwards
-    uvicorn_error.setLevel(logging.INFO)  # (setLevel also clears the logger's level cache)
-    uvicorn_error.info(
-        "Started server process [%d]",
-        42,
-        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]", "worker": "w1"},
-    )
+    level = uvicorn_error.level
+    uvicorn_error.setLevel(logging.INFO)
+    try:
+        uvicorn_error.info(
+            "Started server process [%d]",
+            42,
+            extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]", "worker": "w1"},
+        )
+    finally:
+        uvicorn_error.setLevel(level)
     (line,) = json_lines(log_stream)
     assert line["event"] == "Started server process [42]"
     assert "color_message" not in line
