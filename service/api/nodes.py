@@ -9,6 +9,7 @@ need a permission check or another read resolve lazily, asking
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -293,6 +294,15 @@ class RefreshSchedule(Node):
 # -- list connections -------------------------------------------------------------
 
 
+def _connection_fields(page: Page[Any], node_of: Callable[[Any], Any]) -> dict[str, Any]:
+    """The fields every Relay connection type has, from one page of the store."""
+    return {
+        "edges": edges_of(page.items, node_of),
+        "page_info": page_info(page.items, page.has_next_page, page.has_previous_page),
+        "total_count": page.total_count,
+    }
+
+
 @strawberry.type
 class SegmentConnection:
     edges: list[Edge[Segment]]
@@ -301,11 +311,7 @@ class SegmentConnection:
 
     @classmethod
     def of(cls, page: Page[domain.Segment]) -> SegmentConnection:
-        return cls(
-            edges=edges_of(page.items, Segment.of),
-            page_info=page_info(page.items, page.has_next_page, page.has_previous_page),
-            total_count=page.total_count,
-        )
+        return cls(**_connection_fields(page, Segment.of))
 
 
 @strawberry.type
@@ -316,11 +322,7 @@ class ConnectionConnection:
 
     @classmethod
     def of(cls, page: Page[domain.Connection]) -> ConnectionConnection:
-        return cls(
-            edges=edges_of(page.items, Connection.of),
-            page_info=page_info(page.items, page.has_next_page, page.has_previous_page),
-            total_count=page.total_count,
-        )
+        return cls(**_connection_fields(page, Connection.of))
 
 
 @strawberry.type
@@ -331,11 +333,7 @@ class ExportConnection:
 
     @classmethod
     def of(cls, page: Page[domain.Export]) -> ExportConnection:
-        return cls(
-            edges=edges_of(page.items, Export.of),
-            page_info=page_info(page.items, page.has_next_page, page.has_previous_page),
-            total_count=page.total_count,
-        )
+        return cls(**_connection_fields(page, Export.of))
 
 
 @strawberry.type
@@ -346,11 +344,7 @@ class ExportRunConnection:
 
     @classmethod
     def of(cls, page: Page[domain.ExportRun]) -> ExportRunConnection:
-        return cls(
-            edges=edges_of(page.items, ExportRun.of),
-            page_info=page_info(page.items, page.has_next_page, page.has_previous_page),
-            total_count=page.total_count,
-        )
+        return cls(**_connection_fields(page, ExportRun.of))
 
 
 async def list_runs(
