@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -54,8 +54,6 @@ class Services:
     """Where run jobs go: asyncio tasks in this process, or arq on Redis when configured."""
     metrics: Metrics = field(default_factory=Metrics)
     """Prometheus metrics of this process (``/metrics``, the worker's metrics port)."""
-    extras: dict[str, Any] = field(default_factory=dict)
-    """Parts wired in by later layers (runs, connections), by name."""
 
     @property
     def runs(self) -> RunCoordinator:
