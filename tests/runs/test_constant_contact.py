@@ -32,14 +32,20 @@ def fake() -> Iterator[RunningFake]:
         yield running
 
 
-@pytest.fixture
-async def services(tmp_path: Path, fake: RunningFake) -> AsyncIterator[Services]:
+@pytest.fixture(params=["sqlite", "mongo"])
+async def services(
+    request: pytest.FixtureRequest, tmp_path: Path, fake: RunningFake
+) -> AsyncIterator[Services]:
+    """Both stores: the run pipeline's reads, checkpoints and resume on each adapter."""
     destination = ConstantContact(fast_cc_settings(fake))
     # Small requests, so that a few hundred contacts take several batches.
     destination.limits = replace(destination.limits, batch_max_records=40, requests_per_second=50)
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'cc.db'}", run_read_batch_size=50, run_heartbeat_seconds=0.2
+    database_url = (
+        f"sqlite:///{tmp_path / 'cc.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("mongo_database_url")
     )
+    settings = make_settings(database_url, run_read_batch_size=50, run_heartbeat_seconds=0.2)
     async with open_services(
         settings, extra_plugins=[ConstantContactPlugin(destination)], load_entry_points=False
     ) as opened:
