@@ -118,3 +118,24 @@ def _environment_variables() -> list[str]:
 def test_the_readme_documents_every_environment_variable(variable: str) -> None:
     readme = (ROOT / "README.md").read_text()
     assert f"`{variable}`" in readme, f"README.md's configuration tables lack `{variable}`"
+
+
+def _graphql_blocks() -> list[tuple[str, str]]:
+    """Every ```graphql block of the user-facing docs, with where it stands."""
+    blocks = []
+    for path in (ROOT / "docs" / "operations.md", ROOT / "README.md"):
+        for number, block in enumerate(re.findall(r"```graphql\n(.*?)```", path.read_text(), re.S)):
+            blocks.append((f"{path.name}#{number + 1}", block))
+    return blocks
+
+
+@pytest.mark.parametrize(("where", "block"), _graphql_blocks(), ids=lambda v: str(v)[:24])
+def test_graphql_in_the_docs_is_valid_against_the_schema(where: str, block: str) -> None:
+    from graphql import parse, validate
+
+    from service.api.schema import create_schema
+
+    schema = create_schema()._schema
+    for document in re.split(r"\n\s*(?=mutation|query|subscription)", block.strip()):
+        errors = validate(schema, parse(document))
+        assert not errors, f"{where}: {document}\n{errors}"
