@@ -12,19 +12,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from service.domain import RUN_ERROR_SAMPLE_SIZE, FieldMapping, Profile, RunError
 from service.plugins.api import Destination, EncodedRecord, Rejection
 
 REDACTED = "<redacted>"
-
-
-class Outcome(Enum):
-    SEND = "send"
-    INVALID = "invalid"
-    DUPLICATE = "duplicate"
 
 
 @dataclass(slots=True)
@@ -159,10 +152,6 @@ class RecordMapper:
         # orjson's output keeps its ~4 KB working buffer; a right-sized copy keeps a
         # full batch (40,000 records for Constant Contact) at a few MB instead of 160.
         return EncodedRecord(profile_id=profile.id, encoded=memoryview(encoded).tobytes())
-
-    @property
-    def taken(self) -> int:
-        return len(self._seen)
 
 
 def _error(profile_id: str, rejection: Rejection, values: Mapping[str, Any]) -> RunError:
