@@ -27,6 +27,7 @@ class RequestContext:
     """Set by strawberry from the websocket ``connection_init`` payload."""
     _principal: Principal | None = field(default=None, repr=False)
     _connections: dict[str, domain.Connection | None] = field(default_factory=dict, repr=False)
+    _refresh_schedule: domain.RefreshSchedule | None = field(default=None, repr=False)
 
     def authorization(self) -> str | None:
         """The ``Bearer ...`` string: the HTTP header, or ``connectionParams.Authorization``."""
@@ -63,6 +64,12 @@ class RequestContext:
                 connection_id
             )
         return self._connections[connection_id]
+
+    async def load_refresh_schedule(self) -> domain.RefreshSchedule:
+        """The system refresh schedule, read once per operation (every export follows it)."""
+        if self._refresh_schedule is None:
+            self._refresh_schedule = await self.services.store.get_refresh_schedule()
+        return self._refresh_schedule
 
     def forget_connection(self, connection_id: str) -> None:
         """Drop the memo after a mutation changed the connection."""

@@ -35,6 +35,7 @@ from service.api.ids import to_global_id
 from service.api.pagination import Edge, PageInfo, edges_of, page_args, page_info
 from service.core import Services
 from service.permissions import can_edit_export, can_see_connection, can_see_connection_details
+from service.runs.schedule import export_recurrence, next_due
 from service.store.base import Page
 
 REFRESH_SCHEDULE_ID = "system"
@@ -211,6 +212,16 @@ class Export(Node):
     ) -> ExportRunConnection:
         return await list_runs(info, first, after, self.record.id)
 
+    @strawberry.field(
+        description="When a schedule next runs this export (its own recurrence or the system "
+        "refresh); null when its schedule is off, the refresh schedule is off, or it is detached."
+    )
+    async def next_run_at(self, info: Info) -> datetime | None:
+        if self.record.connection_id is None:
+            return None
+        followed = export_recurrence(self.record, await info.context.load_refresh_schedule())
+        return next_due(followed[0], domain.utcnow()) if followed else None
+
     @strawberry.field(description="Whether your role may edit, run and remove this export.")
     async def can_edit(self, info: Info) -> bool:
         connection = None
@@ -275,11 +286,15 @@ class RefreshSchedule(Node):
     time_zone: str
     updated_by: str | None
     updated_at: datetime | None
+    next_run_at: datetime | None = strawberry.field(
+        description="When the schedule next runs the exports that follow it; null when off."
+    )
 
     @classmethod
     def of(cls, schedule: domain.RefreshSchedule) -> RefreshSchedule:
         recurrence = schedule.recurrence
         return cls(
+            next_run_at=next_due(recurrence, domain.utcnow()) if schedule.enabled else None,
             id=strawberry.ID(to_global_id("RefreshSchedule", REFRESH_SCHEDULE_ID)),
             enabled=schedule.enabled,
             frequency=recurrence.frequency,
