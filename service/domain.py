@@ -226,10 +226,6 @@ class ExportRun:
     attempt: int = 0
     """How many times a job has started this run."""
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_RUN_STATUSES
-
 
 RUN_ERROR_SAMPLE_SIZE = 100
 

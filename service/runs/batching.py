@@ -48,9 +48,6 @@ class ContactBatcher:
         self._records: list[EncodedRecord] = []
         self._size = envelope_size
 
-    def fits_alone(self, record: EncodedRecord) -> bool:
-        return self.envelope_size + len(record.encoded) < self.max_bytes
-
     def add(self, record: EncodedRecord) -> UploadBatch | None:
         """Add ``record``; return the batch closed to make room for it, if any.
 

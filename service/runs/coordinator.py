@@ -165,10 +165,6 @@ class RunCoordinator:
         log.info("run_cancel_requested", run_id=run_id, by=by)
         return updated
 
-    async def run_all(self, requested_by: str | None) -> list[ExportRun]:
-        """Run every export whose schedule is on (see :meth:`run_all_detailed`)."""
-        return (await self.run_all_detailed(requested_by)).runs
-
     async def run_all_detailed(
         self,
         requested_by: str | None,

@@ -30,7 +30,6 @@ from segport_constant_contact.fake.config import FakeConfig
 
 JWT_SECRET = "segport-fake-constant-contact-signing-key"  # a fake's key: no secret at all
 SCOPES = ("contact_data", "offline_access", "account_read", "account_update", "campaign_data")
-DEFAULT_SCOPE = "contact_data offline_access account_read"
 MAX_LIST_IDS = 50
 MAX_MEMBERSHIP_CONTACTS = 500
 MAX_CUSTOM_FIELDS = 25
