@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     run_queue_size: int = Field(default=4, ge=1)
     job_timeout_seconds: int = Field(default=6 * 3600, ge=60)
     job_max_tries: int = Field(default=5, ge=1)
+    job_retry_base_seconds: float = Field(default=5.0, gt=0)
+    """Wait before the second attempt of a run after a transient failure; doubles each time."""
     job_completion_wait_seconds: int = Field(default=25, ge=0)
     worker_concurrency: int = Field(default=4, ge=1)
     worker_metrics_port: int = 9101

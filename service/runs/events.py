@@ -90,8 +90,9 @@ def _optional_time(value: str | None) -> datetime | None:
 class ProgressCoalescer:
     """Holds back progress-only events so each run sends a few per second at most.
 
-    An event whose status differs from the last one sent for that run goes out
-    at once (after dropping any held progress, which it supersedes).
+    An event whose status or message differs from the last one sent for that run
+    goes out at once (after dropping any held progress, which it supersedes): a
+    message says why a run waits, retries or ended, and must not be coalesced away.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class ProgressCoalescer:
         self._send = send
         self._interval = interval
         self._last_status: dict[str, ExportRunStatus] = {}
+        self._last_message: dict[str, str | None] = {}
         self._last_sent: dict[str, float] = {}
         self._held: dict[str, ExportRun] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -110,8 +112,13 @@ class ProgressCoalescer:
     async def publish(self, run: ExportRun) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        status_changed = self._last_status.get(run.id) != run.status
-        if status_changed or run.status.is_terminal:
+        sent_before = run.id in self._last_status
+        news = (
+            not sent_before
+            or self._last_status[run.id] != run.status
+            or self._last_message[run.id] != run.message
+        )
+        if news or run.status.is_terminal:
             self._drop_held(run.id)
             await self._emit(run, now)
             if run.status.is_terminal:
@@ -140,6 +147,7 @@ class ProgressCoalescer:
 
     async def _emit(self, run: ExportRun, now: float) -> None:
         self._last_status[run.id] = run.status
+        self._last_message[run.id] = run.message
         self._last_sent[run.id] = now
         try:
             await self._send(run)
@@ -155,6 +163,7 @@ class ProgressCoalescer:
 
     def _forget(self, run_id: str) -> None:
         self._last_status.pop(run_id, None)
+        self._last_message.pop(run_id, None)
         self._last_sent.pop(run_id, None)
 
     async def aclose(self) -> None:

@@ -672,6 +672,17 @@ def _apply_confirmation(state: RunState, receipt: PendingReceipt, done: Confirma
         state.sample(RunError(code="DESTINATION_FAILED", message=done.failure))
 
 
+async def note_retry(services: Services, run_id: str, message: str) -> None:
+    """Say on an unfinished run why it waits for another attempt, and tell subscribers."""
+    run = await services.store.update_run(
+        run_id,
+        expected_status=[ExportRunStatus.QUEUED, ExportRunStatus.RUNNING],
+        message=message,
+    )
+    if run is not None:
+        await services.events.publish(run)
+
+
 async def fail_run(services: Services, run_id: str, message: str) -> ExportRun | None:
     """Fail an active run from outside the pipeline (e.g. after the last retry)."""
     run = await services.store.get_run(run_id)

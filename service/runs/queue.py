@@ -86,8 +86,8 @@ class InlineRunQueue:
             del self._tasks[run_id]
 
     async def _job(self, services: Services, run_id: str) -> None:
-        from service.runs.pipeline import TransientRunError, fail_run
-        from service.runs.worker import perform_run, retry_delay
+        from service.runs.pipeline import TransientRunError
+        from service.runs.worker import after_transient_failure, perform_run
 
         async with self._slots:
             for attempt in range(1, self._max_tries + 1):
@@ -95,12 +95,14 @@ class InlineRunQueue:
                     await perform_run(services, run_id, takeover=True)
                     return
                 except TransientRunError as exc:
-                    if attempt >= self._max_tries or self._closing:
-                        if not self._closing:
-                            await fail_run(services, run_id, _gave_up(str(exc), attempt))
+                    if self._closing:
+                        return  # left resumable: the next start recovers it
+                    delay = await after_transient_failure(
+                        services, run_id, attempt, self._max_tries, str(exc)
+                    )
+                    if delay is None:
                         return
-                    log.info("run_retrying", run_id=run_id, attempt=attempt, error=str(exc))
-                    await asyncio.sleep(retry_delay(attempt))
+                    await asyncio.sleep(delay)
 
     async def abort(self, run_id: str) -> None:
         task = self._tasks.get(run_id)
@@ -165,10 +167,6 @@ def open_run_queue(redis_url: str | None, concurrency: int, max_tries: int) -> R
     if redis_url:
         return ArqRunQueue(redis_url)
     return InlineRunQueue(concurrency, max_tries)
-
-
-def _gave_up(error: str, attempts: int) -> str:
-    return f"Gave up after {attempts} attempts: {error}"
 
 
 async def recover_runs(services: Services, stale_after_seconds: float) -> list[str]:

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from service.domain import ExportRunStatus, utcnow
-from service.runs.pipeline import TransientRunError, execute_run, fail_run, heartbeat_age
+from service.runs.pipeline import (
+    TransientRunError,
+    execute_run,
+    fail_run,
+    heartbeat_age,
+    note_retry,
+)
 from service.runs.queue import JOB_FUNCTION, recover_runs
 from service.settings import Settings
 
@@ -41,10 +47,33 @@ def stale_after_seconds(settings: Settings) -> float:
     return STALE_HEARTBEATS * settings.run_heartbeat_seconds
 
 
-def retry_delay(attempt: int) -> float:
-    """Seconds before retry ``attempt + 1``: exponential with jitter, at most five minutes."""
-    base: float = min(300.0, 5.0 * 2 ** (attempt - 1))
-    return base * random.uniform(0.8, 1.2)
+def retry_delay(attempt: int, base: float) -> float:
+    """Seconds before attempt ``attempt + 1``: exponential with jitter, at most five minutes."""
+    delay: float = min(300.0, base * 2 ** (attempt - 1))
+    return delay * random.uniform(0.8, 1.2)
+
+
+async def after_transient_failure(
+    services: Services, run_id: str, attempt: int, max_tries: int, error: str
+) -> float | None:
+    """What a transient failure of attempt ``attempt`` means for the run.
+
+    The seconds to wait before the next attempt, with the run saying so (a failure that
+    will be retried reads differently from a permanent one); or None after the last
+    attempt, when the run has failed for good (and admins were notified).
+    """
+    if attempt >= max_tries:
+        await fail_run(services, run_id, f"Gave up after {attempt} attempts: {error}")
+        return None
+    delay = retry_delay(attempt, services.settings.job_retry_base_seconds)
+    log.info("run_retrying", run_id=run_id, attempt=attempt, error=error)
+    await note_retry(
+        services,
+        run_id,
+        f"Attempt {attempt} of {max_tries} failed and will be retried in about "
+        f"{max(1, round(delay))} s: {error}",
+    )
+    return delay
 
 
 async def perform_run(services: Services, run_id: str, *, takeover: bool = False) -> str:
@@ -95,11 +124,11 @@ async def run_export(ctx: dict[str, Any], run_id: str) -> str:
     try:
         return await perform_run(services, run_id)
     except TransientRunError as exc:
-        if job_try >= services.settings.job_max_tries:
-            await fail_run(services, run_id, f"Gave up after {job_try} attempts: {exc}")
+        max_tries = services.settings.job_max_tries
+        delay = await after_transient_failure(services, run_id, job_try, max_tries, str(exc))
+        if delay is None:
             return "failed"
-        log.info("run_retrying", run_id=run_id, attempt=job_try, error=str(exc))
-        raise Retry(defer=retry_delay(job_try)) from exc
+        raise Retry(defer=delay) from exc
 
 
 async def _startup(ctx: dict[str, Any]) -> None:

@@ -39,10 +39,14 @@ class Behaviour:
     """Every record of every upload, in arrival order (repeats included)."""
     batches: list[UploadBatch] = field(default_factory=list)
     confirmed: list[str] = field(default_factory=list)
+    receipts: dict[str, int] = field(default_factory=dict)
+    """Records per receipt handed out (uploads that failed hand out none)."""
     reject_batches_with: str | None = None
     """An upload containing an e-mail with this text is refused as a whole."""
     fail_upload_number: int | None = None
     fail_with: DestinationError | None = None
+    fail_count: int = 1
+    """How many uploads in a row, from ``fail_upload_number``, raise ``fail_with``."""
     hold_upload_number: int | None = None
     """This upload (1-based) records its batch, then waits until ``release`` is set."""
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -61,7 +65,9 @@ class MemorySession(DestinationSession):
         b = self.behaviour
         b.uploads += 1
         number = b.uploads
-        if b.fail_upload_number == number and b.fail_with is not None:
+        first_failing = b.fail_upload_number
+        failing = first_failing is not None and 0 <= number - first_failing < b.fail_count
+        if failing and b.fail_with is not None:
             raise b.fail_with
         b.batches.append(batch)
         records = [orjson.loads(r.encoded) for r in batch.records]
@@ -73,12 +79,13 @@ class MemorySession(DestinationSession):
             return BatchOutcome(
                 batch_error="List quota reached: the account holds too many contacts"
             )
-        return BatchOutcome(receipt=f"receipt-{number}")
+        receipt = f"receipt-{number}"
+        b.receipts[receipt] = len(batch.records)
+        return BatchOutcome(receipt=receipt)
 
     async def confirm(self, receipt: str) -> Confirmation:
-        batch = self.behaviour.batches[int(receipt.removeprefix("receipt-")) - 1]
         self.behaviour.confirmed.append(receipt)
-        return Confirmation(accepted=len(batch.records))
+        return Confirmation(accepted=self.behaviour.receipts[receipt])
 
 
 class MemoryDestination(Destination):

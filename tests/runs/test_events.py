@@ -95,6 +95,23 @@ async def test_progress_bursts_are_coalesced_but_the_latest_arrives(events: RunE
     assert seen[-1].counts.profiles_read == 200
 
 
+async def test_a_changed_message_is_never_coalesced_away(events: RunEvents) -> None:
+    run = replace(a_run(), status=ExportRunStatus.RUNNING)
+    subscription = await events.subscribe(run_id=run.id).start()
+    collecting = asyncio.create_task(collect(subscription, ExportRunStatus.SUCCEEDED))
+
+    note = "Attempt 1 of 5 failed and will be retried in about 5 s: Constant Contact answered 503"
+    await events.publish(replace(run, counts=RunCounts(profiles_total=200, profiles_read=1)))
+    await events.publish(replace(run, counts=RunCounts(200, 2), message=note))
+    await events.publish(replace(run, counts=RunCounts(200, 3), message=note))
+    await events.publish(replace(run, status=ExportRunStatus.SUCCEEDED, counts=RunCounts(200, 200)))
+    seen = await asyncio.wait_for(collecting, 5)
+    await subscription.aclose()
+
+    assert note in [r.message for r in seen]
+    assert seen[-1].message is None
+
+
 async def test_a_subscriber_sees_only_the_runs_it_asked_for(events: RunEvents) -> None:
     mine, other = a_run("export-mine"), a_run("export-other")
     by_export = await events.subscribe(export_id="export-mine").start()
