@@ -9,6 +9,7 @@ import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
+from strawberry.dataloader import DataLoader
 
 from service import domain
 from service.api.errors import forbidden
@@ -28,6 +29,22 @@ class RequestContext:
     _principal: Principal | None = field(default=None, repr=False)
     _connections: dict[str, domain.Connection | None] = field(default_factory=dict, repr=False)
     _refresh_schedule: domain.RefreshSchedule | None = field(default=None, repr=False)
+    segments: DataLoader[str, domain.Segment | None] = field(init=False, repr=False)
+    """Segments by id, batched: a page of exports reads their segments in one query."""
+    last_runs: DataLoader[str, domain.ExportRun | None] = field(init=False, repr=False)
+    """Each export's newest run, batched the same way."""
+
+    def __post_init__(self) -> None:
+        self.segments = DataLoader(load_fn=self._load_segments)
+        self.last_runs = DataLoader(load_fn=self._load_last_runs)
+
+    async def _load_segments(self, ids: list[str]) -> list[domain.Segment | None]:
+        found = {s.id: s for s in await self.services.store.get_segments(ids)}
+        return [found.get(i) for i in ids]
+
+    async def _load_last_runs(self, export_ids: list[str]) -> list[domain.ExportRun | None]:
+        latest = await self.services.store.latest_runs(export_ids)
+        return [latest.get(i) for i in export_ids]
 
     def authorization(self) -> str | None:
         """The ``Bearer ...`` string: the HTTP header, or ``connectionParams.Authorization``."""

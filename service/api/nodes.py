@@ -198,12 +198,12 @@ class Export(Node):
 
     @strawberry.field
     async def segments(self, info: Info) -> list[Segment]:
-        found = await info.context.services.store.get_segments(self.record.segment_ids)
-        return [Segment.of(s) for s in found]
+        found = await info.context.segments.load_many(self.record.segment_ids)
+        return [Segment.of(s) for s in found if s is not None]
 
     @strawberry.field
     async def last_run(self, info: Info) -> ExportRun | None:
-        run = await info.context.services.store.latest_run(self.record.id)
+        run = await info.context.last_runs.load(self.record.id)
         return ExportRun.of(run) if run else None
 
     @strawberry.field(description="Runs of this export, newest first.")

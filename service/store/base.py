@@ -199,7 +199,8 @@ class Store(Protocol):
     ) -> Page[ExportRun]:
         """Runs newest first (id descending), optionally of one export."""
 
-    async def latest_run(self, export_id: str) -> ExportRun | None: ...
+    async def latest_runs(self, export_ids: Sequence[str]) -> dict[str, ExportRun]:
+        """The newest run of each of ``export_ids`` that has one, by export id (one query)."""
 
     async def active_run(self, export_id: str) -> ExportRun | None: ...
 

@@ -460,15 +460,19 @@ class MongoStore:
         docs, total = await self._page("runs", query, first, after, newest_first=True)
         return page_from_rows([_run(d) for d in docs], first, total, after)
 
-    async def latest_run(self, export_id: str) -> ExportRun | None:
-        docs = (
-            await self._c("runs")
-            .find({"export_id": export_id})
-            .sort("_id", DESCENDING)
-            .limit(1)
-            .to_list()
+    async def latest_runs(self, export_ids: Sequence[str]) -> dict[str, ExportRun]:
+        ids = unique_in_order(export_ids)
+        if not ids:
+            return {}
+        # Sorted like by_export_newest_first, so $group's $first can read the index.
+        cursor = await self._c("runs").aggregate(
+            [
+                {"$match": {"export_id": {"$in": ids}}},
+                {"$sort": {"export_id": ASCENDING, "_id": DESCENDING}},
+                {"$group": {"_id": "$export_id", "run": {"$first": "$$ROOT"}}},
+            ]
         )
-        return _run(docs[0]) if docs else None
+        return {doc["_id"]: _run(doc["run"]) async for doc in cursor}
 
     async def active_run(self, export_id: str) -> ExportRun | None:
         doc = await self._c("runs").find_one({"active_export_id": export_id})

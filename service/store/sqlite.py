@@ -644,15 +644,20 @@ class SQLiteStore:
         )
         return page_from_rows([_run_from_row(d) for d in docs], first, total, after)
 
-    async def latest_run(self, export_id: str) -> ExportRun | None:
-        doc = await self._read(
-            lambda conn: _fetch_doc(
+    async def latest_runs(self, export_ids: Sequence[str]) -> dict[str, ExportRun]:
+        ids = unique_in_order(export_ids)
+        if not ids:
+            return {}
+        # runs_by_export (export_id, id) answers each group's MAX(id) from the index.
+        docs = await self._read(
+            lambda conn: _fetch_docs(
                 conn,
-                "SELECT * FROM runs WHERE export_id = ? ORDER BY id DESC LIMIT 1",
-                (export_id,),
+                "SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs "
+                f"WHERE export_id IN ({_marks(len(ids))}) GROUP BY export_id)",
+                ids,
             )
         )
-        return None if doc is None else _run_from_row(doc)
+        return {run.export_id: run for run in map(_run_from_row, docs)}
 
     async def active_run(self, export_id: str) -> ExportRun | None:
         doc = await self._read(

@@ -164,15 +164,31 @@ async def test_list_runs_pages_newest_first_and_filters_by_export(store: Store) 
 
 async def test_latest_and_active_run_of_an_export(store: Store) -> None:
     export_id = await saved_export_id(store)
-    assert await store.latest_run(export_id) is None
+    assert await store.latest_runs([export_id]) == {}
     assert await store.active_run(export_id) is None
     done = make_run(export_id, status=ExportRunStatus.FAILED)
     await store.insert_run(done)
     queued = make_run(export_id)
     await store.insert_run(queued)
 
-    assert await store.latest_run(export_id) == max(done, queued, key=lambda r: r.id)
+    assert await store.latest_runs([export_id]) == {
+        export_id: max(done, queued, key=lambda r: r.id)
+    }
     assert await store.active_run(export_id) == queued
+
+
+async def test_latest_runs_of_several_exports_in_one_call(store: Store) -> None:
+    first, second, without = [await saved_export_id(store) for _ in range(3)]
+    runs: dict[str, list[ExportRun]] = {first: [], second: []}
+    for export_id in (first, second, first, second, first):
+        run = make_run(export_id, status=ExportRunStatus.SUCCEEDED)
+        await store.insert_run(run)
+        runs[export_id].append(run)
+
+    latest = await store.latest_runs([first, second, without, first])
+
+    assert latest == {first: runs[first][-1], second: runs[second][-1]}
+    assert await store.latest_runs([]) == {}
 
 
 async def test_list_active_runs_lists_queued_and_running_runs_only(store: Store) -> None:
