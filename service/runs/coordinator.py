@@ -131,6 +131,41 @@ class RunCoordinator:
         log.info("run_requested", run_id=run.id, export_id=export_id, trigger=str(trigger))
         return run
 
+    async def record_skipped(
+        self,
+        export_id: str,
+        trigger: ExportRunTrigger,
+        requested_by: str | None,
+        dedupe_key: str,
+        reason: str,
+    ) -> ExportRun | None:
+        """Record a scheduled occurrence that could not run as a SKIPPED run, with why.
+
+        The history then shows every due time and its own outcome (the platform we
+        mirror shows nothing, or a misleading status). None when the due time already
+        has its run (another worker recorded it).
+        """
+        now = utcnow()
+        run = ExportRun(
+            id=new_id(),
+            export_id=export_id,
+            status=ExportRunStatus.SKIPPED,
+            trigger=trigger,
+            requested_by=requested_by,
+            queued_at=now,
+            finished_at=now,
+            message=reason,
+            dedupe_key=dedupe_key,
+        )
+        try:
+            await self.services.store.insert_run(run)
+        except DuplicateRun:
+            return None
+        self.services.metrics.record_run_finished(run)
+        await self.services.events.publish(run)
+        log.info("run_skipped", run_id=run.id, export_id=export_id, trigger=str(trigger))
+        return run
+
     async def cancel_run(self, run_id: str, by: str | None) -> ExportRun:
         """Ask the run to stop: a QUEUED run ends at once, a RUNNING one within seconds."""
         store = self.services.store

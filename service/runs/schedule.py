@@ -107,7 +107,11 @@ async def scheduled_requester(services: Services, export: Export) -> str | None:
 
 async def tick(services: Services, since: datetime, now: datetime) -> list[ExportRun]:
     """Request a run for every export due in ``(since, now]``; returns the runs made here."""
-    from service.runs.coordinator import DuplicateRunError, RunRequestError
+    from service.runs.coordinator import (
+        ActiveRunExistsError,
+        DuplicateRunError,
+        RunRequestError,
+    )
 
     store = services.store
     refresh = await store.get_refresh_schedule()
@@ -125,11 +129,20 @@ async def tick(services: Services, since: datetime, now: datetime) -> list[Expor
         key = dedupe_key(export.id, due)
         if not await store.claim_once(f"schedule:{key}", due + timedelta(days=2)):
             continue
+        requester = await scheduled_requester(services, export)
         try:
-            run = await services.runs.request_run(
-                export.id, trigger, await scheduled_requester(services, export), dedupe_key=key
-            )
+            run = await services.runs.request_run(export.id, trigger, requester, dedupe_key=key)
         except DuplicateRunError:
+            continue
+        except ActiveRunExistsError as problem:
+            await services.runs.record_skipped(
+                export.id,
+                trigger,
+                requester,
+                key,
+                f"Skipped: the run due at {due.isoformat()} found run {problem.run_id!r} "
+                "still active.",
+            )
             continue
         except RunRequestError as problem:
             log.warning(

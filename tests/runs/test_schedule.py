@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from service.domain import (
+    ExportRunStatus,
     ExportRunTrigger,
     ExportSchedule,
     Frequency,
@@ -119,3 +120,27 @@ async def test_two_ticks_at_once_make_one_run_per_due_time(world: World) -> None
     assert len(made) == 1
     page = await world.services.store.list_runs(first=10, export_id=export.id)
     assert [r.dedupe_key for r in page.items] == [f"{export.id}@2026-05-04T09:00:00+00:00"]
+
+
+async def test_a_due_time_that_finds_a_run_still_active_is_recorded_skipped(world: World) -> None:
+    await world.add_profiles(people(3))
+    await world.services.queue.aclose()  # the first run stays QUEUED: still active
+    export = await world.add_export(
+        schedule=ExportSchedule(ScheduleMode.OWN, Recurrence(Frequency.DAILY, ["09:00"], "UTC"))
+    )
+    active = await world.services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "bob")
+
+    made = await tick(world.services, utc(2026, 5, 4, 8, 59), utc(2026, 5, 4, 9, 1))
+    again = await tick(world.services, utc(2026, 5, 4, 8, 59), utc(2026, 5, 4, 9, 1))
+
+    assert made == again == []
+    page = await world.services.store.list_runs(first=10, export_id=export.id)
+    skipped, first = page.items  # newest first
+    assert first.id == active.id
+    assert skipped.status is ExportRunStatus.SKIPPED
+    assert skipped.trigger is ExportRunTrigger.EXPORT_SCHEDULE
+    assert skipped.dedupe_key == f"{export.id}@2026-05-04T09:00:00+00:00"
+    assert skipped.finished_at is not None
+    assert skipped.message == (
+        f"Skipped: the run due at 2026-05-04T09:00:00+00:00 found run {active.id!r} still active."
+    )
