@@ -9,6 +9,7 @@ ordering by creation), except profile ids, which are the caller's own.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,13 +17,37 @@ from enum import StrEnum
 from typing import Any
 
 
-def new_id() -> str:
-    """A 26-character, time-ordered, random identifier (ULID-like, lowercase hex).
+class _MonotonicIds:
+    """Makes :func:`new_id` values; within one process each id sorts after the previous."""
 
-    The first 12 hex digits are milliseconds since the epoch, so ids sort in
-    creation order; the other 14 are random.
-    """
-    return f"{int(time.time() * 1000):012x}{os.urandom(7).hex()}"
+    _RANDOM_BITS = 56
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_random = 0
+
+    def __call__(self) -> str:
+        ms = int(time.time() * 1000)
+        with self._lock:
+            if ms > self._last_ms:
+                self._last_ms, self._last_random = ms, int.from_bytes(os.urandom(7))
+            else:
+                # Same millisecond (or the clock stepped back): count on from the last id
+                # (as ULID's monotonic mode does), so creation order is id order.
+                self._last_random += 1 + int.from_bytes(os.urandom(1))
+                if self._last_random >> self._RANDOM_BITS:
+                    self._last_ms, self._last_random = self._last_ms + 1, 0
+            return f"{self._last_ms:012x}{self._last_random:014x}"
+
+
+new_id = _MonotonicIds()
+"""A 26-character, time-ordered identifier (ULID-like, lowercase hex): ``new_id()``.
+
+The first 12 hex digits are milliseconds since the epoch, the other 14 random; ids made
+by one process sort in the order they were made, ids of different processes to the
+millisecond.
+"""
 
 
 def utcnow() -> datetime:
