@@ -36,8 +36,9 @@ from typing import Any
 import httpx
 from segport_constant_contact import ConstantContact, ConstantContactSettings
 
+from service.connections.credentials import seal_credentials
+from service.coordination.events import follow_run
 from service.core import Services, open_services
-from service.credentials import seal_credentials
 from service.domain import (
     Connection,
     ConnectionStatus,
@@ -52,8 +53,7 @@ from service.domain import (
     utcnow,
 )
 from service.plugins import Destination, EncodedRecord, OAuthTokens, hookimpl
-from service.runs.batching import ContactBatcher
-from service.runs.events import follow_run
+from service.plugins.batching import ContactBatcher
 from service.runs.mapping import RecordMapper
 from service.settings import Settings
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import orjson
 
-from service.importer import ProfileImporter
 from service.settings import Settings
 from service.store import open_store
+from service.store.importer import ProfileImporter
 
 SEGMENTS = ["Newsletter", "VIP", "Spring sale", "Lapsed"]
 

@@ -28,12 +28,12 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
+from service.access.auth import AuthenticationError
 from service.api.context import RequestContext
 from service.api.schema import create_schema
-from service.auth import AuthenticationError
+from service.connections.oauth import oauth_callback
 from service.core import Services, open_services
-from service.metrics import metrics_endpoint
-from service.oauth import oauth_callback
+from service.observability.metrics import metrics_endpoint
 from service.runs.embedded import in_process_runs
 from service.settings import Settings
 

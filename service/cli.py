@@ -29,11 +29,11 @@ from rich.progress import (
 )
 
 from service.domain import Role
-from service.logging import configure_logging
+from service.observability.logging import configure_logging
 from service.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from service.importer import ImportFormat, ImportSummary
+    from service.store.importer import ImportFormat, ImportSummary
 
 USAGE_ERROR = 2
 """Exit status for bad arguments or configuration (as click uses for usage errors)."""
@@ -131,8 +131,8 @@ def serve(
     settings = settings_or_exit()
     import uvicorn
 
+    from service.access.auth import mint_token
     from service.app import create_app_from_settings
-    from service.auth import mint_token
 
     asgi_app = create_app_from_settings(settings)
     url = f"http://{host}:{port}/graphql"
@@ -158,7 +158,7 @@ def worker() -> None:
             "segport worker needs SEGPORT_REDIS_URL (the arq queue on Redis); "
             "without Redis, `segport serve` runs jobs in-process"
         )
-    from service.runs.worker import run_worker
+    from service.worker import run_worker
 
     run_worker(settings)
 
@@ -181,7 +181,7 @@ def token(
     if not sub.strip():
         fail("--sub must not be empty")
     settings = settings_or_exit()
-    from service.auth import mint_token
+    from service.access.auth import mint_token
 
     if settings.jwt_secret is None:
         fail(
@@ -207,7 +207,7 @@ def import_profiles(
     Exit status: 0 when profiles were imported and no row was rejected, 1 when a
     row was rejected (the other rows are imported), 2 when the file cannot be used.
     """
-    from service.importer import ImportFileError, detect_format
+    from service.store.importer import ImportFileError, detect_format
 
     try:
         file_format = detect_format(file)
@@ -248,8 +248,8 @@ async def _import(
     segments: list[str],
     batch_size: int,
 ) -> ImportSummary:
-    from service.importer import ProfileImporter
     from service.store import open_store
+    from service.store.importer import ProfileImporter
 
     store = await open_store(settings)
     try:
@@ -328,8 +328,8 @@ def demo(
 def rotate_keys() -> None:
     """Re-encrypt stored credentials with the first key of SEGPORT_ENCRYPTION_KEY ("new,old")."""
     settings = settings_or_exit()
+    from service.connections.keys import KeyRotationError, rotate_credentials
     from service.core import open_services
-    from service.keys import KeyRotationError, rotate_credentials
 
     async def rotate() -> int:
         async with open_services(settings) as services:

@@ -17,21 +17,25 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from service.auth import TokenVerifier
-from service.crypto import CredentialCipher
-from service.limiter import RateLimiters
-from service.locks import Locks, MemoryLocks, make_locks
-from service.metrics import Metrics, arq_queue_depth_refresher, destination_response_hook
+from service.access.auth import TokenVerifier
+from service.access.crypto import CredentialCipher
+from service.coordination.events import MemoryRunEvents, RunEvents, open_run_events
+from service.coordination.limiter import RateLimiters
+from service.coordination.locks import Locks, MemoryLocks, make_locks
+from service.coordination.queue import InlineRunQueue, RunQueue, open_run_queue
+from service.coordination.redis import RedisClient, close_redis, connect_redis
+from service.observability.metrics import (
+    Metrics,
+    arq_queue_depth_refresher,
+    destination_response_hook,
+)
 from service.plugins.manager import DestinationRegistry, load_destinations
-from service.redis import RedisClient, close_redis, connect_redis
-from service.runs.events import MemoryRunEvents, RunEvents, open_run_events
-from service.runs.queue import InlineRunQueue, RunQueue, open_run_queue
 from service.settings import Settings
 from service.store import open_store
 from service.store.base import Store
 
 if TYPE_CHECKING:
-    from service.runs.coordinator import RunCoordinator
+    from service.coordination.run_requests import RunCoordinator
 
 
 @dataclass
@@ -58,7 +62,7 @@ class Services:
     @property
     def runs(self) -> RunCoordinator:
         """Request and cancel runs (the one way runs are made)."""
-        from service.runs.coordinator import RunCoordinator
+        from service.coordination.run_requests import RunCoordinator
 
         return RunCoordinator(self)
 

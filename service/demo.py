@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import uvicorn
 
-from service.auth import mint_token
+from service.access.auth import mint_token
+from service.connections.oauth import OAuthFlow
 from service.domain import (
     Connection,
     ConnectionStatus,
@@ -42,7 +43,6 @@ from service.domain import (
     Segment,
     utcnow,
 )
-from service.oauth import OAuthFlow
 from service.settings import Settings
 
 if TYPE_CHECKING:

@@ -11,16 +11,16 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service import domain
+from service.access.permissions import Action, visible_usable_by
 from service.api.context import Info
 from service.api.descriptors import ConnectionUsableBy
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id, to_global_id
 from service.api.nodes import Connection, ConnectionConnection
 from service.api.pagination import page_args
-from service.credentials import seal_credentials
-from service.destination_context import destination_context
-from service.oauth import OAuthError, OAuthFlow
-from service.permissions import Action, visible_usable_by
+from service.connections.context import destination_context
+from service.connections.credentials import seal_credentials
+from service.connections.oauth import OAuthError, OAuthFlow
 from service.plugins.api import Destination, InvalidCredentials
 
 

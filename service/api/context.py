@@ -12,10 +12,10 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from service import domain
+from service.access.auth import AuthenticationError, Principal
+from service.access.permissions import Action, allows
 from service.api.errors import forbidden
-from service.auth import AuthenticationError, Principal
 from service.core import Services
-from service.permissions import Action, allows
 
 
 @dataclass

@@ -19,8 +19,8 @@ import httpx
 import structlog
 
 from service import domain
+from service.connections.context import destination_context
 from service.core import Services
-from service.destination_context import destination_context
 from service.plugins.api import (
     AuthorizationLost,
     Destination,

@@ -15,6 +15,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service import domain
+from service.access.permissions import Action, can_edit_export, can_use_connection
 from service.api.context import Info
 from service.api.descriptors import Frequency, ScheduleMode, Weekday
 from service.api.destination_calls import DestinationUnanswered, call_destination
@@ -22,9 +23,8 @@ from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
 from service.api.nodes import Export, ExportConnection
 from service.api.pagination import page_args
-from service.permissions import Action, can_edit_export, can_use_connection
+from service.domain.recurrence import InvalidRecurrence, parse_recurrence
 from service.plugins.api import Destination
-from service.recurrence import InvalidRecurrence, parse_recurrence
 
 
 @strawberry.input

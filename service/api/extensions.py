@@ -10,8 +10,8 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from service.access.auth import AuthenticationError
 from service.api.errors import INTERNAL, UNEXPECTED_MESSAGE, unauthenticated
-from service.auth import AuthenticationError
 
 log = structlog.get_logger(__name__)
 

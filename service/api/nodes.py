@@ -4,7 +4,7 @@
 
 Each type keeps the domain record it shows in a private attribute; fields that
 need a permission check or another read resolve lazily, asking
-:mod:`service.permissions`.
+:mod:`service.access.permissions`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service import domain
+from service.access.permissions import (
+    can_edit_export,
+    can_see_connection,
+    can_see_connection_details,
+)
 from service.api.context import Info
 from service.api.descriptors import (
     ConnectionStatus,
@@ -34,8 +39,7 @@ from service.api.descriptors import (
 from service.api.ids import to_global_id
 from service.api.pagination import Edge, PageInfo, edges_of, page_args, page_info
 from service.core import Services
-from service.permissions import can_edit_export, can_see_connection, can_see_connection_details
-from service.runs.schedule import export_recurrence, next_due
+from service.domain.schedule import export_recurrence, next_due
 from service.store.base import Page
 
 REFRESH_SCHEDULE_ID = "system"

@@ -22,11 +22,11 @@ import strawberry
 from graphql import GraphQLError
 
 from service import domain
+from service.access.permissions import Action, can_use_connection
 from service.api.context import Info
 from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import FORBIDDEN, bad_user_input
 from service.api.ids import InvalidGlobalId, from_global_id
-from service.permissions import Action, can_use_connection
 from service.plugins.api import Destination, ListChoice
 
 NOT_FOUND = "NOT_FOUND"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import strawberry
 
+from service.access.permissions import Action, can_see_connection
 from service.api.context import Info
 from service.api.descriptors import DestinationType
 from service.api.ids import InvalidGlobalId, from_global_id
@@ -18,7 +19,6 @@ from service.api.nodes import (
     RefreshSchedule,
     Segment,
 )
-from service.permissions import Action, can_see_connection
 
 
 @strawberry.type

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import strawberry
 
+from service.access.permissions import Action
 from service.api.context import Info
 from service.api.errors import bad_user_input
 from service.api.ids import InvalidGlobalId, from_global_id
 from service.api.nodes import ExportRunConnection, list_runs
-from service.permissions import Action
 
 
 @strawberry.type

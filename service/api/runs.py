@@ -3,7 +3,7 @@
 """Running exports over GraphQL: ``runExport``, ``runAllExports``, ``cancelExportRun``, and the
 live ``exportRun`` / ``exportRuns`` subscriptions.
 
-Every run is made through :class:`service.runs.coordinator.RunCoordinator`, so
+Every run is made through :class:`service.coordination.run_requests.RunCoordinator`, so
 the rules (one active run, detached exports cannot run) hold here as they do
 for the schedule; its errors become userErrors with the same codes.
 """
@@ -16,15 +16,15 @@ import strawberry
 from graphql import GraphQLError
 
 from service import domain
+from service.access.auth import AuthenticationError
+from service.access.permissions import Action, can_edit_export
 from service.api.context import Info
 from service.api.errors import UserError, UserInputError, bad_user_input, unauthenticated
 from service.api.exports import editable_export
 from service.api.ids import InvalidGlobalId, expect_global_id, from_global_id, to_global_id
 from service.api.nodes import ExportRun
-from service.auth import AuthenticationError
-from service.permissions import Action, can_edit_export
-from service.runs.coordinator import ActiveRunExistsError, RunRequestError
-from service.runs.events import follow_run
+from service.coordination.events import follow_run
+from service.coordination.run_requests import ActiveRunExistsError, RunRequestError
 
 
 @strawberry.input

@@ -7,12 +7,12 @@ from __future__ import annotations
 import strawberry
 
 from service import domain
+from service.access.permissions import Action
 from service.api.context import Info
 from service.api.descriptors import Frequency, Weekday
 from service.api.errors import UserError, UserInputError
 from service.api.exports import RecurrenceInput, recurrence_from_input
 from service.api.nodes import RefreshSchedule
-from service.permissions import Action
 
 
 @strawberry.input(description="Omitted fields keep their current value.")

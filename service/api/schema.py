@@ -27,8 +27,8 @@ from service.api import (
     segments,
 )
 from service.api.extensions import Authentication, MaskUnexpectedErrors, log_unexpected
+from service.api.metrics import OperationMetrics
 from service.api.nodes import Connection, Export, ExportRun, RefreshSchedule, Segment
-from service.metrics import OperationMetrics
 
 AREAS: tuple[ModuleType, ...] = (
     root,

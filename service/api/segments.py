@@ -10,12 +10,12 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service import domain
+from service.access.permissions import Action
 from service.api.context import Info
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
 from service.api.nodes import Segment, SegmentConnection
 from service.api.pagination import page_args
-from service.permissions import Action
 
 
 @strawberry.input

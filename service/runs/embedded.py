@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from service.runs.queue import InlineRunQueue
+from service.coordination.queue import InlineRunQueue
 
 if TYPE_CHECKING:
     from service.core import Services
@@ -24,7 +24,7 @@ async def in_process_runs(services: Services) -> AsyncIterator[bool]:
     if not isinstance(services.queue, InlineRunQueue):
         yield False
         return
-    from service.runs.worker import tick_forever
+    from service.worker import tick_forever
 
     await services.queue.start(services)
     ticker = asyncio.create_task(tick_forever(services), name="segport-schedule-tick")

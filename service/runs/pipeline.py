@@ -49,7 +49,7 @@ from service.plugins.api import (
     TransientDestinationError,
     UploadBatch,
 )
-from service.runs.batching import ContactBatcher
+from service.plugins.batching import ContactBatcher
 from service.runs.mapping import ErrorSample, RecordMapper
 from service.store.base import RunProgress
 
@@ -369,7 +369,7 @@ async def _run(services: Services, state: RunState) -> None:
         raise RunCancelled()
 
     reporter = PipelineReporter(state)
-    from service.destination_context import destination_context
+    from service.connections.context import destination_context
 
     ctx: DestinationContext = await destination_context(
         services, connection, export_settings=export.settings, reporter=reporter

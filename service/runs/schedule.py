@@ -14,22 +14,17 @@ so any number of processes ticking at once make each due run exactly once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import structlog
 
 from service.domain import (
     Export,
     ExportRun,
-    ExportRunTrigger,
-    Frequency,
-    Recurrence,
-    RefreshSchedule,
-    ScheduleMode,
     utcnow,
 )
+from service.domain.schedule import due_times, export_recurrence
 
 if TYPE_CHECKING:
     from service.core import Services
@@ -37,54 +32,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-def _instant(day: date, hhmm: str, zone: ZoneInfo) -> datetime:
-    hours, minutes = hhmm.split(":")
-    # fold=0: a skipped time maps with the offset before the jump (so it is shifted
-    # forward by the gap); a repeated time maps to its first occurrence.
-    local = datetime.combine(day, time(int(hours), int(minutes)), tzinfo=zone)
-    return local.astimezone(UTC)
-
-
-def due_times(recurrence: Recurrence, after: datetime, until: datetime) -> list[datetime]:
-    """The UTC instants in ``(after, until]`` at which ``recurrence`` is due, in order."""
-    if until <= after:
-        return []
-    zone = ZoneInfo(recurrence.timezone)
-    # One day of margin each side covers any UTC offset.
-    first = after.astimezone(zone).date() - timedelta(days=1)
-    last = until.astimezone(zone).date() + timedelta(days=1)
-    weekly = recurrence.frequency is Frequency.WEEKLY
-    weekdays = set(recurrence.weekdays)
-    instants: set[datetime] = set()
-    day = first
-    while day <= last:
-        if not weekly or day.isoweekday() in weekdays:
-            for hhmm in recurrence.times:
-                instant = _instant(day, hhmm, zone)
-                if after < instant <= until:
-                    instants.add(instant)
-        day += timedelta(days=1)
-    return sorted(instants)
-
-
-def next_due(recurrence: Recurrence, after: datetime) -> datetime | None:
-    """The first instant strictly after ``after`` (None for a weekly rule with no weekdays)."""
-    found = due_times(recurrence, after, after + timedelta(days=8))
-    return found[0] if found else None
-
-
-def export_recurrence(
-    export: Export, refresh: RefreshSchedule
-) -> tuple[Recurrence, ExportRunTrigger] | None:
-    """The recurrence an export follows now, and the trigger its runs record."""
-    mode = export.schedule.mode
-    if mode is ScheduleMode.REFRESH_SCHEDULE:
-        return (refresh.recurrence, ExportRunTrigger.REFRESH_SCHEDULE) if refresh.enabled else None
-    if mode is ScheduleMode.OWN and export.schedule.recurrence is not None:
-        return export.schedule.recurrence, ExportRunTrigger.EXPORT_SCHEDULE
-    return None
 
 
 def dedupe_key(export_id: str, due: datetime) -> str:
@@ -107,7 +54,7 @@ async def scheduled_requester(services: Services, export: Export) -> str | None:
 
 async def tick(services: Services, since: datetime, now: datetime) -> list[ExportRun]:
     """Request a run for every export due in ``(since, now]``; returns the runs made here."""
-    from service.runs.coordinator import (
+    from service.coordination.run_requests import (
         ActiveRunExistsError,
         DuplicateRunError,
         RunRequestError,

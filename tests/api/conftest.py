@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from service.access.auth import mint_token
 from service.app import create_app
-from service.auth import mint_token
 from service.core import Services, open_services
 from service.domain import Role
 from tests.api import destination_fixture

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.graphql import nodes
 
+from service.access.auth import mint_token
 from service.app import create_app_from_settings
-from service.auth import mint_token
 from service.domain import Role
 from tests.api import destination_fixture
 from tests.support.settings import make_settings

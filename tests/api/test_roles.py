@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
-from service.auth import mint_token
+from service.access.auth import mint_token
 from service.domain import Role
 from tests.api.conftest import ApiClient
 from tests.api.operations import (

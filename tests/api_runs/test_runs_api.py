@@ -17,9 +17,9 @@ from rich.console import Console
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.fake import RunningFake, run_fake
 
+from service.access.auth import mint_token
 from service.api.ids import to_global_id
 from service.app import create_app
-from service.auth import mint_token
 from service.core import Services, open_services
 from service.domain import Role
 from service.runs import client

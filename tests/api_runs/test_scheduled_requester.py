@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from service.access.auth import mint_token
 from service.api.ids import to_global_id
 from service.app import create_app
-from service.auth import mint_token
+from service.coordination.events import follow_run
 from service.core import Services, open_services
 from service.domain import (
     Connection,
@@ -38,7 +39,6 @@ from service.domain import (
 )
 from service.plugins import DestinationLimits
 from service.runs.embedded import in_process_runs
-from service.runs.events import follow_run
 from service.runs.schedule import ScheduleTicker
 from tests.runs.memory_destination import Behaviour, MemoryDestination, MemoryPlugin
 from tests.support.records import make_plain_connection, make_plain_export, make_segment

@@ -19,9 +19,9 @@ import pytest
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
+from service.access.auth import mint_token
 from service.api.ids import to_global_id
 from service.app import create_app
-from service.auth import mint_token
 from service.core import Services, open_services
 from service.domain import (
     Export,

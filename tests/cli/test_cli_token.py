@@ -9,7 +9,7 @@ import jwt
 import pytest
 from typer.testing import CliRunner
 
-from service.auth import TokenVerifier
+from service.access.auth import TokenVerifier
 from service.cli import app, parse_ttl
 from service.domain import Role
 from service.settings import load_settings

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import orjson
 
-from service.importer import ProfileImporter
 from service.settings import Settings
 from service.store import open_store
+from service.store.importer import ProfileImporter
 
 
 async def test_rows_across_many_batches_are_all_written_and_progress_reaches_the_file_size(

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from service.auth import mint_token
+from service.access.auth import mint_token
 from service.core import Services
 from service.domain import Role
 

@@ -14,12 +14,12 @@ from redis.asyncio import Redis
 from segport_constant_contact.fake import RunningFake
 from structlog.testing import capture_logs
 
+from service.connections.context import DestinationNotInstalled, destination_context
+from service.connections.credentials import StoredCredentials, open_credentials, seal_credentials
+from service.connections.oauth import OAuthFlow
+from service.coordination.locks import RedisLocks
 from service.core import Services
-from service.credentials import StoredCredentials, open_credentials, seal_credentials
-from service.destination_context import DestinationNotInstalled, destination_context
 from service.domain import Connection, ConnectionStatus
-from service.locks import RedisLocks
-from service.oauth import OAuthFlow
 from service.plugins.api import AuthorizationLost, OAuthTokens
 from tests.support.redis_db import flushed_redis
 

@@ -11,8 +11,8 @@ import httpx
 from segport_constant_contact.fake import RunningFake
 
 from service.api.ids import from_global_id
+from service.connections.credentials import open_credentials
 from service.core import Services
-from service.credentials import open_credentials
 from service.domain import Role
 
 from .conftest import CallbackServer, approve_at_fake

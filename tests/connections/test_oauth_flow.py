@@ -11,10 +11,10 @@ import httpx
 import pytest
 from segport_constant_contact.fake import RunningFake
 
+from service.connections.credentials import open_credentials
+from service.connections.oauth import OAuthError, OAuthFlow
 from service.core import Services
-from service.credentials import open_credentials
 from service.domain import ConnectionStatus, utcnow
-from service.oauth import OAuthError, OAuthFlow
 
 from .conftest import CallbackServer, approve_at_fake, new_connection
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from service.locks import Locks, LockTimeout, MemoryLocks, RedisLocks
+from service.coordination.locks import Locks, LockTimeout, MemoryLocks, RedisLocks
 
 
 @pytest.fixture(params=["memory", "redis"])

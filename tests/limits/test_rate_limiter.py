@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from service.limiter import (
+from service.coordination.limiter import (
     ARRIVAL_MARGIN,
     MemoryRateLimiter,
     RateLimiters,

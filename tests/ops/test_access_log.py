@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.logging import AccessPathOnly, configure_logging
+from service.observability.logging import AccessPathOnly, configure_logging
 from service.settings import Settings
 from tests.support.logstream import json_lines, open_log_stream
 

@@ -21,7 +21,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from service.auth import mint_token
+from service.access.auth import mint_token
 from service.domain import Role
 from tests.support.logscan import LogCapture
 from tests.support.net import accepting, free_port

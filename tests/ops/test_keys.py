@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from service import keys
+from service.access.crypto import CredentialCipher
+from service.connections import keys
+from service.connections.keys import KeyRotationError, rotate_credentials
 from service.core import open_services
-from service.crypto import CredentialCipher
 from service.domain import Connection, ConnectionStatus, ConnectionUsableBy, new_id, utcnow
-from service.keys import KeyRotationError, rotate_credentials
 from tests.support.settings import make_settings
 
 KEY_A = Fernet.generate_key().decode()

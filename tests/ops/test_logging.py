@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from service.logging import REDACTED, configure_logging
+from service.observability.logging import REDACTED, configure_logging
 from service.settings import Settings, SettingsError
 from tests.support.logstream import json_lines, open_log_stream
 

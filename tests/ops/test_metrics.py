@@ -11,11 +11,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.access.auth import mint_token
 from service.app import create_app
-from service.auth import mint_token
 from service.core import Services, open_services
 from service.domain import ExportRun, ExportRunStatus, ExportRunTrigger, Role, RunCounts, utcnow
-from service.metrics import MAX_OPERATION_NAMES, Metrics, start_worker_metrics_server
+from service.observability.metrics import MAX_OPERATION_NAMES, Metrics, start_worker_metrics_server
 from tests.support.net import free_port
 from tests.support.settings import make_settings
 

@@ -30,7 +30,7 @@ import pytest
 from segport_constant_contact.fake import FakeConstantContact, RunningFake, run_fake
 from segport_constant_contact.fake.state import FakeAnswer
 
-from service.auth import mint_token
+from service.access.auth import mint_token
 from service.domain import Role
 from tests.runs.cc_world import NEWSLETTER_LIST, fast_cc_environment
 from tests.support.logscan import LogCapture, assert_contains, assert_no_secrets

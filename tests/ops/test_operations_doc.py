@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.metrics import Metrics
+from service.observability.metrics import Metrics
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

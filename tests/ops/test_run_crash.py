@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.coordination.events import follow_run
+from service.coordination.queue import recover_runs
 from service.core import Services, open_services
 from service.domain import (
     Export,
@@ -32,11 +34,9 @@ from service.domain import (
     FieldMapping,
     Profile,
 )
-from service.logging import configure_logging
+from service.observability.logging import configure_logging
 from service.plugins import DestinationLimits, Rejection
 from service.runs.embedded import in_process_runs
-from service.runs.events import follow_run
-from service.runs.queue import recover_runs
 from tests.runs.memory_destination import Behaviour, MemoryDestination, MemoryPlugin
 from tests.support.logstream import json_lines, open_log_stream
 from tests.support.records import make_plain_connection, make_plain_export, make_segment

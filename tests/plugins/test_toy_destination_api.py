@@ -13,8 +13,8 @@ import httpx
 import pytest
 from toy_collector import ACCOUNT_NAME, API_KEY
 
+from service.access.auth import mint_token
 from service.app import create_app
-from service.auth import mint_token
 from service.core import open_services
 from service.domain import Role
 from service.settings import Settings

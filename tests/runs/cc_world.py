@@ -9,8 +9,8 @@ from typing import Any
 from segport_constant_contact import ConstantContact, ConstantContactSettings
 from segport_constant_contact.fake import RunningFake
 
+from service.connections.credentials import seal_credentials
 from service.core import Services
-from service.credentials import seal_credentials
 from service.domain import Export, FieldMapping, Profile, new_id
 from service.plugins import Destination, OAuthTokens, hookimpl
 from tests.support.records import make_plain_connection, make_plain_export, make_segment

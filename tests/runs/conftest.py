@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from service.coordination.events import follow_run
 from service.core import Services, open_services
 from service.domain import Connection, Export, ExportRun, FieldMapping, Profile, Segment
 from service.plugins import DestinationLimits
-from service.runs.events import follow_run
 from tests.runs.memory_destination import Behaviour, MemoryDestination, MemoryPlugin
 from tests.support.records import make_plain_connection, make_plain_export, make_segment
 from tests.support.settings import make_settings

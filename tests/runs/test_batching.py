@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.plugins import DestinationLimits, EncodedRecord
-from service.runs.batching import ContactBatcher, RecordTooLarge
+from service.plugins.batching import ContactBatcher, RecordTooLarge
 
 
 def record(n: int, size: int) -> EncodedRecord:

@@ -11,9 +11,9 @@ import pytest
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.fake import RunningFake, run_fake
 
+from service.coordination.events import follow_run
 from service.core import Services, open_services
 from service.domain import ExportRunStatus, ExportRunTrigger
-from service.runs.events import follow_run
 from service.runs.pipeline import execute_run
 from tests.runs.cc_world import (
     NEWSLETTER_LIST,

@@ -8,14 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from service.domain import ExportRun, ExportRunStatus, ExportRunTrigger, RunCounts, new_id, utcnow
-from service.runs.events import (
+from service.coordination.events import (
     MemoryRunEvents,
     RedisRunEvents,
     RunEvents,
     run_from_bytes,
     run_to_bytes,
 )
+from service.domain import ExportRun, ExportRunStatus, ExportRunTrigger, RunCounts, new_id, utcnow
 from tests.support.redis_db import flushed_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/5"

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from service.coordination.run_requests import ActiveRunExistsError, ExportDetachedError
 from service.domain import ConnectionStatus, ExportRunStatus, ExportRunTrigger
 from service.plugins import AuthorizationLost, DestinationError, DestinationLimits
-from service.runs.coordinator import ActiveRunExistsError, ExportDetachedError
 from service.runs.pipeline import execute_run
 from tests.runs.conftest import World, people
 

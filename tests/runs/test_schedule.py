@@ -14,7 +14,8 @@ from service.domain import (
     RefreshSchedule,
     ScheduleMode,
 )
-from service.runs.schedule import ScheduleTicker, due_times, tick
+from service.domain.schedule import due_times
+from service.runs.schedule import ScheduleTicker, tick
 from tests.runs.conftest import World, people
 
 PARIS = "Europe/Paris"

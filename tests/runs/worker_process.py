@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from segport_constant_contact import ConstantContact, ConstantContactSettings
 
-from service.runs.worker import run_worker
 from service.settings import Settings
+from service.worker import run_worker
 from tests.runs.cc_world import ConstantContactPlugin
 
 

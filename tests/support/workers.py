@@ -17,9 +17,9 @@ from pathlib import Path
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.fake import RunningFake
 
+from service.coordination.events import follow_run
 from service.core import Services, open_services
 from service.domain import ExportRun
-from service.runs.events import follow_run
 from tests.runs.cc_world import ConstantContactPlugin, fast_cc_environment, fast_cc_settings
 from tests.support.net import free_port
 from tests.support.settings import TEST_ENCRYPTION_KEY, TEST_JWT_SECRET, make_settings

@@ -19,8 +19,8 @@ from segport_constant_contact import ConstantContact, ConstantContactSettings
 from segport_constant_contact.fake import RunningFake, run_fake
 from segport_constant_contact.oauth import access_token_expiry
 
-from service.credentials import PendingCredentials
-from service.limiter import MemoryRateLimiter
+from service.connections.credentials import PendingCredentials
+from service.coordination.limiter import MemoryRateLimiter
 from service.plugins import DestinationContext, OAuthTokens, RateLimiter
 
 GENERAL_LIST = "07936f78-662a-11eb-af0a-fa163e56c9b0"

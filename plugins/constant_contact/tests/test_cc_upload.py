@@ -19,7 +19,7 @@ from cc_support import (
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.fake import RunningFake
 
-from service.limiter import MemoryRateLimiter
+from service.coordination.limiter import MemoryRateLimiter
 from service.plugins import (
     AuthorizationLost,
     DestinationError,
@@ -27,7 +27,7 @@ from service.plugins import (
     TransientDestinationError,
     UploadBatch,
 )
-from service.runs.batching import ContactBatcher
+from service.plugins.batching import ContactBatcher
 
 
 def batches_of(

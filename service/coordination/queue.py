@@ -87,7 +87,7 @@ class InlineRunQueue:
 
     async def _job(self, services: Services, run_id: str) -> None:
         from service.runs.pipeline import TransientRunError
-        from service.runs.worker import after_transient_failure, perform_run
+        from service.worker import after_transient_failure, perform_run
 
         async with self._slots:
             for attempt in range(1, self._max_tries + 1):

@@ -17,7 +17,7 @@ import structlog
 from redis.exceptions import LockError, LockNotOwnedError
 
 if TYPE_CHECKING:
-    from service.redis import RedisClient
+    from service.coordination.redis import RedisClient
 
 log = structlog.get_logger(__name__)
 

@@ -35,7 +35,7 @@ import structlog
 from service.plugins.api import Destination, DestinationLimits, RateLimiter
 
 if TYPE_CHECKING:
-    from service.redis import RedisClient
+    from service.coordination.redis import RedisClient
 
 log = structlog.get_logger(__name__)
 

@@ -3,7 +3,7 @@
 How a rotation goes (docs/operations.md, "Rotating keys"):
 
 1. Deploy with ``SEGPORT_ENCRYPTION_KEY="NEW,OLD"``: new writes use NEW, reads
-   accept both (MultiFernet, see :mod:`service.crypto`).
+   accept both (MultiFernet, see :mod:`service.access.crypto`).
 2. Run ``segport rotate-keys`` once (:func:`rotate_credentials`).
 3. Deploy with ``SEGPORT_ENCRYPTION_KEY="NEW"``.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from service.access.crypto import CredentialDecryptionError
 from service.core import Services
-from service.crypto import CredentialDecryptionError
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +25,7 @@ ROTATION_LOCK_LEASE = 90.0
 
 
 def refresh_lock_name(connection_id: str) -> str:
-    """The lock token refreshes hold (service.credentials): rotation must not race them,
+    """The lock token refreshes hold (service.connections.credentials): rotation must not race them,
     or a refresh token saved meanwhile would be overwritten by the older one."""
     return f"refresh:{connection_id}"
 

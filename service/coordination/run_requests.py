@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 
 
 class RunRequestError(Exception):
-    """A run cannot be made or changed as asked; ``code`` is the GraphQL userError code."""
+    """A run cannot be made or changed as asked; ``code`` names the reason, stable for callers."""
 
     code = "INVALID"
 

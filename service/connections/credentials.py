@@ -1,7 +1,7 @@
 """A connection's stored credentials, as the :class:`CredentialSource` a destination uses.
 
 A connection's ``credentials`` field is one Fernet token (see
-:mod:`service.crypto`) holding a JSON object ``{"tokens": {...} | null,
+:mod:`service.access.crypto`) holding a JSON object ``{"tokens": {...} | null,
 "secrets": {...}}``: the OAuth tokens and the secret connection settings (an
 API key). :func:`seal_credentials` and :func:`open_credentials` are the only
 code that knows that shape; anything that stores credentials goes through them.
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from service.crypto import CredentialCipher
+from service.access.crypto import CredentialCipher
 from service.domain import Connection, ConnectionStatus, utcnow
 from service.plugins.api import (
     AuthorizationLost,

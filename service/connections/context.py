@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from service.credentials import StoredCredentials
+from service.connections.credentials import StoredCredentials
 from service.domain import Connection
 from service.plugins.api import Destination, DestinationContext, DestinationError, RunReporter
 

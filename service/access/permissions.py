@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from service.auth import Principal
+from service.access.auth import Principal
 from service.domain import Connection, ConnectionUsableBy, Export, Role
 
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import orjson
 import structlog
 
+from service.coordination.redis import RedisClient
 from service.domain import (
     ExportRun,
     ExportRunStatus,
@@ -25,7 +26,6 @@ from service.domain import (
     RunCounts,
     RunError,
 )
-from service.redis import RedisClient
 
 log = structlog.get_logger(__name__)
 

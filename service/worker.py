@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from service.coordination.queue import JOB_FUNCTION, recover_runs
 from service.domain import ExportRunStatus, utcnow
 from service.runs.pipeline import (
     TransientRunError,
@@ -31,7 +32,6 @@ from service.runs.pipeline import (
     heartbeat_age,
     note_retry,
 )
-from service.runs.queue import JOB_FUNCTION, recover_runs
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
     ctx["stack"] = stack
     ctx["services"] = services
     ctx["ticker"] = asyncio.create_task(tick_forever(services))
-    from service.metrics import start_worker_metrics_server
+    from service.observability.metrics import start_worker_metrics_server
 
     ctx["metrics_server"] = start_worker_metrics_server(
         settings.worker_metrics_port, services.metrics

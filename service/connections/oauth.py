@@ -28,7 +28,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from service.credentials import PendingCredentials, open_credentials, seal_credentials
+from service.connections.credentials import PendingCredentials, open_credentials, seal_credentials
 from service.domain import Connection, ConnectionStatus, OAuthState, utcnow
 from service.plugins.api import Destination, DestinationContext, DestinationError, OAuthTokens
 

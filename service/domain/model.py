@@ -1,4 +1,4 @@
-"""The records segport keeps, independent of storage and of GraphQL.
+"""The records segport keeps: profiles, segments, connections, exports, runs, schedules.
 
 Every store adapter reads and writes exactly these dataclasses; the API layer
 maps them to GraphQL types; the run pipeline works on them. Identifiers are

@@ -14,14 +14,12 @@ grow the process's memory).
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
-from graphql import OperationType
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -33,7 +31,6 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.extensions import SchemaExtension
 
 from service.domain import ExportRun
 
@@ -239,31 +236,3 @@ def arq_queue_depth_refresher(redis: Any, queue_name: str = "arq:queue") -> Refr
         metrics.queue_depth.set(await redis.zcard(queue_name))
 
     return refresh
-
-
-def _operation_type(execution_context: Any) -> str:
-    try:
-        operation_type: OperationType = execution_context.operation_type
-    except Exception:  # the document did not parse: there is no operation
-        return "unknown"
-    return str(operation_type.value)
-
-
-class OperationMetrics(SchemaExtension):
-    """Counts every GraphQL operation by name and outcome, and times it."""
-
-    async def on_operation(self) -> AsyncIterator[None]:
-        context = self.execution_context.context
-        metrics: Metrics | None = getattr(getattr(context, "services", None), "metrics", None)
-        started = time.perf_counter()
-        yield
-        if metrics is None:
-            return
-        result = self.execution_context.result
-        outcome = "error" if result is not None and result.errors else "ok"
-        metrics.record_operation(
-            self.execution_context.operation_name,
-            _operation_type(self.execution_context),
-            outcome,
-            time.perf_counter() - started,
-        )

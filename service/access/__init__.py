@@ -1,0 +1,1 @@
+"""Who may do what: bearer-token authentication, the role matrix, and credential encryption."""

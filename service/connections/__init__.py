@@ -1,0 +1,1 @@
+"""Destination accounts: the OAuth flow, stored credentials, and the context plugins run in."""
