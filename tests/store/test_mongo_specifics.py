@@ -1,4 +1,5 @@
-"""MongoDB adapter specifics: the database named by the URL, and URL errors without secrets."""
+"""MongoDB adapter specifics: the database named by the URL, URL errors without secrets,
+and the TTL index that keeps expired OAuth states for the grace period."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from pymongo import MongoClient
 
 from service.store.mongo import MongoStore
+from service.store.rules import OAUTH_STATE_GRACE
 from tests.support.records import make_segment
 
 
@@ -55,3 +57,19 @@ async def test_an_unopened_store_says_it_must_be_opened() -> None:
 
 def test_the_session_url_names_a_fresh_test_database(mongodb_url: str) -> None:
     assert urlsplit(mongodb_url).path.startswith("/segport_test_")
+
+
+async def test_expired_oauth_states_are_removed_after_the_grace_period(
+    mongo_database_url: str,
+) -> None:
+    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
+    await store.open()
+    await store.close()
+
+    database = urlsplit(mongo_database_url).path.strip("/")
+    client: MongoClient[dict[str, object]] = MongoClient(mongo_database_url)
+    try:
+        indexes = client[database]["oauth_states"].index_information()
+    finally:
+        client.close()
+    assert indexes["expire"]["expireAfterSeconds"] == OAUTH_STATE_GRACE.total_seconds()

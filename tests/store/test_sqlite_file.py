@@ -1,13 +1,15 @@
-"""SQLite adapter specifics: the file persists across opens and is in WAL mode."""
+"""SQLite adapter specifics: the file persists across opens, is in WAL mode, drops old states."""
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
-from service.domain import Profile
+from service.domain import Profile, new_id, utcnow
+from service.store.rules import OAUTH_STATE_GRACE
 from service.store.sqlite import SQLiteStore
-from tests.support.records import make_segment
+from tests.support.records import make_oauth_state, make_segment
 
 
 async def test_data_survives_closing_and_reopening_the_file(tmp_path: Path) -> None:
@@ -45,3 +47,26 @@ async def test_a_write_batch_size_below_one_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="write_batch_size"):
         SQLiteStore(tmp_path / "x.db", write_batch_size=0)
+
+
+async def test_states_expired_longer_than_the_grace_period_go_when_a_state_is_saved(
+    tmp_path: Path,
+) -> None:
+    now = utcnow()
+    long_expired = make_oauth_state(
+        new_id(), expires_at=now - OAUTH_STATE_GRACE - timedelta(minutes=1)
+    )
+    recently_expired = make_oauth_state(
+        new_id(), expires_at=now - OAUTH_STATE_GRACE + timedelta(minutes=1)
+    )
+    store = SQLiteStore(tmp_path / "segport.db", write_batch_size=10)
+    await store.open()
+    try:
+        await store.save_oauth_state(long_expired)
+        await store.save_oauth_state(recently_expired)
+        await store.save_oauth_state(make_oauth_state(new_id()))
+
+        assert await store.consume_oauth_state(long_expired.state) is None
+        assert await store.consume_oauth_state(recently_expired.state) == recently_expired
+    finally:
+        await store.close()

@@ -1,0 +1,138 @@
+"""The SQLite file's two connections, each on its own thread: a writer and a reader.
+
+Every write transaction passes through the *writer* (so writes never
+interleave); queries go to the *reader* (WAL lets it read while the writer
+writes). Each call hands one whole function to a connection's thread, so a
+transaction never spans an ``await`` and never sees another coroutine's
+half-done work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from service.store.sqlite.schema import create_schema
+
+T = TypeVar("T")
+
+Work = Callable[[sqlite3.Connection], T]
+"""What runs on a connection's thread: one function of the connection."""
+
+
+class DatabaseThread:
+    """One sqlite3 connection, used only from its own thread."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self, path: Path, *, read_only: bool) -> None:
+        def connect() -> None:
+            # isolation_level=None: transactions are our own BEGIN .. COMMIT.
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if read_only:
+                # Reads are mostly long sequential range scans (a run streaming a segment):
+                # a big page cache would not be reused, only fill up as the segment grows;
+                # the operating system's file cache serves re-reads.
+                conn.execute("PRAGMA cache_size = -8192")  # 8 MiB
+                conn.execute("PRAGMA query_only = ON")
+            else:
+                # Bulk upserts touch index pages all over the file: keep them in memory.
+                conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+            self._conn = conn
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def call(self, fn: Work[T]) -> T:
+        def job() -> T:
+            if self._conn is None:
+                raise RuntimeError("the SQLite store is not open (call open() first)")
+            return fn(self._conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+
+    async def close(self) -> None:
+        def disconnect() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
+        self._executor.shutdown(wait=True)
+
+
+def in_transaction(fn: Work[T]) -> Work[T]:
+    """``fn`` wrapped in BEGIN IMMEDIATE .. COMMIT (ROLLBACK on any error)."""
+
+    def run(conn: sqlite3.Connection) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    return run
+
+
+def in_snapshot(fn: Work[T]) -> Work[T]:
+    """``fn`` inside one read transaction, so a page and its total agree."""
+
+    def run(conn: sqlite3.Connection) -> T:
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    return run
+
+
+class SQLiteDatabase:
+    """One SQLite file in WAL mode, through its writer and reader threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._writer = DatabaseThread("segport-sqlite-writer")
+        self._reader = DatabaseThread("segport-sqlite-reader")
+        self._opened = False
+
+    async def open(self) -> None:
+        """Open both connections, making the file and its schema when missing (idempotent)."""
+        if self._opened:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self._writer.open(self.path, read_only=False)
+        await self._writer.call(create_schema)
+        await self._reader.open(self.path, read_only=True)
+        self._opened = True
+
+    async def close(self) -> None:
+        if not self._opened:
+            return
+        self._opened = False
+        await self._reader.close()
+        await self._writer.close()
+
+    async def read(self, fn: Work[T]) -> T:
+        """``fn`` on the reader (one statement sees one state of the file)."""
+        return await self._reader.call(fn)
+
+    async def read_snapshot(self, fn: Work[T]) -> T:
+        """``fn`` on the reader, all its statements in one read transaction."""
+        return await self._reader.call(in_snapshot(fn))
+
+    async def write(self, fn: Work[T]) -> T:
+        """``fn`` on the writer, in one write transaction."""
+        return await self._writer.call(in_transaction(fn))

@@ -1,0 +1,115 @@
+"""The SQLite schema: every table and index, made on open (idempotent).
+
+Layout: plain columns for what is queried, JSON text (orjson) for nested
+values, ISO-8601 UTC text for datetimes (fixed width, so text order is time
+order; see :mod:`service.store.sqlite.codec`). Segment membership is its own
+``(segment_id, profile_id)`` table, so reading the members of a segment after a
+profile id is one index range. Every statement is ``IF NOT EXISTS``: opening an
+existing file changes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS profiles (
+    id TEXT PRIMARY KEY,
+    attributes TEXT NOT NULL,
+    segment_ids TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS segment_members (
+    segment_id TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    PRIMARY KEY (segment_id, profile_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS segment_members_by_profile ON segment_members (profile_id, segment_id);
+CREATE TABLE IF NOT EXISTS profile_attributes (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS segments (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    name_folded TEXT NOT NULL,
+    description TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS connections (
+    id TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    destination_type TEXT NOT NULL,
+    usable_by TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_by TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    credentials TEXT,
+    account TEXT,
+    export_user TEXT,
+    data_privacy_accepted_by TEXT,
+    data_privacy_accepted_at TEXT,
+    status_message TEXT
+);
+CREATE TABLE IF NOT EXISTS exports (
+    id TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    display_name_folded TEXT NOT NULL,
+    connection_id TEXT,
+    destination_type TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    field_mapping TEXT NOT NULL,
+    segment_ids TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    schedule_mode TEXT NOT NULL,
+    created_by TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exports_by_connection ON exports (connection_id, id);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    export_id TEXT NOT NULL REFERENCES exports (id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    "trigger" TEXT NOT NULL,
+    requested_by TEXT,
+    queued_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    progress REAL NOT NULL,
+    counts TEXT NOT NULL,
+    message TEXT,
+    errors TEXT NOT NULL,
+    checkpoint TEXT NOT NULL,
+    cancel_requested INTEGER NOT NULL,
+    dedupe_key TEXT UNIQUE,
+    attempt INTEGER NOT NULL,
+    -- the export id while the run is QUEUED or RUNNING, NULL otherwise: the
+    -- partial unique index below then allows one active run per export
+    active_export_id TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active_per_export
+    ON runs (active_export_id) WHERE active_export_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_by_export ON runs (export_id, id);
+CREATE TABLE IF NOT EXISTS oauth_states (
+    state TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL,
+    user TEXT NOT NULL,
+    code_verifier TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oauth_states_by_expiry ON oauth_states (expires_at);
+CREATE TABLE IF NOT EXISTS key_values (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires_at TEXT
+);
+CREATE INDEX IF NOT EXISTS key_values_by_expiry ON key_values (expires_at)
+    WHERE expires_at IS NOT NULL;
+"""
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Make whatever tables and indexes the file lacks."""
+    conn.executescript(SCHEMA)
