@@ -21,8 +21,10 @@ from tests.runs.conftest import World, people
 PARIS = "Europe/Paris"
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_daily_times_follow_the_local_clock_across_spring_forward() -> None:
