@@ -221,7 +221,7 @@ def create_app_from_settings(
         ) as services:
             app.state.services = services
             # Embedded mode: this process also carries runs and ticks the schedule.
-            async with in_process_runs(services):
+            async with in_process_runs(services.run_context):
                 yield
 
     return _build(settings, lifespan)

@@ -9,33 +9,37 @@ MongoDB and Redis adapters in distributed mode.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Any
 
 import httpx
 
 from service.access.auth import TokenVerifier
 from service.access.crypto import CredentialCipher
+from service.connections.context import destination_context
 from service.coordination.events import MemoryRunEvents, RunEvents, open_run_events
 from service.coordination.limiter import RateLimiters
 from service.coordination.locks import Locks, MemoryLocks, make_locks
 from service.coordination.queue import InlineRunQueue, RunQueue, open_run_queue
 from service.coordination.redis import RedisClient, close_redis, connect_redis
+from service.coordination.run_requests import RunCoordinator
+from service.domain import Connection
 from service.observability.metrics import (
     Metrics,
     arq_queue_depth_refresher,
     destination_response_hook,
 )
+from service.plugins.api import DestinationContext, RunReporter
 from service.plugins.manager import DestinationRegistry, load_destinations
+from service.runs.context import RunContext, RunSettings
+from service.runs.jobs import carry_inline
 from service.settings import Settings
 from service.store import open_store
 from service.store.base import Store
-
-if TYPE_CHECKING:
-    from service.coordination.run_requests import RunCoordinator
 
 
 @dataclass
@@ -54,17 +58,39 @@ class Services:
     """Named locks (e.g. the per-connection token refresh), Redis-backed when configured."""
     events: RunEvents = field(default_factory=MemoryRunEvents)
     """Run events for subscriptions: in-process, or Redis pub/sub when configured."""
-    queue: RunQueue = field(default_factory=lambda: InlineRunQueue(concurrency=4, max_tries=5))
+    queue: RunQueue = field(default_factory=lambda: InlineRunQueue(concurrency=4))
     """Where run jobs go: asyncio tasks in this process, or arq on Redis when configured."""
     metrics: Metrics = field(default_factory=Metrics)
     """Prometheus metrics of this process (``/metrics``, the worker's metrics port)."""
+    runs: RunCoordinator = field(init=False, repr=False, compare=False)
+    """Request and cancel runs (the one way runs are made)."""
+    run_context: RunContext = field(init=False, repr=False, compare=False)
+    """What the runs layer (pipeline, schedule, jobs) works with."""
 
-    @property
-    def runs(self) -> RunCoordinator:
-        """Request and cancel runs (the one way runs are made)."""
-        from service.coordination.run_requests import RunCoordinator
+    def __post_init__(self) -> None:
+        self.runs = RunCoordinator(self.store, self.events, self.queue, self.metrics)
+        self.run_context = RunContext(
+            settings=RunSettings.of(self.settings),
+            store=self.store,
+            events=self.events,
+            queue=self.queue,
+            requests=self.runs,
+            find_destination=self.destinations.get,
+            open_destination=self._open_destination,
+            metrics=self.metrics,
+            http=self.http,
+        )
+        if isinstance(self.queue, InlineRunQueue):
+            # In-process jobs carry runs here, with this process's parts.
+            self.queue.bind(partial(carry_inline, self.run_context))
 
-        return RunCoordinator(self)
+    async def _open_destination(
+        self, connection: Connection, export_settings: Mapping[str, Any], reporter: RunReporter
+    ) -> DestinationContext:
+        """The destination context a run of ``connection`` hands its plugin."""
+        return await destination_context(
+            self, connection, export_settings=export_settings, reporter=reporter
+        )
 
 
 @asynccontextmanager
@@ -107,14 +133,10 @@ async def open_services(
             ),
             locks=make_locks(redis),
             events=open_run_events(redis),
-            queue=open_run_queue(
-                settings.redis_url, settings.worker_concurrency, settings.job_max_tries
-            ),
+            queue=open_run_queue(settings.redis_url, settings.worker_concurrency),
         )
         stack.push_async_callback(services.events.aclose)
         # Closed first (LIFO): in-process jobs checkpoint before events and store go.
         stack.push_async_callback(services.queue.aclose)
-        if isinstance(services.queue, InlineRunQueue):
-            services.queue.bind(services)
         services.destinations.plugin_manager.hook.startup(settings=settings)
         yield services

@@ -3,27 +3,30 @@
 :class:`InlineRunQueue` runs jobs as asyncio tasks inside ``segport serve``
 (embedded mode); :class:`ArqRunQueue` hands them to arq workers through Redis
 (distributed mode). Either way a job is "carry this run to its end", and
-enqueueing the same run twice does one job.
+enqueueing the same run twice does one job. What a job does is not the
+queue's business: the inline queue runs the job it is bound to (by the
+wiring), arq workers run the function registered under :data:`JOB_FUNCTION`.
+
+The contract both adapters keep is ``tests/coordination/test_queue_contract.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-import structlog
-
-from service.domain import ExportRunStatus, utcnow
-
-if TYPE_CHECKING:
-    from arq.connections import ArqRedis
-
-    from service.core import Services
-
-log = structlog.get_logger(__name__)
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from arq.constants import abort_jobs_ss
+from arq.utils import timestamp_ms
 
 JOB_FUNCTION = "run_export"
+"""The name arq workers register the run job under."""
+
+InlineJob = Callable[[str, Callable[[], bool]], Awaitable[None]]
+"""Carries one run in this process: ``job(run_id, closing)``. ``closing()`` tells whether the
+queue is shutting down (a job should then leave its run resumable rather than retry it)."""
 
 
 def job_id(run_id: str) -> str:
@@ -31,9 +34,14 @@ def job_id(run_id: str) -> str:
     return f"run:{run_id}"
 
 
+def resume_job_id(run_id: str, attempt: int) -> str:
+    """The arq job id that resumes ``run_id`` after its attempt ``attempt`` stopped."""
+    return f"{job_id(run_id)}:resume:{attempt}"
+
+
 class RunQueue(Protocol):
     async def enqueue(self, run_id: str) -> None:
-        """Make sure a job will carry ``run_id`` (idempotent)."""
+        """Make sure a job will carry ``run_id`` (idempotent while that job waits or runs)."""
 
     async def resume(self, run_id: str, attempt: int) -> None:
         """Start a new job for a RUNNING run whose job died (``attempt`` makes it unique)."""
@@ -41,40 +49,40 @@ class RunQueue(Protocol):
     async def abort(self, run_id: str) -> None:
         """Interrupt the run's job now, if it is running here or anywhere."""
 
-    async def start(self, services: Services) -> None:
-        """Begin serving (the inline queue starts jobs and recovers unfinished runs)."""
+    async def start(self) -> None:
+        """Begin serving (connect, for the arq queue)."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Take no more jobs (the inline queue also cancels its running ones); idempotent."""
 
 
 class InlineRunQueue:
-    """Jobs as asyncio tasks in this process, at most ``concurrency`` at once."""
+    """Jobs as asyncio tasks in this process, at most ``concurrency`` at once.
 
-    def __init__(self, concurrency: int, max_tries: int) -> None:
+    Takes jobs once :meth:`bind` gave it the job to run (the wiring does, as it opens).
+    """
+
+    def __init__(self, concurrency: int) -> None:
         self._slots = asyncio.Semaphore(concurrency)
-        self._max_tries = max_tries
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._services: Services | None = None
+        self._job: InlineJob | None = None
         self._closing = False
 
-    def bind(self, services: Services) -> None:
-        """Jobs run with ``services`` (set by :func:`service.core.open_services`)."""
-        self._services = services
+    def bind(self, job: InlineJob) -> None:
+        """Jobs are ``job(run_id, closing)`` from now on."""
+        self._job = job
 
-    async def start(self, services: Services) -> None:
-        self._services = services
-        # Runs left QUEUED or RUNNING by a previous process continue now: in
-        # embedded mode this process is the only one that could be running them.
-        for run in await services.store.list_active_runs():
-            await self.enqueue(run.id)
+    async def start(self) -> None:
+        # Nothing to connect: a bound queue serves as soon as it is asked.
+        return None
 
     async def enqueue(self, run_id: str) -> None:
-        if self._closing or self._services is None:
+        if self._closing or self._job is None:
             return
         task = self._tasks.get(run_id)
         if task is not None and not task.done():
             return
-        task = asyncio.create_task(self._job(self._services, run_id), name=job_id(run_id))
+        task = asyncio.create_task(self._carry(self._job, run_id), name=job_id(run_id))
         self._tasks[run_id] = task
         task.add_done_callback(lambda t: self._forget(run_id, t))
 
@@ -85,24 +93,13 @@ class InlineRunQueue:
         if self._tasks.get(run_id) is task:
             del self._tasks[run_id]
 
-    async def _job(self, services: Services, run_id: str) -> None:
-        from service.runs.pipeline import TransientRunError
-        from service.worker import after_transient_failure, perform_run
-
+    async def _carry(self, job: InlineJob, run_id: str) -> None:
         async with self._slots:
-            for attempt in range(1, self._max_tries + 1):
-                try:
-                    await perform_run(services, run_id, takeover=True)
-                    return
-                except TransientRunError as exc:
-                    if self._closing:
-                        return  # left resumable: the next start recovers it
-                    delay = await after_transient_failure(
-                        services, run_id, attempt, self._max_tries, str(exc)
-                    )
-                    if delay is None:
-                        return
-                    await asyncio.sleep(delay)
+            await job(run_id, self.closing)
+
+    def closing(self) -> bool:
+        """Whether :meth:`aclose` began (jobs then stop instead of retrying)."""
+        return self._closing
 
     async def abort(self, run_id: str) -> None:
         task = self._tasks.get(run_id)
@@ -128,65 +125,46 @@ class ArqRunQueue:
     def __init__(self, redis_url: str) -> None:
         self._redis_url = redis_url
         self._pool: ArqRedis | None = None
+        self._closed = False
 
-    async def _redis(self) -> ArqRedis:
+    async def _redis(self) -> ArqRedis | None:
+        """The connection pool, opened on first use; None once the queue is closed."""
+        if self._closed:
+            return None
         if self._pool is None:
-            from arq import create_pool
-            from arq.connections import RedisSettings
-
             self._pool = await create_pool(RedisSettings.from_dsn(self._redis_url))
         return self._pool
 
-    async def start(self, services: Services) -> None:
+    async def start(self) -> None:
         await self._redis()
 
     async def enqueue(self, run_id: str) -> None:
         pool = await self._redis()
-        await pool.enqueue_job(JOB_FUNCTION, run_id, _job_id=job_id(run_id))
+        if pool is not None:
+            await pool.enqueue_job(JOB_FUNCTION, run_id, _job_id=job_id(run_id))
 
     async def resume(self, run_id: str, attempt: int) -> None:
         pool = await self._redis()
-        await pool.enqueue_job(JOB_FUNCTION, run_id, _job_id=f"{job_id(run_id)}:resume:{attempt}")
+        if pool is not None:
+            await pool.enqueue_job(JOB_FUNCTION, run_id, _job_id=resume_job_id(run_id, attempt))
 
     async def abort(self, run_id: str) -> None:
-        from arq.constants import abort_jobs_ss
-        from arq.utils import timestamp_ms
-
         pool = await self._redis()
+        if pool is None:
+            return
         # What arq's Job.abort does, without waiting for the job's result: the
         # worker cancels the task; the run also sees its cancel flag within seconds.
         await pool.zadd(abort_jobs_ss, {job_id(run_id): timestamp_ms()})
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._pool is not None:
             await self._pool.aclose()  # type: ignore[attr-defined]
             self._pool = None
 
 
-def open_run_queue(redis_url: str | None, concurrency: int, max_tries: int) -> RunQueue:
+def open_run_queue(redis_url: str | None, concurrency: int) -> RunQueue:
+    """The queue of the settings: arq on Redis when ``redis_url`` is set, else inline."""
     if redis_url:
         return ArqRunQueue(redis_url)
-    return InlineRunQueue(concurrency, max_tries)
-
-
-async def recover_runs(services: Services, stale_after_seconds: float) -> list[str]:
-    """Give every unfinished run a job: QUEUED ones whose job may be lost, and RUNNING ones
-    whose job stopped (released, or no heartbeat for ``stale_after_seconds``).
-
-    Safe to call from any number of processes at once: enqueueing is idempotent
-    and a job only takes a run it can claim.
-    """
-    from service.runs.pipeline import heartbeat_age
-
-    now = utcnow()
-    recovered: list[str] = []
-    for run in await services.store.list_active_runs():
-        with contextlib.suppress(Exception):
-            if run.status is ExportRunStatus.QUEUED:
-                await services.queue.enqueue(run.id)
-                continue
-            age = heartbeat_age(run, now)
-            if age is None or age.total_seconds() > stale_after_seconds:
-                await services.queue.resume(run.id, run.attempt)
-                recovered.append(run.id)
-    return recovered
+    return InlineRunQueue(concurrency)

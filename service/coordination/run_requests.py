@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import structlog
 
+from service.coordination.events import RunEvents
+from service.coordination.queue import RunQueue
 from service.domain import (
     Export,
     ExportRun,
@@ -23,10 +24,8 @@ from service.domain import (
     new_id,
     utcnow,
 )
-from service.store.base import ActiveRunExists, DuplicateRun
-
-if TYPE_CHECKING:
-    from service.core import Services
+from service.observability.metrics import Metrics
+from service.store.base import ActiveRunExists, DuplicateRun, Store
 
 log = structlog.get_logger(__name__)
 
@@ -79,8 +78,13 @@ class RunAllResult:
 
 
 class RunCoordinator:
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    """Makes, skips and cancels runs: stores them, announces them, hands them to the queue."""
+
+    def __init__(self, store: Store, events: RunEvents, queue: RunQueue, metrics: Metrics) -> None:
+        self.store = store
+        self.events = events
+        self.queue = queue
+        self.metrics = metrics
 
     async def request_run(
         self,
@@ -90,7 +94,7 @@ class RunCoordinator:
         dedupe_key: str | None = None,
     ) -> ExportRun:
         """Create a QUEUED run of the export, announce it and hand it to the queue."""
-        store = self.services.store
+        store = self.store
         export = await store.get_export(export_id)
         if export is None:
             raise NotFoundError(f"Export {export_id!r} does not exist.", export_id=export_id)
@@ -122,9 +126,9 @@ class RunCoordinator:
             raise DuplicateRunError(
                 f"The run for {exc.dedupe_key!r} was already made.", export_id=export_id
             ) from exc
-        await self.services.events.publish(run)
+        await self.events.publish(run)
         try:
-            await self.services.queue.enqueue(run.id)
+            await self.queue.enqueue(run.id)
         except Exception:
             # The run is stored; the recovery sweep gives it a job once the queue answers.
             log.warning("run_not_enqueued", run_id=run.id, exc_info=True)
@@ -158,17 +162,17 @@ class RunCoordinator:
             dedupe_key=dedupe_key,
         )
         try:
-            await self.services.store.insert_run(run)
+            await self.store.insert_run(run)
         except DuplicateRun:
             return None
-        self.services.metrics.record_run_finished(run)
-        await self.services.events.publish(run)
+        self.metrics.record_run_finished(run)
+        await self.events.publish(run)
         log.info("run_skipped", run_id=run.id, export_id=export_id, trigger=str(trigger))
         return run
 
     async def cancel_run(self, run_id: str, by: str | None) -> ExportRun:
         """Ask the run to stop: a QUEUED run ends at once, a RUNNING one within seconds."""
-        store = self.services.store
+        store = self.store
         run = await store.get_run(run_id)
         if run is None:
             raise NotFoundError(f"Run {run_id!r} does not exist.")
@@ -180,20 +184,12 @@ class RunCoordinator:
         updated = await store.request_run_cancel(run_id)
         if updated is None:
             raise NotFoundError(f"Run {run_id!r} does not exist.")
-        if updated.status is ExportRunStatus.CANCELLED and updated.message is None:
-            updated = (
-                await store.update_run(
-                    run_id,
-                    message=f"Cancelled before it started{f' by {by}' if by else ''}.",
-                )
-                or updated
-            )
         if updated.status is ExportRunStatus.CANCELLED:
-            self.services.metrics.record_run_finished(updated)
-        await self.services.events.publish(updated)
+            self.metrics.record_run_finished(updated)
+        await self.events.publish(updated)
         if updated.status is ExportRunStatus.RUNNING:
             try:
-                await self.services.queue.abort(run_id)
+                await self.queue.abort(run_id)
             except Exception:
                 # The pipeline polls the cancel flag too; the abort only makes it quicker.
                 log.warning("run_abort_not_sent", run_id=run_id, exc_info=True)
@@ -208,7 +204,7 @@ class RunCoordinator:
     ) -> RunAllResult:
         """Run every export whose schedule mode is not OFF; the ones that cannot run
         (detached, a run already active, refused by ``may_run``) are reported, not fatal."""
-        store = self.services.store
+        store = self.store
         result = RunAllResult(runs=[], problems=[])
         after: str | None = None
         while True:

@@ -80,6 +80,8 @@ async def request_run(url: str, token: str, export_id: str) -> dict[str, Any]:
 
 async def follow_run(url: str, token: str, run_id: str) -> AsyncIterator[dict[str, Any]]:
     """The run's states from the ``exportRun`` subscription, until it completes."""
+    # websockets is not a declared dependency of segport (uvicorn[standard] brings it):
+    # imported only when --follow needs it.
     from websockets.exceptions import ConnectionClosed, WebSocketException
 
     try:
@@ -94,6 +96,7 @@ async def follow_run(url: str, token: str, run_id: str) -> AsyncIterator[dict[st
 
 
 async def _subscribe(url: str, token: str, run_id: str) -> AsyncIterator[dict[str, Any]]:
+    # Imported when used, like the exceptions in follow_run (not a declared dependency).
     from websockets.asyncio.client import connect
 
     async with connect(_ws_url(url), subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]

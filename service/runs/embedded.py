@@ -6,28 +6,26 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from service.coordination.queue import InlineRunQueue
-
-if TYPE_CHECKING:
-    from service.core import Services
+from service.runs.context import RunContext
+from service.runs.jobs import tick_forever
+from service.runs.recovery import continue_unfinished_runs
 
 
 @asynccontextmanager
-async def in_process_runs(services: Services) -> AsyncIterator[bool]:
+async def in_process_runs(ctx: RunContext) -> AsyncIterator[bool]:
     """While open, this process carries runs and ticks the schedule, if its queue is inline.
 
     Yields whether it does (False in distributed mode, where ``segport worker``
     processes do both). Unfinished runs of a previous process resume at once.
     """
-    if not isinstance(services.queue, InlineRunQueue):
+    if not isinstance(ctx.queue, InlineRunQueue):
         yield False
         return
-    from service.worker import tick_forever
-
-    await services.queue.start(services)
-    ticker = asyncio.create_task(tick_forever(services), name="segport-schedule-tick")
+    await ctx.queue.start()
+    await continue_unfinished_runs(ctx)
+    ticker = asyncio.create_task(tick_forever(ctx), name="segport-schedule-tick")
     try:
         yield True
     finally:

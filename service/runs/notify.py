@@ -7,15 +7,13 @@ notification that cannot be delivered is logged, never fatal to anything.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import structlog
 
 from service.domain import ExportRun
-
-if TYPE_CHECKING:
-    from service.core import Services
+from service.runs.context import RunContext
 
 log = structlog.get_logger(__name__)
 
@@ -51,14 +49,15 @@ def failure_summary(run: ExportRun, export_name: str | None) -> dict[str, Any]:
     }
 
 
-async def notify_failure(services: Services, run: ExportRun) -> None:
-    url = services.settings.notify_webhook_url
+async def notify_failure(ctx: RunContext, run: ExportRun) -> None:
+    """POST the failure of ``run`` to the webhook, if one is configured."""
+    url = ctx.settings.notify_webhook_url
     if not url:
         return
-    export = await services.store.get_export(run.export_id)
+    export = await ctx.store.get_export(run.export_id)
     body = failure_summary(run, export.display_name if export else None)
     try:
-        response = await services.http.post(url, json=body, timeout=10.0)
+        response = await ctx.http.post(url, json=body, timeout=10.0)
         response.raise_for_status()
     except httpx.HTTPError as exc:
         # The URL may carry a token (Slack's do): log only its host.

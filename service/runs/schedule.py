@@ -15,19 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import structlog
 
-from service.domain import (
-    Export,
-    ExportRun,
-    utcnow,
+from service.coordination.run_requests import (
+    ActiveRunExistsError,
+    DuplicateRunError,
+    RunRequestError,
 )
+from service.domain import Export, ExportRun, utcnow
 from service.domain.schedule import due_times, export_recurrence
-
-if TYPE_CHECKING:
-    from service.core import Services
+from service.runs.context import RunContext
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +36,7 @@ def dedupe_key(export_id: str, due: datetime) -> str:
     return f"{export_id}@{due.astimezone(UTC).isoformat()}"
 
 
-async def scheduled_requester(services: Services, export: Export) -> str | None:
+async def scheduled_requester(ctx: RunContext, export: Export) -> str | None:
     """Whom a scheduled run of ``export`` is recorded as requested by.
 
     The connection's export user: scheduled runs go out under the authority of
@@ -46,21 +44,15 @@ async def scheduled_requester(services: Services, export: Export) -> str | None:
     a connection, which the run itself then reports) the export's creator.
     """
     if export.connection_id is not None:
-        connection = await services.store.get_connection(export.connection_id)
+        connection = await ctx.store.get_connection(export.connection_id)
         if connection is not None and connection.export_user:
             return connection.export_user
     return export.created_by
 
 
-async def tick(services: Services, since: datetime, now: datetime) -> list[ExportRun]:
+async def tick(ctx: RunContext, since: datetime, now: datetime) -> list[ExportRun]:
     """Request a run for every export due in ``(since, now]``; returns the runs made here."""
-    from service.coordination.run_requests import (
-        ActiveRunExistsError,
-        DuplicateRunError,
-        RunRequestError,
-    )
-
-    store = services.store
+    store = ctx.store
     refresh = await store.get_refresh_schedule()
     made: list[ExportRun] = []
     for export in await store.list_scheduled_exports():
@@ -76,13 +68,13 @@ async def tick(services: Services, since: datetime, now: datetime) -> list[Expor
         key = dedupe_key(export.id, due)
         if not await store.claim_once(f"schedule:{key}", due + timedelta(days=2)):
             continue
-        requester = await scheduled_requester(services, export)
+        requester = await scheduled_requester(ctx, export)
         try:
-            run = await services.runs.request_run(export.id, trigger, requester, dedupe_key=key)
+            run = await ctx.requests.request_run(export.id, trigger, requester, dedupe_key=key)
         except DuplicateRunError:
             continue
         except ActiveRunExistsError as problem:
-            await services.runs.record_skipped(
+            await ctx.requests.record_skipped(
                 export.id,
                 trigger,
                 requester,
@@ -107,8 +99,8 @@ async def tick(services: Services, since: datetime, now: datetime) -> list[Expor
 class ScheduleTicker:
     """Remembers the previous tick, so each tick covers the time since (with an injected clock)."""
 
-    def __init__(self, services: Services, clock: Clock = utcnow) -> None:
-        self.services = services
+    def __init__(self, ctx: RunContext, clock: Clock = utcnow) -> None:
+        self.ctx = ctx
         self.clock = clock
         self.last: datetime | None = None
 
@@ -116,7 +108,7 @@ class ScheduleTicker:
         now = self.clock()
         # The first tick of a process looks back one tick period: due times while no
         # process was ticking are not replayed in a burst after downtime.
-        since = self.last or now - timedelta(seconds=self.services.settings.schedule_tick_seconds)
-        runs = await tick(self.services, since, now)
+        since = self.last or now - timedelta(seconds=self.ctx.settings.schedule_tick_seconds)
+        runs = await tick(self.ctx, since, now)
         self.last = now
         return runs

@@ -70,7 +70,7 @@ async def live(tmp_path: Path, fake: RunningFake) -> AsyncIterator[Live]:
         open_services(
             settings, extra_plugins=[ConstantContactPlugin(destination)], load_entry_points=False
         ) as services,
-        in_process_runs(services),
+        in_process_runs(services.run_context),
     ):
         config = uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
         server = uvicorn.Server(config)

@@ -84,7 +84,7 @@ class Scheduled:
     async def tick_past_nine(self) -> dict[str, ExportRun]:
         """Tick before and after 09:00; the runs the second tick made, by export id."""
         clock = FixedClock(BEFORE_NINE)
-        ticker = ScheduleTicker(self.services, clock)
+        ticker = ScheduleTicker(self.services.run_context, clock)
         assert await ticker.tick() == []
         clock.now = AFTER_NINE
         return {run.export_id: run for run in await ticker.tick()}
@@ -127,7 +127,7 @@ async def scheduled(tmp_path: Path) -> AsyncIterator[Scheduled]:
         open_services(
             settings, extra_plugins=[MemoryPlugin(destination)], load_entry_points=False
         ) as services,
-        in_process_runs(services),
+        in_process_runs(services.run_context),
     ):
         segment = make_segment(name="Subscribers", description=None)
         await services.store.save_segment(segment)

@@ -24,7 +24,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.coordination.events import follow_run
-from service.coordination.queue import recover_runs
 from service.core import Services, open_services
 from service.domain import (
     Export,
@@ -37,6 +36,7 @@ from service.domain import (
 from service.observability.logging import configure_logging
 from service.plugins import DestinationLimits, Rejection
 from service.runs.embedded import in_process_runs
+from service.runs.recovery import recover_runs
 from tests.runs.memory_destination import Behaviour, MemoryDestination, MemoryPlugin
 from tests.support.logstream import json_lines, open_log_stream
 from tests.support.records import make_plain_connection, make_plain_export, make_segment
@@ -110,7 +110,7 @@ async def services(
         open_services(
             settings, extra_plugins=[MemoryPlugin(destination)], load_entry_points=False
         ) as opened,
-        in_process_runs(opened),
+        in_process_runs(opened.run_context),
     ):
         yield opened
 
@@ -188,7 +188,7 @@ async def test_a_crashed_run_notifies_the_webhook_once_and_is_not_resumed(
     run = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "alice")
     done = await until_done(services, run.id)
 
-    recovered = await recover_runs(services, stale_after_seconds=0)
+    recovered = await recover_runs(services.run_context, stale_after_seconds=0)
     calls = await notified(webhook)
 
     assert recovered == []

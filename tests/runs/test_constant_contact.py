@@ -14,7 +14,7 @@ from segport_constant_contact.fake import RunningFake, run_fake
 from service.coordination.events import follow_run
 from service.core import Services, open_services
 from service.domain import ExportRunStatus, ExportRunTrigger
-from service.runs.pipeline import execute_run
+from service.runs.lifecycle import execute_run
 from tests.runs.cc_world import (
     NEWSLETTER_LIST,
     ConstantContactPlugin,
@@ -86,7 +86,7 @@ async def test_an_interrupted_run_resumes_with_exact_counts_and_every_contact(
     await services.queue.aclose()  # the test drives the job
     run = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "alice")
 
-    job = asyncio.create_task(execute_run(services, run.id))
+    job = asyncio.create_task(execute_run(services.run_context, run.id))
     while True:  # until a few batches are checkpointed
         current = await services.store.get_run(run.id)
         assert current is not None
@@ -100,7 +100,7 @@ async def test_an_interrupted_run_resumes_with_exact_counts_and_every_contact(
     assert interrupted is not None
     assert interrupted.status is ExportRunStatus.RUNNING
 
-    done = await execute_run(services, run.id)
+    done = await execute_run(services.run_context, run.id)
 
     assert done is not None
     assert done.status is ExportRunStatus.SUCCEEDED, done.message

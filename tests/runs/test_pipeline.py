@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from service.coordination.run_requests import ActiveRunExistsError, ExportDetachedError
-from service.domain import ConnectionStatus, ExportRunStatus, ExportRunTrigger
+from service.domain import ConnectionStatus, ExportRun, ExportRunStatus, ExportRunTrigger
 from service.plugins import AuthorizationLost, DestinationError, DestinationLimits
-from service.runs.pipeline import execute_run
+from service.runs.lifecycle import execute_run
 from tests.runs.conftest import World, people
 
 MESSY = [
@@ -77,7 +77,7 @@ async def test_progress_seen_by_a_subscriber_never_goes_backwards(world: World) 
     assert states[-1].status is ExportRunStatus.SUCCEEDED
 
 
-async def _interrupted_then_resumed(world: World, hold_upload: int) -> None:
+async def _interrupted_then_resumed(world: World, hold_upload: int) -> ExportRun:
     """Run until upload ``hold_upload`` is in flight, kill the job there, then resume it."""
     export = await world.add_export()
     run = await world.services.store.get_run(
@@ -86,7 +86,7 @@ async def _interrupted_then_resumed(world: World, hold_upload: int) -> None:
     assert run is not None
     await world.services.queue.abort(run.id)  # the inline job may have started: stop it
     world.behaviour.hold_upload_number = hold_upload
-    job = asyncio.create_task(execute_run(world.services, run.id))
+    job = asyncio.create_task(execute_run(world.services.run_context, run.id))
     await asyncio.wait_for(world.behaviour.holding.wait(), 10)
     job.cancel()  # like a worker dying mid-upload: no cancel was asked for
     with pytest.raises(asyncio.CancelledError):
@@ -97,7 +97,7 @@ async def _interrupted_then_resumed(world: World, hold_upload: int) -> None:
     assert held.checkpoint["last_profile_id"] is not None
 
     world.behaviour.hold_upload_number = None
-    done = await execute_run(world.services, run.id)
+    done = await execute_run(world.services.run_context, run.id)
     assert done is not None
     return done
 
@@ -193,7 +193,7 @@ async def test_an_export_detached_while_queued_fails_without_sending(world: Worl
     export.connection_id = None
     await world.services.store.save_export(export)
 
-    done = await execute_run(world.services, run.id)
+    done = await execute_run(world.services.run_context, run.id)
 
     assert done is not None
     assert done.status is ExportRunStatus.FAILED

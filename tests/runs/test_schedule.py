@@ -21,8 +21,10 @@ from tests.runs.conftest import World, people
 PARIS = "Europe/Paris"
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_daily_times_follow_the_local_clock_across_spring_forward() -> None:
@@ -90,7 +92,7 @@ async def test_ticks_start_own_and_refresh_scheduled_exports_when_due(world: Wor
         RefreshSchedule(enabled=True, recurrence=Recurrence(Frequency.DAILY, ["03:00"], PARIS))
     )
     clock = FixedClock(utc(2026, 3, 29, 0, 50))
-    ticker = ScheduleTicker(world.services, clock)
+    ticker = ScheduleTicker(world.services.run_context, clock)
 
     assert await ticker.tick() == []
     clock.now = utc(2026, 3, 29, 1, 31)  # 03:00 CEST (01:00 UTC), shifted 02:30 (01:30 UTC)
@@ -115,7 +117,9 @@ async def test_two_ticks_at_once_make_one_run_per_due_time(world: World) -> None
     )
     since, now = utc(2026, 5, 4, 8, 59, 50), utc(2026, 5, 4, 9, 0, 20)
 
-    results = await asyncio.gather(*(tick(world.services, since, now) for _ in range(4)))
+    results = await asyncio.gather(
+        *(tick(world.services.run_context, since, now) for _ in range(4))
+    )
 
     made = [run for runs in results for run in runs]
     assert len(made) == 1
@@ -131,8 +135,8 @@ async def test_a_due_time_that_finds_a_run_still_active_is_recorded_skipped(worl
     )
     active = await world.services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "bob")
 
-    made = await tick(world.services, utc(2026, 5, 4, 8, 59), utc(2026, 5, 4, 9, 1))
-    again = await tick(world.services, utc(2026, 5, 4, 8, 59), utc(2026, 5, 4, 9, 1))
+    made = await tick(world.services.run_context, utc(2026, 5, 4, 8, 59), utc(2026, 5, 4, 9, 1))
+    again = await tick(world.services.run_context, utc(2026, 5, 4, 8, 59), utc(2026, 5, 4, 9, 1))
 
     assert made == again == []
     page = await world.services.store.list_runs(first=10, export_id=export.id)

@@ -1,0 +1,154 @@
+"""The committer: applies finished batches to the run strictly in order, and follows their
+receipts until the destination confirms them.
+
+After each batch it writes counts, progress and the checkpoint in one store
+operation, so the counts always describe exactly the profiles up to the
+checkpoint's ``last_profile_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from service.domain import RunCounts, RunError
+from service.plugins.api import BatchOutcome, Confirmation, DestinationSession, UploadBatch
+from service.runs.checkpoint import PendingReceipt
+from service.runs.errors import RunCancelled, RunFailed
+from service.runs.state import RunState
+
+CONFIRMS_IN_FLIGHT = 4
+"""Receipts followed at once (each follow polls the destination's API)."""
+
+
+@dataclass(slots=True)
+class BatchWork:
+    """One stretch of the profile stream: its records (if any) and what its profiles counted."""
+
+    seq: int
+    batch: UploadBatch | None
+    last_profile_id: str | None
+    read: int = 0
+    sent: int = 0
+    invalid: int = 0
+    duplicate: int = 0
+    errors: list[RunError] = field(default_factory=list)
+    outcome: BatchOutcome | None = None
+    uploaded: int = 0
+    """Records in the batch once it is sent (the records themselves are let go then)."""
+
+
+class Committer:
+    """Applies finished batches in order and follows their receipts."""
+
+    def __init__(self, state: RunState, session: DestinationSession, *, window: int) -> None:
+        self.state = state
+        self.session = session
+        self.window = window
+        self.next_seq = 0
+        self._finished: dict[int, BatchWork] = {}
+        self._lock = asyncio.Lock()
+        self._turn = asyncio.Condition()
+        self._confirms: set[asyncio.Task[None]] = set()
+        self._confirm_slots = asyncio.Semaphore(CONFIRMS_IN_FLIGHT)
+        self._error: BaseException | None = None
+        for receipt in state.receipts.values():
+            self._follow(receipt)
+
+    async def wait_turn(self, seq: int) -> None:
+        """Keep uploads at most ``window`` batches ahead of the checkpoint (flat memory)."""
+        async with self._turn:
+            await self._turn.wait_for(lambda: seq < self.next_seq + self.window)
+
+    async def done(self, work: BatchWork) -> None:
+        if self._error is not None:
+            raise self._error
+        self._finished[work.seq] = work
+        async with self._lock:
+            while self.next_seq in self._finished:
+                await self._commit(self._finished.pop(self.next_seq))
+                self.next_seq += 1
+                async with self._turn:
+                    self._turn.notify_all()
+
+    async def _commit(self, work: BatchWork) -> None:
+        state = self.state
+        counts = state.counts
+        counts.profiles_read += work.read
+        counts.contacts_sent += work.sent
+        counts.skipped_invalid += work.invalid
+        counts.skipped_duplicate += work.duplicate
+        outcome = work.outcome
+        if outcome is not None:
+            records = work.uploaded
+            _apply_outcome(state, counts, outcome, records)
+            if outcome.receipt is not None and outcome.batch_error is None:
+                receipt = PendingReceipt(outcome.receipt, records - outcome.accepted)
+                state.receipts[receipt.receipt] = receipt
+                self._follow(receipt)
+        state.last_profile_id = work.last_profile_id
+        if await state.write(publish=True) is None:
+            raise RunFailed("The run was finished elsewhere.")
+        if state.cancel_seen:
+            raise RunCancelled()
+
+    def _follow(self, receipt: PendingReceipt) -> None:
+        task = asyncio.create_task(self._confirm(receipt))
+        self._confirms.add(task)
+        task.add_done_callback(self._confirm_done)
+
+    def _confirm_done(self, task: asyncio.Task[None]) -> None:
+        self._confirms.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None and self._error is None:
+            self._error = error
+
+    async def _confirm(self, receipt: PendingReceipt) -> None:
+        async with self._confirm_slots:
+            confirmation = await self.session.confirm(receipt.receipt)
+        state = self.state
+        _apply_confirmation(state, receipt, confirmation)
+        state.receipts.pop(receipt.receipt, None)
+        await state.write(publish=True)
+
+    async def drain(self) -> None:
+        """Wait for every receipt; a confirmation's failure ends the run with it."""
+        while self._confirms:
+            await asyncio.wait(set(self._confirms))
+        if self._error is not None:
+            raise self._error
+
+    def cancel(self) -> None:
+        for task in list(self._confirms):
+            task.cancel()
+
+
+def _apply_outcome(state: RunState, counts: RunCounts, outcome: BatchOutcome, records: int) -> None:
+    if outcome.batch_error is not None:
+        counts.rejected_by_destination += records
+        state.sample(RunError(code="BATCH_REJECTED", message=outcome.batch_error))
+        return
+    counts.accepted_by_destination += outcome.accepted
+    counts.rejected_by_destination += len(outcome.rejected)
+    for rejected in outcome.rejected:
+        state.sample(
+            RunError(
+                code=rejected.rejection.code,
+                message=rejected.rejection.message,
+                profile_id=rejected.profile_id,
+                field=rejected.rejection.field,
+            )
+        )
+
+
+def _apply_confirmation(state: RunState, receipt: PendingReceipt, done: Confirmation) -> None:
+    counts = state.counts
+    counts.accepted_by_destination += done.accepted
+    counts.rejected_by_destination += done.rejected
+    counts.cannot_add_to_list += done.cannot_add_to_list
+    for sample in done.error_samples:
+        state.sample(RunError(code="DESTINATION_REJECTED", message=sample))
+    if done.failure is not None:
+        unaccounted = receipt.records - done.accepted - done.rejected - done.cannot_add_to_list
+        counts.rejected_by_destination += max(0, unaccounted)
+        state.sample(RunError(code="DESTINATION_FAILED", message=done.failure))

@@ -1,0 +1,237 @@
+"""A run's lifecycle: start or resume it, carry it through the stages, end it.
+
+A run is QUEUED, then RUNNING (each start claims the next attempt number and
+a fresh heartbeat), then terminal: SUCCEEDED, FAILED, CANCELLED or SKIPPED.
+The stages raise what stops them (:mod:`service.runs.errors`, destination
+errors); this module turns that into the run's outcome, or leaves the run
+RUNNING and released, with its checkpoint, for another job to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import replace
+
+import structlog
+
+from service.domain import (
+    Connection,
+    ConnectionStatus,
+    Export,
+    ExportRun,
+    ExportRunStatus,
+    utcnow,
+)
+from service.plugins.api import (
+    AuthorizationLost,
+    Destination,
+    DestinationError,
+    TransientDestinationError,
+)
+from service.runs.checkpoint import Checkpoint
+from service.runs.context import RunContext
+from service.runs.errors import RunCancelled, RunFailed, TransientRunError
+from service.runs.notify import notify_failure
+from service.runs.stages import stream_run
+from service.runs.state import PipelineReporter, RunState
+from service.store.base import RunProgress
+
+log = structlog.get_logger(__name__)
+
+
+async def execute_run(ctx: RunContext, run_id: str) -> ExportRun | None:
+    """Carry run ``run_id`` to a terminal state, or leave it resumable.
+
+    A terminal or missing run is left alone (returns it / None). A QUEUED run
+    starts; a RUNNING one resumes from its checkpoint. Raises
+    :class:`~service.runs.errors.RunInterrupted` (or
+    :class:`~service.runs.errors.TransientRunError`) when the run stops
+    without an outcome, and re-raises task cancellation unless the run was
+    asked to stop, in which case it ends CANCELLED.
+    """
+    store = ctx.store
+    run = await store.get_run(run_id)
+    if run is None or run.status.is_terminal:
+        return run
+    now = utcnow()
+    started = await store.update_run(
+        run_id,
+        expected_status=[run.status],
+        status=ExportRunStatus.RUNNING,
+        started_at=run.started_at or now,
+        attempt=run.attempt + 1,
+        checkpoint=Checkpoint.from_json(run.checkpoint).beating(now).to_json(),
+    )
+    if started is None:  # cancelled or taken meanwhile
+        return await store.get_run(run_id)
+    await ctx.events.publish(started)
+    state = RunState(ctx.store, ctx.events, started)
+    try:
+        await _run(ctx, state)
+    except RunFailed as failed:
+        return await finish(ctx, state, failed.status, failed.message)
+    except AuthorizationLost as exc:
+        return await finish(ctx, state, ExportRunStatus.FAILED, str(exc))
+    except TransientDestinationError as exc:
+        await _release(state)
+        raise TransientRunError(str(exc)) from exc
+    except DestinationError as exc:
+        return await finish(ctx, state, ExportRunStatus.FAILED, str(exc))
+    except RunCancelled:
+        return await finish(ctx, state, ExportRunStatus.CANCELLED, _cancel_message(state))
+    except Exception:
+        await _release(state)
+        raise
+    except asyncio.CancelledError:
+        # Either an abort (the user cancelled) or a shutdown: tell them apart by the flag.
+        current = await asyncio.shield(store.get_run(run_id))
+        if current is not None and current.cancel_requested:
+            await asyncio.shield(
+                finish(ctx, state, ExportRunStatus.CANCELLED, _cancel_message(state))
+            )
+        else:
+            await asyncio.shield(_release(state))
+        raise
+    return await finish(ctx, state, ExportRunStatus.SUCCEEDED, None)
+
+
+def _cancel_message(state: RunState) -> str:
+    return f"Cancelled after {state.counts.contacts_sent} contacts were sent."
+
+
+async def _release(state: RunState) -> None:
+    """Checkpoint and mark the run free for another job to resume it at once."""
+    with contextlib.suppress(Exception):
+        await state.write(publish=False, released=True)
+
+
+async def finish(
+    ctx: RunContext, state: RunState, status: ExportRunStatus, message: str | None
+) -> ExportRun | None:
+    """Move the run to a terminal ``status`` with its final counts, publish, notify."""
+    if status is ExportRunStatus.SUCCEEDED:
+        state.progress = 1.0
+    else:
+        state.progress = state.progress_value()
+    checkpoint = state.checkpoint(released=True).to_json()
+    new_errors = state.errors.take()
+    if new_errors:
+        await ctx.store.record_run_progress(
+            state.run.id,
+            RunProgress(
+                counts=replace(state.counts),
+                progress=state.progress,
+                checkpoint=checkpoint,
+                new_errors=new_errors,
+            ),
+        )
+    done = await ctx.store.update_run(
+        state.run.id,
+        expected_status=[ExportRunStatus.RUNNING],
+        status=status,
+        finished_at=utcnow(),
+        counts=replace(state.counts),
+        progress=state.progress,
+        message=message,
+        checkpoint=checkpoint,
+    )
+    if done is None:
+        return await ctx.store.get_run(state.run.id)
+    ctx.metrics.record_run_finished(done)
+    await ctx.events.publish(done)
+    log.info(
+        "run_finished",
+        run_id=done.id,
+        export_id=done.export_id,
+        status=str(status),
+        sent=done.counts.contacts_sent,
+        read=done.counts.profiles_read,
+    )
+    if status is ExportRunStatus.FAILED:
+        await notify_failure(ctx, done)
+    return done
+
+
+async def _prepare(ctx: RunContext, run: ExportRun) -> tuple[Export, Connection, Destination]:
+    store = ctx.store
+    export = await store.get_export(run.export_id)
+    if export is None:
+        raise RunFailed(f"Export {run.export_id!r} no longer exists.")
+    if export.connection_id is None:
+        raise RunFailed(
+            f"Export {export.display_name!r} is detached from its connection; "
+            "attach a connection before running it."
+        )
+    connection = await store.get_connection(export.connection_id)
+    if connection is None:
+        raise RunFailed(
+            f"Connection {export.connection_id!r} of export {export.display_name!r} "
+            "no longer exists."
+        )
+    if connection.status is ConnectionStatus.NEEDS_REAUTHORIZATION:
+        why = f": {connection.status_message}" if connection.status_message else "."
+        raise RunFailed(
+            f"Connection {connection.display_name!r} needs re-authorization{why} "
+            "An admin must authorize it again."
+        )
+    if connection.status is ConnectionStatus.PENDING_AUTHORIZATION:
+        raise RunFailed(f"Connection {connection.display_name!r} has not been authorized yet.")
+    destination = ctx.find_destination(export.destination_type)
+    if destination is None:
+        raise RunFailed(
+            f"Destination type {export.destination_type!r} is not installed on this server."
+        )
+    return export, connection, destination
+
+
+async def _run(ctx: RunContext, state: RunState) -> None:
+    export, connection, destination = await _prepare(ctx, state.run)
+    limits = destination.limits
+    total = await ctx.store.count_segment_members(export.segment_ids)
+    state.counts.profiles_total = total
+    if limits.max_profiles_per_export is not None and total > limits.max_profiles_per_export:
+        raise RunFailed(
+            f"The segments hold {total} profiles, more than the "
+            f"{limits.max_profiles_per_export} that {destination.display_name} accepts "
+            "in one export; nothing was sent.",
+            status=ExportRunStatus.SKIPPED,
+        )
+    await state.write(publish=True)
+    if state.cancel_seen:
+        raise RunCancelled()
+
+    destination_ctx = await ctx.open_destination(
+        connection, export.settings, PipelineReporter(state)
+    )
+    session = destination.open_session(destination_ctx)
+    try:
+        await stream_run(ctx.store, ctx.settings, state, export, destination, session)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(session.aclose())
+
+
+async def note_retry(ctx: RunContext, run_id: str, message: str) -> None:
+    """Say on an unfinished run why it waits for another attempt, and tell subscribers."""
+    run = await ctx.store.update_run(
+        run_id,
+        expected_status=[ExportRunStatus.QUEUED, ExportRunStatus.RUNNING],
+        message=message,
+    )
+    if run is not None:
+        await ctx.events.publish(run)
+
+
+async def fail_run(ctx: RunContext, run_id: str, message: str) -> ExportRun | None:
+    """Fail an active run from outside the pipeline (e.g. after the last retry)."""
+    run = await ctx.store.get_run(run_id)
+    if run is None or run.status.is_terminal:
+        return run
+    if run.status is ExportRunStatus.QUEUED:
+        run = await ctx.store.update_run(
+            run_id, expected_status=[ExportRunStatus.QUEUED], status=ExportRunStatus.RUNNING
+        )
+        if run is None:
+            return await ctx.store.get_run(run_id)
+    return await finish(ctx, RunState(ctx.store, ctx.events, run), ExportRunStatus.FAILED, message)

@@ -1,0 +1,216 @@
+"""The stages of a run: tasks joined by bounded queues, so reading, encoding and uploading
+overlap and memory stays flat however large the segment is::
+
+    reader --profiles--> assembler --batches--> uploaders (N in flight) --> committer
+
+A watcher beside them writes the heartbeat and polls the cancel flag. A
+resumed run first maps the already-checkpointed profiles again without sending
+them, to rebuild its de-duplication state (which is not stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from service.domain import Export, Profile
+from service.plugins.api import (
+    AuthorizationLost,
+    Destination,
+    DestinationError,
+    DestinationSession,
+    EncodedRecord,
+    TransientDestinationError,
+    UploadBatch,
+)
+from service.plugins.batching import ContactBatcher
+from service.runs.committer import BatchWork, Committer
+from service.runs.context import RunSettings
+from service.runs.errors import RunCancelled, RunFailed
+from service.runs.mapping import RecordMapper
+from service.runs.state import RunState
+from service.store.base import Store
+
+YIELD_EVERY = 256
+"""Profiles mapped between two yields to the event loop (a few milliseconds of work)."""
+
+
+async def stream_run(
+    store: Store,
+    settings: RunSettings,
+    state: RunState,
+    export: Export,
+    destination: Destination,
+    session: DestinationSession,
+) -> None:
+    """Send the export's profiles after the checkpoint through ``session``, committing as
+    batches are acknowledged; returns when every batch is committed and confirmed."""
+    limits = destination.limits
+    envelope = destination.batch_envelope_size(export.settings)
+    with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+        if state.last_profile_id is not None:
+            await _replay(store, settings, export, mapper, state.last_profile_id)
+        await _pipe(
+            store, settings, state, export, mapper, ContactBatcher(limits, envelope), session
+        )
+
+
+async def _pipe(
+    store: Store,
+    settings: RunSettings,
+    state: RunState,
+    export: Export,
+    mapper: RecordMapper,
+    batcher: ContactBatcher,
+    session: DestinationSession,
+) -> None:
+    limits = mapper.destination.limits
+    profiles_q: asyncio.Queue[list[Profile] | None] = asyncio.Queue(settings.run_queue_size)
+    work_q: asyncio.Queue[BatchWork | None] = asyncio.Queue(1)
+    uploaders = max(1, limits.max_concurrent_uploads)
+    committer = Committer(state, session, window=2 * uploaders)
+
+    async def read() -> None:
+        async for profiles in _members(store, settings, export, state.last_profile_id):
+            await profiles_q.put(profiles)
+        await profiles_q.put(None)
+
+    async def assemble() -> None:
+        await _assemble(profiles_q, work_q, mapper, batcher, state)
+        for _ in range(uploaders):
+            await work_q.put(None)
+
+    async def upload() -> None:
+        while (work := await work_q.get()) is not None:
+            await committer.wait_turn(work.seq)
+            if state.cancel_seen:
+                raise RunCancelled()
+            if work.batch is not None:
+                work.outcome = await session.upload(work.batch)
+                # Sent: only the count matters now; batches waiting for their turn to be
+                # committed must not hold tens of thousands of records each.
+                work.uploaded, work.batch = len(work.batch.records), None
+            await committer.done(work)
+
+    async def watch() -> None:
+        # Heartbeat (so a crashed worker's run is noticed) and cancellation polling.
+        interval = settings.run_heartbeat_seconds
+        while True:
+            await asyncio.sleep(interval)
+            if await state.write(publish=False) is None:
+                raise RunFailed("The run was finished elsewhere.")
+            if state.cancel_seen:
+                raise RunCancelled()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            watcher = group.create_task(watch())
+            stages = [group.create_task(read()), group.create_task(assemble())]
+            stages += [group.create_task(upload()) for _ in range(uploaders)]
+
+            async def conclude() -> None:
+                await asyncio.gather(*stages)
+                await committer.drain()
+                watcher.cancel()
+
+            group.create_task(conclude())
+    except BaseExceptionGroup as failures:
+        _raise_first(failures)
+    finally:
+        committer.cancel()
+
+
+def _raise_first(group: BaseExceptionGroup[BaseException]) -> None:
+    """Re-raise the exception that decides the run's outcome (the most meaningful one)."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    order: tuple[type[BaseException], ...] = (
+        AuthorizationLost,
+        RunFailed,
+        TransientDestinationError,
+        DestinationError,
+        RunCancelled,
+        Exception,
+    )
+    for kind in order:
+        for exc in leaves:
+            if isinstance(exc, kind):
+                raise exc
+    raise leaves[0]
+
+
+async def _members(
+    store: Store, settings: RunSettings, export: Export, after: str | None
+) -> AsyncIterator[list[Profile]]:
+    async for profiles in store.iter_segment_members(
+        export.segment_ids, after_profile_id=after, batch_size=settings.run_read_batch_size
+    ):
+        yield profiles
+
+
+async def _replay(
+    store: Store, settings: RunSettings, export: Export, mapper: RecordMapper, upto: str
+) -> None:
+    """Rebuild the de-duplication state of the profiles already checkpointed."""
+    async for profiles in _members(store, settings, export, None):
+        for profile in profiles:
+            if profile.id > upto:
+                return
+            mapper.map(profile)  # takes the key of every record that was sent
+        await asyncio.sleep(0)
+
+
+async def _assemble(
+    profiles_q: asyncio.Queue[list[Profile] | None],
+    work_q: asyncio.Queue[BatchWork | None],
+    mapper: RecordMapper,
+    batcher: ContactBatcher,
+    state: RunState,
+) -> None:
+    """Map each profile and cut batches; each emitted work covers a contiguous stretch."""
+    seq = 0
+    work = BatchWork(seq=seq, batch=None, last_profile_id=state.last_profile_id)
+    sample = state.sample
+
+    async def emit(batch: UploadBatch | None) -> None:
+        nonlocal seq, work
+        work.batch = batch
+        await work_q.put(work)
+        seq += 1
+        work = BatchWork(seq=seq, batch=None, last_profile_id=work.last_profile_id)
+
+    while (profiles := await profiles_q.get()) is not None:
+        for index, profile in enumerate(profiles):
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                # Mapping is CPU work on the event loop; let requests already admitted by
+                # the rate limiter go out now, not after the whole read batch (the
+                # destination counts them on arrival).
+                await asyncio.sleep(0)
+            out = mapper.map(profile)
+            if isinstance(out, EncodedRecord):
+                closed = batcher.add(out)
+                if closed is not None:
+                    await emit(closed)
+                work.sent += 1
+            elif out.code == "DUPLICATE":
+                work.duplicate += 1
+                sample(out)
+            else:
+                work.invalid += 1
+                sample(out)
+            work.read += 1
+            work.last_profile_id = profile.id
+        if batcher.pending == 0 and work.read:
+            # A stretch of skipped profiles only: checkpoint it without a request.
+            await emit(None)
+    last = batcher.flush()
+    if last is not None or work.read:
+        await emit(last)
