@@ -29,7 +29,7 @@ from service.observability.metrics import (
     arq_queue_depth_refresher,
     destination_response_hook,
 )
-from service.plugins.manager import DestinationRegistry, load_destinations
+from service.plugins.manager import DestinationRegistry, load_destinations, service_info
 from service.settings import Settings
 from service.store import open_store
 from service.store.base import Store
@@ -116,5 +116,5 @@ async def open_services(
         stack.push_async_callback(services.queue.aclose)
         if isinstance(services.queue, InlineRunQueue):
             services.queue.bind(services)
-        services.destinations.plugin_manager.hook.startup(settings=settings)
+        services.destinations.plugin_manager.hook.startup(service=service_info(settings))
         yield services
