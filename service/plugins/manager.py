@@ -70,7 +70,9 @@ def plugin_label(plugin_manager: pluggy.PluginManager, plugin: object) -> str:
 
 
 def _check_versions(plugin_manager: pluggy.PluginManager) -> None:
-    for plugin in plugin_manager.get_plugins():
+    for plugin in sorted(
+        plugin_manager.get_plugins(), key=lambda p: plugin_label(plugin_manager, p)
+    ):
         if not hasattr(plugin, DECLARATION_ATTRIBUTE):
             continue  # undeclared: taken to be built for this version
         problem = incompatibility(getattr(plugin, DECLARATION_ATTRIBUTE))
