@@ -34,7 +34,7 @@ from service.observability.metrics import (
     destination_response_hook,
 )
 from service.plugins.api import DestinationContext, RunReporter
-from service.plugins.manager import DestinationRegistry, load_destinations
+from service.plugins.manager import DestinationRegistry, load_destinations, service_info
 from service.runs.context import RunContext, RunSettings
 from service.runs.jobs import carry_inline
 from service.settings import Settings
@@ -138,5 +138,5 @@ async def open_services(
         stack.push_async_callback(services.events.aclose)
         # Closed first (LIFO): in-process jobs checkpoint before events and store go.
         stack.push_async_callback(services.queue.aclose)
-        services.destinations.plugin_manager.hook.startup(settings=settings)
+        services.destinations.plugin_manager.hook.startup(service=service_info(settings))
         yield services

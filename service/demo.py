@@ -1,35 +1,36 @@
-"""``segport demo``: the embedded service, a local fake Constant Contact and sample data.
+"""``segport demo``: the embedded service, a destination's demo server and sample data.
 
-:func:`run_demo` starts the fake Constant Contact (from the plugin package) on a
-free port and points the plugin at it, keeps an embedded SQLite database in
-the data directory, loads sample segments of generated profiles, connects a
-"Demo Constant Contact" connection through the real OAuth flow against the
-fake, creates a demo export to one of the fake's lists, then serves the API
-and prints the GraphiQL URL, an admin token and a ready-to-paste mutation.
+:func:`run_demo` asks the installed plugins for a demo fixture
+(``register_demo_fixtures``) and starts the first one, by destination key: it
+runs what the destination talks to in the demo (a fake of its servers) and gives
+the destination pointed at it. The demo keeps an embedded SQLite database in the
+data directory, loads sample segments of generated profiles, connects a demo
+connection through the real OAuth flow against the fixture's server, creates the
+fixture's demo export, then serves the API and prints the GraphiQL URL, an admin
+token and a ready-to-paste mutation. No destination is named here.
 
 Starting it again on the same data directory reuses everything (fixed ids);
-only the OAuth authorization is made again, because the fake forgets its
+only the OAuth authorization is made again, because a fake server forgets its
 tokens when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import os
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
 
 from service.access.auth import mint_token
+from service.api.ids import to_global_id
+from service.app import create_app
 from service.connections.oauth import OAuthFlow
+from service.core import Services, open_services
 from service.domain import (
     Connection,
     ConnectionStatus,
@@ -43,16 +44,12 @@ from service.domain import (
     Segment,
     utcnow,
 )
+from service.plugins import DEMO_PROFILE_ATTRIBUTES, DemoDestination, DemoFixture
+from service.plugins.manager import load_destinations, service_info
 from service.settings import Settings
 
-if TYPE_CHECKING:
-    from service.core import Services
-
 DEMO_USER = "demo-admin"
-CONNECTION_ID = "demo-connection-constant-contact"
 EXPORT_ID = "demo-export-newsletter"
-DEMO_LIST_ID = "07936f78-662a-11eb-af0a-fa163e56c9b0"
-"""The fake's "General Interest" list (it always has this id)."""
 PROFILE_COUNT = 2000
 TOKEN_TTL = timedelta(days=7)
 
@@ -70,16 +67,20 @@ class DemoError(Exception):
     """The demo cannot start; the message says what to do."""
 
 
-def _fake_module() -> Any:
-    try:
-        # Imported by name: the service never depends on a plugin package statically.
-        return importlib.import_module("segport_constant_contact.fake")
-    except ImportError as exc:
+def connection_id(destination_key: str) -> str:
+    """The demo connection's fixed id, one per destination."""
+    return "demo-connection-" + destination_key.replace("_", "-")
+
+
+def choose_fixture(fixtures: list[DemoFixture]) -> DemoFixture:
+    """The fixture the demo runs: the first by destination key."""
+    if not fixtures:
         raise DemoError(
-            "segport demo needs the Constant Contact plugin and its fake server: "
-            "pip install -e plugins/constant_contact "
-            f"(importing it failed: {exc})"
-        ) from None
+            "segport demo needs a destination plugin that offers a demo fixture (the "
+            "register_demo_fixtures hook, see docs/plugins.md), and none of the installed "
+            "plugins does: install one, e.g. pip install -e <the plugin's folder>"
+        )
+    return fixtures[0]
 
 
 def demo_profiles(count: int = PROFILE_COUNT) -> Iterator[Profile]:
@@ -100,13 +101,13 @@ def demo_profiles(count: int = PROFILE_COUNT) -> Iterator[Profile]:
         ]
         yield Profile(
             id=f"demo-profile-{n:05d}",
-            attributes={
-                "EmailAddress": email,
-                "FirstName": first,
-                "LastName": last,
-                "City": CITIES[n % len(CITIES)],
-                "LoyaltyPoints": (n * 37) % 5000,
-            },
+            attributes=dict(
+                zip(
+                    DEMO_PROFILE_ATTRIBUTES,
+                    (email, first, last, CITIES[n % len(CITIES)], (n * 37) % 5000),
+                    strict=True,
+                )
+            ),
             segment_ids=segments,
         )
 
@@ -128,22 +129,29 @@ async def load_sample_data(services: Services) -> None:
     await services.store.upsert_profiles(list(demo_profiles()))
 
 
-async def ensure_connection(services: Services) -> Connection:
+async def ensure_connection(services: Services, demo: DemoDestination) -> Connection:
     """The demo connection (shared with contributors, consent recorded, the demo admin
-    as export user), authorized through the OAuth flow against the fake."""
+    as export user), authorized through the OAuth flow against the demo's server."""
     store = services.store
-    connection = await store.get_connection(CONNECTION_ID)
+    key = demo.destination.key
+    if demo.destination.auth_kind != "oauth2":
+        raise DemoError(
+            f"the demo connects through OAuth2, and destination {key!r} uses "
+            f"{demo.destination.auth_kind!r}"
+        )
+    connection = await store.get_connection(connection_id(key))
     if connection is None:
         now = utcnow()
         connection = Connection(
-            id=CONNECTION_ID,
-            display_name="Demo Constant Contact",
-            destination_type="constant_contact",
+            id=connection_id(key),
+            display_name=demo.connection_name,
+            destination_type=key,
             usable_by=ConnectionUsableBy.ADMINS_AND_CONTRIBUTORS,
             status=ConnectionStatus.PENDING_AUTHORIZATION,
             created_by=DEMO_USER,
             created_at=now,
             updated_at=now,
+            settings=dict(demo.connection_settings),
             export_user=DEMO_USER,
             data_privacy_accepted_by=DEMO_USER,
             data_privacy_accepted_at=now,
@@ -151,32 +159,30 @@ async def ensure_connection(services: Services) -> Connection:
         await store.save_connection(connection)
     flow = OAuthFlow(services)
     url = await flow.start(connection, DEMO_USER)
-    # The browser's part: the fake approves at once and redirects to our callback,
-    # whose code and state we hand to the flow directly (the server is not up yet).
+    # The browser's part: the demo's server approves at once and redirects to our
+    # callback, whose code and state we hand to the flow directly (we do not serve yet).
     async with httpx.AsyncClient(follow_redirects=False) as browser:
         answer = await browser.get(url)
     location = answer.headers.get("location")
     if answer.status_code != 302 or not location:
-        raise DemoError(f"the fake Constant Contact refused the authorization: {answer.text}")
+        raise DemoError(f"the {demo.server_name} refused the authorization: {answer.text}")
     params = httpx.URL(location).params
     return await flow.complete(params["state"], params["code"], DEMO_USER)
 
 
-async def ensure_export(services: Services) -> Export:
+async def ensure_export(services: Services, demo: DemoDestination) -> Export:
     existing = await services.store.get_export(EXPORT_ID)
     if existing is not None:
         return existing
     now = utcnow()
     export = Export(
         id=EXPORT_ID,
-        display_name="Demo: newsletter subscribers to General Interest",
-        connection_id=CONNECTION_ID,
-        destination_type="constant_contact",
-        settings={"listId": DEMO_LIST_ID},
+        display_name=demo.export.display_name,
+        connection_id=connection_id(demo.destination.key),
+        destination_type=demo.destination.key,
+        settings=dict(demo.export.settings),
         field_mapping=[
-            FieldMapping("EmailAddress", "email"),
-            FieldMapping("FirstName", "first_name"),
-            FieldMapping("LastName", "last_name"),
+            FieldMapping(source, target) for source, target in demo.export.field_mapping.items()
         ],
         segment_ids=[SEGMENTS[0][0]],
         schedule=ExportSchedule(mode=ScheduleMode.OFF),
@@ -188,21 +194,15 @@ async def ensure_export(services: Services) -> Export:
     return export
 
 
-def _global_id(type_name: str, raw_id: str) -> str:
-    from service.api.ids import to_global_id
-
-    return to_global_id(type_name, raw_id)
-
-
-def banner(settings: Settings, base_url: str, fake_url: str, account: str | None) -> str:
+def banner(settings: Settings, base_url: str, demo: DemoDestination, account: str | None) -> str:
     token = mint_token(settings, DEMO_USER, [Role.ADMIN], TOKEN_TTL)
-    export_id = _global_id("Export", EXPORT_ID)
+    export_id = to_global_id("Export", EXPORT_ID)
     return "\n".join(
         [
             "",
             "segport demo is running.",
             f"  GraphiQL:            {base_url}/graphql",
-            f"  Fake Constant Contact: {fake_url} (account {account!r})",
+            f"  {demo.server_name}: {demo.server_url} (account {account!r})",
             f"  Data directory:      {settings.data_dir}",
             "",
             f"Admin token (valid {TOKEN_TTL.days} days; user {DEMO_USER!r}):",
@@ -231,14 +231,14 @@ def demo_settings(host: str, port: int, data_dir: Path) -> Settings:
     ).with_secrets()
 
 
-async def _serve(settings: Settings, host: str, port: int, fake_url: str) -> None:
-    from service.app import create_app
-    from service.core import open_services
-
+async def _serve(settings: Settings, host: str, port: int, demo: DemoDestination) -> None:
     async with open_services(settings) as services:
+        # The installed destination reads its own server-side settings; the demo's copy
+        # was configured by the fixture to talk to the demo server.
+        services.destinations.substitute(demo.destination)
         await load_sample_data(services)
-        connection = await ensure_connection(services)
-        await ensure_export(services)
+        connection = await ensure_connection(services, demo)
+        await ensure_export(services, demo)
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(services), host=host, port=port, lifespan="off", log_level="warning"
@@ -250,7 +250,7 @@ async def _serve(settings: Settings, host: str, port: int, fake_url: str) -> Non
                 await serving
                 raise DemoError(f"could not serve on {host}:{port}")
             await asyncio.sleep(0.05)
-        print(banner(settings, f"http://{host}:{port}", fake_url, connection.account), flush=True)
+        print(banner(settings, f"http://{host}:{port}", demo, connection.account), flush=True)
         await serving
 
 
@@ -262,18 +262,15 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = 
     """Run the demo until interrupted (what ``segport demo`` does)."""
     data_dir = data_dir or Path("./demo-data")
     try:
-        fake = _fake_module()
         settings = demo_settings(host, port, data_dir)
-        running: AbstractContextManager[Any] = fake.run_fake(
-            redirect_uris=[settings.oauth_redirect_uri]
-        )
-        with running as cc:
-            # The plugin reads its settings from the environment when used.
-            os.environ.update(cc.environment())
+        fixture = choose_fixture(load_destinations().demo_fixtures())
+        # Started before the services and stopped after them, so runs still in flight
+        # when the demo stops can checkpoint against a live server.
+        with fixture.start(service_info(settings)) as demo:
             # uvicorn re-raises the signal that stopped it; make SIGTERM end the demo
             # the way Ctrl-C does, so the services close cleanly either way.
             signal.signal(signal.SIGTERM, _interrupt)
-            asyncio.run(_serve(settings, host, port, cc.url))
+            asyncio.run(_serve(settings, host, port, demo))
     except KeyboardInterrupt:
         print("segport demo stopped.", flush=True)
     except DemoError as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import service.plugins
+import service.plugins.testing
 from service.plugins import Destination, DestinationSession, hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,14 @@ def test_every_hook_has_a_heading_with_its_signature(hook: str) -> None:
 def test_every_public_plugin_name_is_documented(name: str) -> None:
     doc = _doc()
     assert f"`{name}`" in doc or f"`{name}(" in doc, f"docs/plugins.md does not document `{name}`"
+
+
+@pytest.mark.parametrize("name", service.plugins.testing.__all__)
+def test_every_testing_kit_name_is_documented(name: str) -> None:
+    doc = _doc()
+    assert f"`{name}`" in doc or f"`{name}(" in doc, (
+        f"docs/plugins.md does not document the testing kit's `{name}`"
+    )
 
 
 def _public_members(cls: type) -> list[str]:

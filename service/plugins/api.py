@@ -1,4 +1,4 @@
-"""The public plugin API: everything a destination plugin may import from segport.
+"""The destination contract: the Destination class, its session, and what flows through them.
 
 A destination plugin is a separate distribution that registers a module under
 the ``segport.destinations`` entry-point group. That module implements the
@@ -8,7 +8,9 @@ credentials, scheduling, queueing, rate-limiter state, progress and
 permissions; a destination describes itself and talks to its own HTTP API
 through the :class:`DestinationContext` the service hands it.
 
-Only names exported from :mod:`service.plugins` are public. See docs/plugins.md.
+What a destination declares (settings, mapping targets, limits) is in
+:mod:`service.plugins.specs`. Only names exported from :mod:`service.plugins` are
+public, whatever module holds them. See docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import httpx
+import orjson
 import pluggy
+
+from service.plugins.specs import (
+    DestinationLimits,
+    MappingTarget,
+    SettingError,
+    SettingSpec,
+    SettingType,
+)
+from service.plugins.validation import validate_mapping, validate_settings
 
 PROJECT_NAME = "segport"
 ENTRY_POINT_GROUP = "segport.destinations"
@@ -30,62 +42,6 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 """Marker for hook implementations: ``@hookimpl def register_destinations(): ...``."""
 
 AuthKind = Literal["oauth2", "api_key", "none"]
-SettingType = Literal["string", "uuid", "integer", "boolean", "url", "email"]
-
-
-# -- describing a destination ----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SettingSpec:
-    """One setting asked when creating a connection or an export."""
-
-    name: str
-    label: str
-    type: SettingType = "string"
-    required: bool = False
-    secret: bool = False
-    """Secret settings are stored encrypted with the credentials and never shown again."""
-    description: str | None = None
-    max_length: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MappingTarget:
-    """A destination field that a profile attribute can be mapped to."""
-
-    name: str
-    label: str
-    required: bool = False
-    max_length: int | None = None
-    kind: str = "string"
-    """A hint for frontends: ``email``, ``string``, ``date``, ``integer``, ``phone``, ``custom``."""
-
-
-@dataclass(frozen=True, slots=True)
-class DestinationLimits:
-    """What the destination allows; the service enforces each of these."""
-
-    max_profiles_per_export: int | None = None
-    batch_max_records: int = 1000
-    """Records per upload request."""
-    batch_max_bytes: int = 1_000_000
-    """Encoded bytes per upload request, envelope included (strictly below this)."""
-    requests_per_second: float | None = None
-    """Shared by every process of the deployment."""
-    requests_per_day: int | None = None
-    """Shared by every process of the deployment; the day resets at 00:00 UTC."""
-    max_concurrent_uploads: int = 2
-    """Upload requests of one run in flight at once."""
-
-
-@dataclass(frozen=True, slots=True)
-class SettingError:
-    """A problem with one setting or one mapping; becomes a GraphQL ``userErrors`` entry."""
-
-    field: str
-    message: str
-    code: str = "INVALID"
 
 
 # -- records flowing through a run ------------------------------------------------
@@ -278,13 +234,9 @@ class Destination(abc.ABC):
     def validate_export_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
         """Local checks of an export's settings. The default checks the declared specs
         (required, type, max length, unknown names); extend it with ``super()``."""
-        from service.plugins.validation import validate_settings
-
         return validate_settings(self.export_settings, settings)
 
     def validate_connection_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
-        from service.plugins.validation import validate_settings
-
         return validate_settings(self.connection_settings, settings)
 
     async def check_export_settings(
@@ -302,9 +254,7 @@ class Destination(abc.ABC):
         """Checks a field mapping's target names. The default requires every declared required
         target and refuses unknown ones; destinations with open-ended targets (custom fields)
         override :meth:`is_known_target`."""
-        from service.plugins.validation import validate_mapping
-
-        return validate_mapping(self, targets)
+        return validate_mapping(targets, self.mapping_targets, self.is_known_target)
 
     def is_known_target(self, target: str) -> bool:
         return any(t.name == target for t in self.mapping_targets)
@@ -316,14 +266,10 @@ class Destination(abc.ABC):
 
     def record_dedupe_key(self, record: Mapping[str, Any]) -> str:
         """Key under which two records of one run are duplicates. Default: the whole record."""
-        import orjson
-
         return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
 
     def encode_record(self, record: Mapping[str, Any]) -> bytes:
         """A record's bytes inside the request body. Default: compact JSON."""
-        import orjson
-
         return orjson.dumps(record)
 
     def batch_envelope_size(self, export_settings: Mapping[str, Any]) -> int:
@@ -356,3 +302,34 @@ class Destination(abc.ABC):
     @abc.abstractmethod
     def open_session(self, ctx: DestinationContext) -> DestinationSession:
         """A session that uploads one run's batches."""
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PROJECT_NAME",
+    "AuthKind",
+    "AuthorizationLost",
+    "BatchOutcome",
+    "Confirmation",
+    "CredentialSource",
+    "Destination",
+    "DestinationContext",
+    "DestinationError",
+    "DestinationLimits",
+    "DestinationSession",
+    "EncodedRecord",
+    "InvalidCredentials",
+    "ListChoice",
+    "MappingTarget",
+    "OAuthTokens",
+    "RateLimiter",
+    "RecordRejection",
+    "Rejection",
+    "RunReporter",
+    "SettingError",
+    "SettingSpec",
+    "SettingType",
+    "TransientDestinationError",
+    "UploadBatch",
+    "hookimpl",
+]

@@ -6,14 +6,11 @@ one is not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pluggy
 
-from service.plugins.api import PROJECT_NAME
-
-if TYPE_CHECKING:
-    from service.plugins.api import Destination
+from service.plugins.api import PROJECT_NAME, Destination
+from service.plugins.demo import DemoFixture
+from service.plugins.service_info import ServiceInfo
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -24,5 +21,10 @@ def register_destinations() -> list[Destination]:  # type: ignore[empty-body]
 
 
 @hookspec
-def startup(settings: object) -> None:
-    """Called once when a service or worker process starts, with the service settings."""
+def register_demo_fixtures() -> list[DemoFixture]:  # type: ignore[empty-body]
+    """Return what this plugin's destinations contribute to ``segport demo``."""
+
+
+@hookspec
+def startup(service: ServiceInfo) -> None:
+    """Called once when a service or worker process starts, with what plugins may know of it."""

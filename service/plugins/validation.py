@@ -1,17 +1,18 @@
-"""Default validation of settings and mappings against what a destination declares."""
+"""Default validation of settings and mappings against what a destination declares.
+
+It works on the declarations alone (:mod:`service.plugins.specs`), below the
+:class:`~service.plugins.api.Destination` class whose default methods call it.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from service.plugins.api import SettingError, SettingSpec
-
-if TYPE_CHECKING:
-    from service.plugins.api import Destination
+from service.plugins.specs import MappingTarget, SettingError, SettingSpec
 
 
 def is_uuid(value: str) -> bool:
@@ -69,19 +70,24 @@ def validate_settings(
     return errors
 
 
-def validate_mapping(destination: Destination, targets: Sequence[str]) -> list[SettingError]:
-    """Every target known, none twice, every required target present."""
+def validate_mapping(
+    targets: Sequence[str],
+    declared: Sequence[MappingTarget],
+    is_known_target: Callable[[str], bool],
+) -> list[SettingError]:
+    """Every target known (``is_known_target``), none twice, every required one of the
+    ``declared`` targets present."""
     errors: list[SettingError] = []
     seen: set[str] = set()
     for target in targets:
-        if not destination.is_known_target(target):
+        if not is_known_target(target):
             errors.append(
                 SettingError(target, f"unknown mapping target {target!r}", "UNKNOWN_TARGET")
             )
         elif target in seen:
             errors.append(SettingError(target, f"{target!r} is mapped twice", "DUPLICATE"))
         seen.add(target)
-    for spec in destination.mapping_targets:
+    for spec in declared:
         if spec.required and spec.name not in seen:
             errors.append(
                 SettingError(spec.name, f"{spec.label} must be mapped", "REQUIRED_TARGET")

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from segport_constant_contact.demo import DEMO_LIST_ID
 
-from service.demo import DEMO_LIST_ID, SEGMENTS, demo_profiles
+from service.demo import SEGMENTS, demo_profiles
+from service.plugins import DEMO_PROFILE_ATTRIBUTES
 from tests.support.net import free_port
 
 STARTUP_LINES = 200
@@ -145,6 +147,11 @@ async def test_demo_serves_a_connected_demo_export_and_restarts_without_duplicat
     async with demo_process(data_dir, tmp_path) as demo:
         second = await query(demo.base_url, demo.token)
     assert second == first
+
+
+def test_demo_profiles_have_the_attributes_demo_fixtures_map() -> None:
+    for profile in demo_profiles(3):
+        assert tuple(profile.attributes) == DEMO_PROFILE_ATTRIBUTES
 
 
 RUN = """

@@ -1,16 +1,17 @@
-"""Fixtures for the toy destination: a real collector server and a context to call it with."""
+"""Fixtures for the toy destination: a real collector server, and the context the service
+would hand the destination, built with the public testing kit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from toy_collector import API_KEY, CollectorState, serve_collector
+from segport_toy_destination.destination import WebhookCollector
 
-from service.plugins import DestinationContext, OAuthTokens
+from service.plugins.testing import discover_destinations
+from tests.plugins.toy_collector import CollectorState, serve_collector
+from tests.plugins.toy_context import ContextFactory, toy_context_factory
 
 
 @pytest.fixture(scope="session")
@@ -39,36 +40,12 @@ def toy_env(collector_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return collector_url
 
 
-class UnlimitedRateLimiter:
-    """Lets every request through at once; counts them."""
-
-    def __init__(self) -> None:
-        self.acquired = 0
-
-    async def acquire(self) -> float:
-        self.acquired += 1
-        return 0.0
-
-    async def pause_until(self, until: datetime, reason: str) -> None:
-        return None
-
-
-class ApiKeyCredentials:
-    def __init__(self, api_key: str) -> None:
-        self.api_key = api_key
-
-    async def tokens(self) -> OAuthTokens:
-        raise AssertionError("an api_key destination never asks for OAuth tokens")
-
-    async def refresh(self, stale: OAuthTokens) -> OAuthTokens:
-        raise AssertionError("an api_key destination never refreshes tokens")
-
-    async def secrets(self) -> dict[str, Any]:
-        return {"apiKey": self.api_key}
-
-
-async def _no_sleep(seconds: float) -> None:
-    return None
+@pytest.fixture
+def toy(toy_env: str) -> WebhookCollector:
+    """The toy destination as the service finds it: through its entry point."""
+    destination = discover_destinations().get("toy_webhook")
+    assert isinstance(destination, WebhookCollector)
+    return destination
 
 
 @pytest.fixture
@@ -77,21 +54,9 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-ContextFactory = Callable[..., DestinationContext]
-
-
 @pytest.fixture
-def toy_context(http_client: httpx.AsyncClient) -> ContextFactory:
-    """Makes the context the service would hand the toy destination for one export."""
+def toy_context(toy: WebhookCollector, http_client: httpx.AsyncClient) -> ContextFactory:
+    """Makes the context the service would hand the toy destination for one export: its
+    declared limits on a virtual clock (no real waits), its API key, an instant sleep."""
 
-    def make(*, api_key: str = API_KEY, endpoint: str = "newsletter") -> DestinationContext:
-        return DestinationContext(
-            http=http_client,
-            rate_limiter=UnlimitedRateLimiter(),
-            credentials=ApiKeyCredentials(api_key),
-            connection_settings={},
-            export_settings={"endpoint": endpoint},
-            sleep=_no_sleep,
-        )
-
-    return make
+    return toy_context_factory(toy, http_client)

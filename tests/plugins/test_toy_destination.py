@@ -12,36 +12,26 @@ from pathlib import Path
 import orjson
 import pytest
 from segport_toy_destination.destination import WebhookCollector
-from toy_collector import ACCOUNT_NAME
 
 from service.plugins import (
     AuthorizationLost,
-    EncodedRecord,
     InvalidCredentials,
     Rejection,
     TransientDestinationError,
     UploadBatch,
 )
-from service.plugins.manager import load_destinations
+from service.plugins.testing import discover_destinations, pack_batches
+from tests.plugins.toy_collector import ACCOUNT_NAME, CollectorState
+from tests.plugins.toy_context import ContextFactory
 
 SERVICE_DIR = Path(__file__).resolve().parents[2] / "service"
 
 
 def _batch(destination: WebhookCollector, *emails: str) -> UploadBatch:
-    records = []
-    for number, email in enumerate(emails):
-        record = destination.build_record({"email": email, "name": f"Person {number}"})
-        assert isinstance(record, dict)
-        records.append(EncodedRecord(f"p{number}", destination.encode_record(record)))
-    size = destination.batch_envelope_size({}) + sum(len(r.encoded) for r in records)
-    return UploadBatch(records, size + max(len(records) - 1, 0))
-
-
-@pytest.fixture
-def toy(toy_env: str) -> WebhookCollector:
-    destination = load_destinations(load_entry_points=True).get("toy_webhook")
-    assert isinstance(destination, WebhookCollector)
-    return destination
+    """The emails packed into one batch as a run packs them."""
+    values = [{"email": email, "name": f"Person {n}"} for n, email in enumerate(emails)]
+    [batch] = pack_batches(destination, values, {})
+    return batch
 
 
 def test_the_toy_plugin_is_installed_under_the_segport_entry_point_group() -> None:
@@ -56,7 +46,7 @@ def test_entry_point_discovery_registers_the_webhook_destination(toy: WebhookCol
 
 
 def test_without_entry_points_the_toy_destination_is_absent() -> None:
-    assert load_destinations(load_entry_points=False).get("toy_webhook") is None
+    assert "toy_webhook" not in discover_destinations(entry_points=False)
 
 
 def test_the_collector_url_comes_from_the_server_environment(
@@ -136,17 +126,21 @@ def test_duplicates_are_detected_case_insensitively(toy: WebhookCollector) -> No
     assert toy.record_dedupe_key({"email": "A@x.io"}) == toy.record_dedupe_key({"email": "a@X.IO"})
 
 
-async def test_verify_connection_returns_the_account_name(toy, toy_context, collector) -> None:
+async def test_verify_connection_returns_the_account_name(
+    toy: WebhookCollector, toy_context: ContextFactory, collector: CollectorState
+) -> None:
     assert await toy.verify_connection(toy_context()) == ACCOUNT_NAME
 
 
-async def test_verify_connection_refuses_a_wrong_api_key(toy, toy_context, collector) -> None:
+async def test_verify_connection_refuses_a_wrong_api_key(
+    toy: WebhookCollector, toy_context: ContextFactory, collector: CollectorState
+) -> None:
     with pytest.raises(InvalidCredentials):
         await toy.verify_connection(toy_context(api_key="wrong"))
 
 
 async def test_upload_posts_the_batch_and_reports_per_record_rejections(
-    toy, toy_context, collector
+    toy: WebhookCollector, toy_context: ContextFactory, collector: CollectorState
 ) -> None:
     batch = _batch(toy, "ann@example.com", "bob@blocked.example", "cy@example.com")
     session = toy.open_session(toy_context(endpoint="spring"))
@@ -161,7 +155,7 @@ async def test_upload_posts_the_batch_and_reports_per_record_rejections(
 
 
 async def test_the_declared_batch_size_is_the_exact_request_body_size(
-    toy, toy_context, collector
+    toy: WebhookCollector, toy_context: ContextFactory, collector: CollectorState
 ) -> None:
     batch = _batch(toy, "ann@example.com", "cy@example.com")
     body = b'{"contacts":[' + b",".join(r.encoded for r in batch.records) + b"]}"
@@ -169,7 +163,9 @@ async def test_the_declared_batch_size_is_the_exact_request_body_size(
     assert orjson.loads(body)["contacts"][1]["email"] == "cy@example.com"
 
 
-async def test_server_errors_are_retried_then_succeed(toy, toy_context, collector) -> None:
+async def test_server_errors_are_retried_then_succeed(
+    toy: WebhookCollector, toy_context: ContextFactory, collector: CollectorState
+) -> None:
     collector.fail_next.extend([503, 429])
     outcome = await toy.open_session(toy_context()).upload(_batch(toy, "ann@example.com"))
     assert outcome.accepted == 1
@@ -177,7 +173,7 @@ async def test_server_errors_are_retried_then_succeed(toy, toy_context, collecto
 
 
 async def test_persistent_server_errors_become_a_transient_failure(
-    toy, toy_context, collector
+    toy: WebhookCollector, toy_context: ContextFactory, collector: CollectorState
 ) -> None:
     collector.fail_next.extend([503] * 10)
     with pytest.raises(TransientDestinationError, match="503"):
@@ -185,7 +181,7 @@ async def test_persistent_server_errors_become_a_transient_failure(
 
 
 async def test_a_revoked_api_key_during_upload_loses_the_authorization(
-    toy, toy_context, collector
+    toy: WebhookCollector, toy_context: ContextFactory, collector: CollectorState
 ) -> None:
     with pytest.raises(AuthorizationLost):
         await toy.open_session(toy_context(api_key="revoked")).upload(

@@ -11,13 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from toy_collector import ACCOUNT_NAME, API_KEY
 
 from service.access.auth import mint_token
 from service.app import create_app
 from service.core import open_services
 from service.domain import Role
 from service.settings import Settings
+from tests.plugins.toy_collector import ACCOUNT_NAME, API_KEY
 
 CREATE_CONNECTION = """
 mutation($input: CreateConnectionInput!) {

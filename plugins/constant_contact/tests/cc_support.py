@@ -1,29 +1,30 @@
 """Helpers for the Constant Contact plugin's tests: a fresh fake server per test, real HTTP,
-the service's real rate limiter and credential source, and contexts that tie them up.
+and contexts built with segport's public testing kit (:mod:`service.plugins.testing`).
 
 A module with its own name (not ``conftest``) so tests can import it beside the
 repository's other conftest modules."""
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 from segport_constant_contact import ConstantContact, ConstantContactSettings
-from segport_constant_contact.fake import RunningFake, run_fake
+from segport_constant_contact.fake import GENERAL_INTEREST_LIST_ID, RunningFake, run_fake
 from segport_constant_contact.oauth import access_token_expiry
 
-from service.connections.credentials import PendingCredentials
-from service.coordination.limiter import MemoryRateLimiter
 from service.plugins import DestinationContext, OAuthTokens, RateLimiter
+from service.plugins.testing import (
+    InMemoryRateLimiter,
+    InstantSleep,
+    RecordingReporter,
+    VirtualClock,
+    make_context,
+)
 
-GENERAL_LIST = "07936f78-662a-11eb-af0a-fa163e56c9b0"
+GENERAL_LIST = GENERAL_INTEREST_LIST_ID
 REDIRECT_URI = "http://127.0.0.1:8000/oauth/callback"
 
 
@@ -59,30 +60,6 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@dataclass
-class Reporter:
-    """A RunReporter that remembers what the run was told."""
-
-    waits: list[tuple[str, dt.datetime | None]] = field(default_factory=list)
-
-    async def waiting(self, reason: str, until: dt.datetime | None = None) -> None:
-        self.waits.append((reason, until))
-
-    def cancelled(self) -> bool:
-        return False
-
-
-@dataclass
-class Sleeps:
-    """A ctx.sleep that returns at once (backoff in tests must not cost time) and records."""
-
-    seconds: list[float] = field(default_factory=list)
-
-    async def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
-        await asyncio.sleep(0)
-
-
 def tokens_from(answer: dict[str, Any]) -> OAuthTokens:
     return OAuthTokens(
         access_token=answer["access_token"],
@@ -92,56 +69,39 @@ def tokens_from(answer: dict[str, Any]) -> OAuthTokens:
     )
 
 
-def make_context(
+def fake_context(
     fake: RunningFake,
     destination: ConstantContact,
     http: httpx.AsyncClient,
     *,
     limiter: RateLimiter | None = None,
-    sleep: Sleeps | None = None,
-    reporter: Reporter | None = None,
+    sleep: InstantSleep | None = None,
+    reporter: RecordingReporter | None = None,
     list_id: str = GENERAL_LIST,
 ) -> DestinationContext:
-    """A context with tokens the fake issued, the real credential source (which refreshes
-    through the destination) and the real in-process rate limiter."""
-    credentials = PendingCredentials(destination, tokens_from(fake.state.issue_tokens()), {})
-    ctx = DestinationContext(
-        http=http,
-        rate_limiter=limiter or MemoryRateLimiter(destination.key, destination.limits),
-        credentials=credentials,
-        connection_settings={},
+    """A context with tokens the fake issued (refreshed through the destination) and, unless
+    given, the destination's declared limits in real time."""
+    return make_context(
+        destination,
+        http,
+        tokens=tokens_from(fake.state.issue_tokens()),
+        rate_limiter=limiter,
         export_settings={"listId": list_id},
         reporter=reporter,
-        sleep=sleep or Sleeps(),
+        sleep=sleep,
     )
-    credentials.ctx = ctx
-    return ctx
 
 
-class VirtualClock:
-    """Time for a rate limiter that passes only when the limiter sleeps: the real limiter's
-    logic, without spending real seconds in tests that are not about the rate."""
-
-    def __init__(self) -> None:
-        self.now = time.time()  # real dates, so a pause until next midnight is hours away
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-def instant_limiter(destination: ConstantContact) -> MemoryRateLimiter:
+def instant_limiter(destination: ConstantContact) -> InMemoryRateLimiter:
+    """The destination's limits on a virtual clock: the rate logic, without real waits."""
     clock = VirtualClock()
-    return MemoryRateLimiter(destination.key, destination.limits, clock=clock, sleep=clock.sleep)
+    return InMemoryRateLimiter(destination.limits, clock=clock, sleep=clock.sleep)
 
 
 def fast_context(
     fake: RunningFake, destination: ConstantContact, http: httpx.AsyncClient, **kwargs: Any
 ) -> DestinationContext:
-    """A context for tests that are not about the request rate: the real limiter on a
-    virtual clock, and the fake's per-second limit lifted to match."""
+    """A context for tests that are not about the request rate: the limiter on a virtual
+    clock, and the fake's per-second limit lifted to match."""
     fake.state.configure(requests_per_second=10_000)
-    return make_context(fake, destination, http, limiter=instant_limiter(destination), **kwargs)
+    return fake_context(fake, destination, http, limiter=instant_limiter(destination), **kwargs)

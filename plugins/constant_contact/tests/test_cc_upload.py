@@ -8,54 +8,37 @@ import datetime as dt
 
 import httpx
 import pytest
-from cc_support import (
-    GENERAL_LIST,
-    Reporter,
-    Sleeps,
-    VirtualClock,
-    fast_context,
-    make_context,
-)
+from cc_support import GENERAL_LIST, fake_context, fast_context
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.fake import RunningFake
+from segport_constant_contact.transport import retry_after_seconds
 
-from service.coordination.limiter import MemoryRateLimiter
 from service.plugins import (
     AuthorizationLost,
     DestinationError,
-    EncodedRecord,
     TransientDestinationError,
     UploadBatch,
 )
-from service.plugins.batching import ContactBatcher
+from service.plugins.testing import (
+    InMemoryRateLimiter,
+    InstantSleep,
+    RecordingReporter,
+    VirtualClock,
+    batch_of,
+    pack_batches,
+)
 
 
 def batches_of(
     destination: ConstantContact, contacts: list[dict[str, object]], list_id: str = GENERAL_LIST
 ) -> list[UploadBatch]:
     """Build, encode and pack contacts the way a run does, with the service's batcher."""
-    batcher = ContactBatcher(
-        destination.limits, destination.batch_envelope_size({"listId": list_id})
-    )
-    batches: list[UploadBatch] = []
-    for number, values in enumerate(contacts):
-        record = destination.build_record(values)
-        assert isinstance(record, dict), record
-        encoded = EncodedRecord(f"p{number}", destination.encode_record(record))
-        closed = batcher.add(encoded)
-        if closed:
-            batches.append(closed)
-    last = batcher.flush()
-    if last:
-        batches.append(last)
-    return batches
+    return pack_batches(destination, contacts, {"listId": list_id})
 
 
 def raw_batch(destination: ConstantContact, emails: list[str]) -> UploadBatch:
     """A batch holding contacts exactly as given (to send what build_record would refuse)."""
-    records = [EncodedRecord(e, destination.encode_record({"email": e})) for e in emails]
-    size = destination.batch_envelope_size({"listId": GENERAL_LIST})
-    return UploadBatch(records, size + sum(len(r.encoded) for r in records) + len(records) - 1)
+    return batch_of(destination, [{"email": e} for e in emails], {"listId": GENERAL_LIST})
 
 
 async def test_100000_contacts_land_in_the_list_within_every_limit_and_rate(
@@ -67,9 +50,9 @@ async def test_100000_contacts_land_in_the_list_within_every_limit_and_rate(
         for i in range(100_000)
     ]  # fmt: skip
     batches = batches_of(destination, contacts)
-    # The real limiter in real time, measured at the fake on arrival.
-    limiter = MemoryRateLimiter(destination.key, destination.limits)
-    ctx = make_context(fake, destination, http, limiter=limiter)
+    # The declared limits in real time, measured at the fake on arrival.
+    limiter = InMemoryRateLimiter(destination.limits)
+    ctx = fake_context(fake, destination, http, limiter=limiter)
     session = destination.open_session(ctx)
     confirmed = []
     for batch in batches:
@@ -96,7 +79,7 @@ async def test_throttling_and_503_storms_are_absorbed(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
     fake.state.configure(throttle_share=0.3, server_error_share=0.3, requests_per_second=10_000)
-    sleeps = Sleeps()
+    sleeps = InstantSleep()
     ctx = fast_context(fake, destination, http, sleep=sleeps)
     session = destination.open_session(ctx)
     total = 0
@@ -117,8 +100,6 @@ async def test_throttling_and_503_storms_are_absorbed(
 async def test_retry_after_is_honoured(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
-    from segport_constant_contact.transport import retry_after_seconds
-
     answer = httpx.Response(429, headers={"Retry-After": "7"})
     assert retry_after_seconds(answer) == 7.0
     assert retry_after_seconds(httpx.Response(429)) is None
@@ -185,7 +166,7 @@ async def test_confirm_polls_with_growing_intervals(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
     fake.state.configure(polls_to_complete=6)
-    sleeps = Sleeps()
+    sleeps = InstantSleep()
     ctx = fast_context(fake, destination, http, sleep=sleeps)
     session = destination.open_session(ctx)
     outcome = await session.upload(raw_batch(destination, ["ana@example.com"]))
@@ -234,31 +215,23 @@ async def test_spent_daily_quota_pauses_until_midnight_utc_and_then_continues(
 ) -> None:
     fake.state.configure(requests_per_day=1)
     clock = VirtualClock()
-    limiter = MemoryRateLimiter(destination.key, destination.limits, clock=clock, sleep=clock.sleep)
-    paused: list[tuple[dt.datetime, str]] = []
-    original_pause = limiter.pause_until
+    limiter = InMemoryRateLimiter(destination.limits, clock=clock, sleep=clock.sleep)
 
-    async def record_pause(until: dt.datetime, reason: str) -> None:
-        paused.append((until, reason))
-        await original_pause(until, reason)
-
-    limiter.pause_until = record_pause  # type: ignore[method-assign]
-
-    class NewDay(Sleeps):
+    class NewDay(InstantSleep):
         async def __call__(self, seconds: float) -> None:
             await super().__call__(seconds)
             clock.now += seconds
             fake.state.configure(requests_per_day=10_000)  # the day turned
 
-    reporter = Reporter()
+    reporter = RecordingReporter()
     fake.state.configure(requests_per_second=10_000)
-    ctx = make_context(fake, destination, http, limiter=limiter, sleep=NewDay(),
+    ctx = fake_context(fake, destination, http, limiter=limiter, sleep=NewDay(),
                        reporter=reporter)  # fmt: skip
     session = destination.open_session(ctx)
     await session.upload(raw_batch(destination, ["first@example.com"]))
     outcome = await session.upload(raw_batch(destination, ["second@example.com"]))
     assert outcome.receipt
-    [(until, reason)] = paused
+    [(until, reason)] = limiter.pauses
     assert (until.hour, until.minute, until.tzinfo) == (0, 0, dt.UTC)
     assert until > dt.datetime.now(dt.UTC)
     assert "Limit Exceeded" in reason
@@ -270,8 +243,8 @@ async def test_queued_activities_limit_is_waited_out(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
     fake.state.configure(queued_activities_429s=2)
-    sleeps = Sleeps()
-    reporter = Reporter()
+    sleeps = InstantSleep()
+    reporter = RecordingReporter()
     ctx = fast_context(fake, destination, http,
                        sleep=sleeps, reporter=reporter)  # fmt: skip
     session = destination.open_session(ctx)
@@ -296,7 +269,7 @@ async def test_an_oversized_batch_is_refused_before_anything_is_sent(
 async def test_a_session_without_a_list_is_refused(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
-    ctx = make_context(fake, destination, http)
+    ctx = fake_context(fake, destination, http)
     ctx.export_settings = {}
     with pytest.raises(DestinationError, match="listId"):
         destination.open_session(ctx)

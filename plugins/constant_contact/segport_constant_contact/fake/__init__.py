@@ -9,10 +9,13 @@ never happens). Knobs inject faults. Start it with :func:`run_fake` or
 
 from segport_constant_contact.fake.app import create_app
 from segport_constant_contact.fake.config import FakeConfig
+from segport_constant_contact.fake.contacts_api import GENERAL_INTEREST_LIST_ID, NEWSLETTER_LIST_ID
 from segport_constant_contact.fake.server import RunningFake, run_fake
 from segport_constant_contact.fake.state import FakeConstantContact, LoggedRequest
 
 __all__ = [
+    "GENERAL_INTEREST_LIST_ID",
+    "NEWSLETTER_LIST_ID",
     "FakeConfig",
     "FakeConstantContact",
     "LoggedRequest",

@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from segport_constant_contact.fake.state import FakeAnswer, FakeConstantContact, _escape
+from segport_constant_contact.fake.answers import FakeAnswer, escape
+from segport_constant_contact.fake.state import FakeConstantContact
 
 ApiWork = Callable[[Request, set[str], bytes], tuple[FakeAnswer, int | None]]
 
@@ -38,12 +39,12 @@ def _respond(answer: FakeAnswer) -> Response:
 
 def _consent_page(params: dict[str, str]) -> str:
     hidden = "".join(
-        f'<input type="hidden" name="{_escape(k)}" value="{_escape(v)}">' for k, v in params.items()
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in params.items()
     )
     return (
         "<!doctype html><title>Fake Constant Contact</title>"
         "<h1>Allow access to your Fake Constant Contact account?</h1>"
-        f"<p>Scopes: {_escape(params.get('scope', ''))}</p>"
+        f"<p>Scopes: {escape(params.get('scope', ''))}</p>"
         f'<form method="post">{hidden}'
         '<button name="decision" value="approve">Allow</button> '
         '<button name="decision" value="deny">Deny</button></form>'
