@@ -19,6 +19,8 @@ import httpx
 
 from service.access.auth import TokenVerifier
 from service.access.crypto import CredentialCipher
+from service.connections.destinations import DestinationAccess
+from service.connections.oauth import OAuthFlow
 from service.coordination.events import MemoryRunEvents, RunEvents, open_run_events
 from service.coordination.limiter import RateLimiters
 from service.coordination.locks import Locks, MemoryLocks, make_locks
@@ -58,6 +60,27 @@ class Services:
     """Where run jobs go: asyncio tasks in this process, or arq on Redis when configured."""
     metrics: Metrics = field(default_factory=Metrics)
     """Prometheus metrics of this process (``/metrics``, the worker's metrics port)."""
+
+    @property
+    def destination_access(self) -> DestinationAccess:
+        """The parts the connections layer reaches destinations through."""
+        return DestinationAccess(
+            destinations=self.destinations,
+            store=self.store,
+            cipher=self.cipher,
+            http=self.http,
+            limiters=self.limiters,
+            locks=self.locks,
+        )
+
+    @property
+    def oauth(self) -> OAuthFlow:
+        """Start and complete OAuth authorizations of connections."""
+        return OAuthFlow(
+            self.destination_access,
+            redirect_uri=self.settings.oauth_redirect_uri,
+            state_ttl_seconds=self.settings.oauth_state_ttl_seconds,
+        )
 
     @property
     def runs(self) -> RunCoordinator:

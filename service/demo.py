@@ -29,7 +29,6 @@ import httpx
 import uvicorn
 
 from service.access.auth import mint_token
-from service.connections.oauth import OAuthFlow
 from service.domain import (
     Connection,
     ConnectionStatus,
@@ -149,7 +148,7 @@ async def ensure_connection(services: Services) -> Connection:
             data_privacy_accepted_at=now,
         )
         await store.save_connection(connection)
-    flow = OAuthFlow(services)
+    flow = services.oauth
     url = await flow.start(connection, DEMO_USER)
     # The browser's part: the fake approves at once and redirects to our callback,
     # whose code and state we hand to the flow directly (the server is not up yet).

@@ -372,7 +372,7 @@ async def _run(services: Services, state: RunState) -> None:
     from service.connections.context import destination_context
 
     ctx: DestinationContext = await destination_context(
-        services, connection, export_settings=export.settings, reporter=reporter
+        services.destination_access, connection, export_settings=export.settings, reporter=reporter
     )
     session = destination.open_session(ctx)
     try:
