@@ -3,8 +3,8 @@
 """The Relay node types (objects with a global id).
 
 Each type keeps the domain record it shows in a private attribute; fields that
-need a permission check or another read resolve lazily, asking
-:mod:`service.access.permissions`.
+need a permission check or another read resolve lazily, asking the request
+context (``info.context.may_...``, which applies :mod:`service.access.permissions`).
 """
 
 from __future__ import annotations
@@ -298,9 +298,6 @@ class RefreshSchedule(Node):
             updated_by=schedule.updated_by,
             updated_at=schedule.updated_at,
         )
-
-
-# -- lists ----------------------------------------------------------------------
 
 
 async def list_runs(
