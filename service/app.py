@@ -3,7 +3,8 @@
 :func:`create_app` serves an already-open :class:`~service.core.Services`
 (tests, embedding); :func:`create_app_from_settings` opens and closes the
 services in the app's lifespan (``segport serve``). Either way the services
-hang off ``app.state.services``.
+hang off ``app.state.services``, and the part of them the GraphQL API uses
+(:class:`~service.api.context.ApiParts`) off ``app.state.api_parts``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
 from service.access.auth import AuthenticationError
-from service.api.context import RequestContext
+from service.api.context import ApiParts, RequestContext
 from service.api.schema import create_schema
 from service.connections.oauth import oauth_callback
 from service.core import Services, open_services
@@ -135,7 +136,7 @@ class SegportGraphQL(GraphQL[RequestContext, None]):
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> RequestContext:
         return RequestContext(
-            services=request.app.state.services,
+            parts=request.app.state.api_parts,
             request=request,
             response=response,
             request_id=str(request.scope.get("state", {}).get("request_id", "")),
@@ -176,6 +177,34 @@ def _unavailable(reason: str) -> Response:
     return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
 
+async def oauth_callback_route(request: Request) -> Response:
+    """``GET /oauth/callback``: the provider sends the browser back here."""
+    services: Services = request.app.state.services
+    return await oauth_callback(request, services.oauth, services.settings.ui_url)
+
+
+def api_parts(services: Services) -> ApiParts:
+    """What the GraphQL API gets of ``services``."""
+    return ApiParts(
+        settings=services.settings,
+        store=services.store,
+        destinations=services.destinations,
+        verifier=services.verifier,
+        cipher=services.cipher,
+        destination_access=services.destination_access,
+        oauth=services.oauth,
+        runs=services.runs,
+        events=services.events,
+        metrics=services.metrics,
+    )
+
+
+def _serve(app: Starlette, services: Services) -> None:
+    """Hang ``services`` (and the API's parts of them) off ``app``."""
+    app.state.services = services
+    app.state.api_parts = api_parts(services)
+
+
 def _build(settings: Settings, lifespan: Any = None) -> Starlette:
     graphql = SegportGraphQL(
         create_schema(max_query_depth=settings.max_query_depth),
@@ -189,7 +218,7 @@ def _build(settings: Settings, lifespan: Any = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
-            Route("/oauth/callback", oauth_callback),
+            Route("/oauth/callback", oauth_callback_route),
         ],
         lifespan=lifespan,
     )
@@ -202,7 +231,7 @@ def _build(settings: Settings, lifespan: Any = None) -> Starlette:
 def create_app(services: Services) -> Starlette:
     """An app serving ``services``, which the caller opened and will close."""
     app = _build(services.settings)
-    app.state.services = services
+    _serve(app, services)
     return app
 
 
@@ -219,7 +248,7 @@ def create_app_from_settings(
         async with open_services(
             settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points
         ) as services:
-            app.state.services = services
+            _serve(app, services)
             # Embedded mode: this process also carries runs and ticks the schedule.
             async with in_process_runs(services.run_context):
                 yield

@@ -333,7 +333,7 @@ def rotate_keys() -> None:
 
     async def rotate() -> int:
         async with open_services(settings) as services:
-            return await rotate_credentials(services)
+            return await rotate_credentials(services.store, services.cipher, services.locks)
 
     try:
         rotated = asyncio.run(rotate())

@@ -21,6 +21,8 @@ import httpx
 from service.access.auth import TokenVerifier
 from service.access.crypto import CredentialCipher
 from service.connections.context import destination_context
+from service.connections.destinations import DestinationAccess
+from service.connections.oauth import OAuthFlow
 from service.coordination.events import MemoryRunEvents, RunEvents, open_run_events
 from service.coordination.limiter import RateLimiters
 from service.coordination.locks import Locks, MemoryLocks, make_locks
@@ -62,12 +64,29 @@ class Services:
     """Where run jobs go: asyncio tasks in this process, or arq on Redis when configured."""
     metrics: Metrics = field(default_factory=Metrics)
     """Prometheus metrics of this process (``/metrics``, the worker's metrics port)."""
+    destination_access: DestinationAccess = field(init=False, repr=False, compare=False)
+    """The parts the connections layer reaches destinations through."""
+    oauth: OAuthFlow = field(init=False, repr=False, compare=False)
+    """Start and complete OAuth authorizations of connections."""
     runs: RunCoordinator = field(init=False, repr=False, compare=False)
     """Request and cancel runs (the one way runs are made)."""
     run_context: RunContext = field(init=False, repr=False, compare=False)
     """What the runs layer (pipeline, schedule, jobs) works with."""
 
     def __post_init__(self) -> None:
+        self.destination_access = DestinationAccess(
+            destinations=self.destinations,
+            store=self.store,
+            cipher=self.cipher,
+            http=self.http,
+            limiters=self.limiters,
+            locks=self.locks,
+        )
+        self.oauth = OAuthFlow(
+            self.destination_access,
+            redirect_uri=self.settings.oauth_redirect_uri,
+            state_ttl_seconds=self.settings.oauth_state_ttl_seconds,
+        )
         self.runs = RunCoordinator(self.store, self.events, self.queue, self.metrics)
         self.run_context = RunContext(
             settings=RunSettings.of(self.settings),
@@ -89,7 +108,7 @@ class Services:
     ) -> DestinationContext:
         """The destination context a run of ``connection`` hands its plugin."""
         return await destination_context(
-            self, connection, export_settings=export_settings, reporter=reporter
+            self.destination_access, connection, export_settings=export_settings, reporter=reporter
         )
 
 

@@ -29,7 +29,6 @@ import uvicorn
 from service.access.auth import mint_token
 from service.api.ids import to_global_id
 from service.app import create_app
-from service.connections.oauth import OAuthFlow
 from service.core import Services, open_services
 from service.domain import (
     Connection,
@@ -157,7 +156,7 @@ async def ensure_connection(services: Services, demo: DemoDestination) -> Connec
             data_privacy_accepted_at=now,
         )
         await store.save_connection(connection)
-    flow = OAuthFlow(services)
+    flow = services.oauth
     url = await flow.start(connection, DEMO_USER)
     # The browser's part: the demo's server approves at once and redirects to our
     # callback, whose code and state we hand to the flow directly (we do not serve yet).

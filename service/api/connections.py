@@ -11,16 +11,16 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service import domain
-from service.access.permissions import Action, visible_usable_by
+from service.access.permissions import visible_usable_by
 from service.api.context import Info
 from service.api.descriptors import ConnectionUsableBy
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id, to_global_id
-from service.api.nodes import Connection, ConnectionConnection
-from service.api.pagination import page_args
+from service.api.nodes import Connection
+from service.api.pagination import ListConnection, page_args
 from service.connections.context import destination_context
 from service.connections.credentials import seal_credentials
-from service.connections.oauth import OAuthError, OAuthFlow
+from service.connections.oauth import OAuthError
 from service.plugins.api import Destination, InvalidCredentials
 
 
@@ -104,13 +104,12 @@ class Query:
     )
     async def connections(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> ConnectionConnection:
-        principal = info.context.require(Action.SEE_CONNECTIONS)
-        args = page_args(info.context.services.settings, first, after)
-        page = await info.context.services.store.list_connections(
-            args.first, after=args.after, usable_by=visible_usable_by(principal)
+    ) -> ListConnection[Connection]:
+        args = page_args(info.context.parts.settings, first, after)
+        page = await info.context.parts.store.list_connections(
+            args.first, after=args.after, usable_by=visible_usable_by(info.context.principal)
         )
-        return ConnectionConnection.of(page)
+        return ListConnection.of(page, Connection.of)
 
 
 @strawberry.type
@@ -119,72 +118,52 @@ class Mutation:
     async def create_connection(
         self, info: Info, input: CreateConnectionInput
     ) -> ConnectionPayload:
-        info.context.require(Action.MANAGE_CONNECTIONS)
-        try:
-            connection = await _create_connection(info, input)
-        except UserInputError as exc:
-            return ConnectionPayload(user_errors=exc.errors)
+        connection = await _create_connection(info, input)
         return ConnectionPayload(connection=Connection.of(connection))
 
     @strawberry.mutation
     async def update_connection(
         self, info: Info, input: UpdateConnectionInput
     ) -> ConnectionPayload:
-        info.context.require(Action.MANAGE_CONNECTIONS)
-        try:
-            connection = await load_connection(info, input.id, "id")
-            if input.display_name is not None:
-                connection.display_name = _display_name(input.display_name)
-            if input.usable_by is not None:
-                connection.usable_by = input.usable_by
-        except UserInputError as exc:
-            return ConnectionPayload(user_errors=exc.errors)
+        connection = await load_connection(info, input.id, "id")
+        if input.display_name is not None:
+            connection.display_name = _display_name(input.display_name)
+        if input.usable_by is not None:
+            connection.usable_by = input.usable_by
         connection.updated_at = domain.utcnow()
-        await info.context.services.store.save_connection(connection)
+        await info.context.parts.store.save_connection(connection)
         return ConnectionPayload(connection=Connection.of(connection))
 
     @strawberry.mutation(description="The caller becomes the connection's export user.")
     async def add_export_user(self, info: Info, input: AddExportUserInput) -> ConnectionPayload:
-        principal = info.context.require(Action.MANAGE_CONNECTIONS)
-        try:
-            connection = await load_connection(info, input.connection_id, "connectionId")
-        except UserInputError as exc:
-            return ConnectionPayload(user_errors=exc.errors)
-        connection.export_user = principal.sub
+        connection = await load_connection(info, input.connection_id, "connectionId")
+        connection.export_user = info.context.principal.sub
         connection.updated_at = domain.utcnow()
-        await info.context.services.store.save_connection(connection)
+        await info.context.parts.store.save_connection(connection)
         return ConnectionPayload(connection=Connection.of(connection))
 
     @strawberry.mutation
     async def remove_connection(
         self, info: Info, input: RemoveConnectionInput
     ) -> RemoveConnectionPayload:
-        info.context.require(Action.MANAGE_CONNECTIONS)
-        try:
-            return await _remove_connection(info, input)
-        except UserInputError as exc:
-            return RemoveConnectionPayload(user_errors=exc.errors)
+        return await _remove_connection(info, input)
 
     @strawberry.mutation(description="Start OAuth: the URL to send the browser to.")
     async def authorize_connection(
         self, info: Info, input: AuthorizeConnectionInput
     ) -> AuthorizeConnectionPayload:
-        principal = info.context.require(Action.MANAGE_CONNECTIONS)
+        connection = await load_connection(info, input.connection_id, "connectionId")
+        destination = info.context.parts.destinations.get(connection.destination_type)
+        if destination is None or destination.auth_kind != "oauth2":
+            raise UserInputError(
+                "connectionId",
+                f"connection {input.connection_id!r} does not authorize with OAuth",
+                "NOT_OAUTH",
+            )
         try:
-            connection = await load_connection(info, input.connection_id, "connectionId")
-            destination = info.context.services.destinations.get(connection.destination_type)
-            if destination is None or destination.auth_kind != "oauth2":
-                raise UserInputError(
-                    "connectionId",
-                    f"connection {input.connection_id!r} does not authorize with OAuth",
-                    "NOT_OAUTH",
-                )
-            try:
-                url = await OAuthFlow(info.context.services).start(connection, principal.sub)
-            except OAuthError as exc:
-                raise UserInputError("connectionId", str(exc.message), str(exc.code)) from exc
-        except UserInputError as exc:
-            return AuthorizeConnectionPayload(user_errors=exc.errors)
+            url = await info.context.parts.oauth.start(connection, info.context.principal.sub)
+        except OAuthError as exc:
+            raise UserInputError("connectionId", str(exc.message), str(exc.code)) from exc
         return AuthorizeConnectionPayload(
             authorization_url=str(url), connection=Connection.of(connection)
         )
@@ -193,15 +172,12 @@ class Mutation:
     async def complete_connection_authorization(
         self, info: Info, input: CompleteConnectionAuthorizationInput
     ) -> ConnectionPayload:
-        principal = info.context.require(Action.MANAGE_CONNECTIONS)
         try:
-            connection = await OAuthFlow(info.context.services).complete(
-                input.state, input.code, principal.sub
+            connection = await info.context.parts.oauth.complete(
+                input.state, input.code, info.context.principal.sub
             )
         except OAuthError as exc:
-            return ConnectionPayload(
-                user_errors=[user_error("code", str(exc.message), str(exc.code))]
-            )
+            raise UserInputError("code", str(exc.message), str(exc.code)) from exc
         return ConnectionPayload(connection=Connection.of(connection))
 
 
@@ -215,7 +191,7 @@ def _display_name(value: str) -> str:
 async def load_connection(info: Info, global_id: str, field: str) -> domain.Connection:
     """The connection a mutation names, or a NOT_FOUND userError for ``field``."""
     raw_id = expect_global_id(global_id, "Connection", field)
-    connection = await info.context.services.store.get_connection(raw_id)
+    connection = await info.context.parts.store.get_connection(raw_id)
     if connection is None:
         raise UserInputError(field, f"connection {global_id!r} does not exist", "NOT_FOUND")
     return connection
@@ -232,7 +208,7 @@ def _settings_object(value: Any, field: str) -> dict[str, Any]:
 
 
 async def _create_connection(info: Info, input: CreateConnectionInput) -> domain.Connection:
-    services = info.context.services
+    parts = info.context.parts
     principal = info.context.principal
     errors: list[UserError] = []
     if input.accept_data_privacy is not True:
@@ -244,9 +220,9 @@ async def _create_connection(info: Info, input: CreateConnectionInput) -> domain
                 "DATA_PRIVACY_NOT_ACCEPTED",
             )
         )
-    destination = services.destinations.get(input.destination_type)
+    destination = parts.destinations.get(input.destination_type)
     if destination is None:
-        installed = ", ".join(d.key for d in services.destinations.all()) or "none"
+        installed = ", ".join(d.key for d in parts.destinations.all()) or "none"
         errors.append(
             user_error(
                 "destinationType",
@@ -279,12 +255,12 @@ async def _create_connection(info: Info, input: CreateConnectionInput) -> domain
         updated_at=now,
         settings={k: v for k, v in settings.items() if k not in secret_names},
         # Secret settings (API keys) are only ever stored encrypted.
-        credentials=seal_credentials(services.cipher, secrets=secrets) if secrets else None,
+        credentials=seal_credentials(parts.cipher, secrets=secrets) if secrets else None,
         data_privacy_accepted_by=principal.sub,
         data_privacy_accepted_at=now,
     )
     await _connect_without_oauth(info, destination, connection)
-    await services.store.save_connection(connection)
+    await parts.store.save_connection(connection)
     return connection
 
 
@@ -295,7 +271,7 @@ async def _connect_without_oauth(
     if destination.auth_kind == "none":
         connection.status = domain.ConnectionStatus.CONNECTED
     elif destination.auth_kind == "api_key":
-        ctx = await destination_context(info.context.services, connection)
+        ctx = await destination_context(info.context.parts.destination_access, connection)
         try:
             connection.account = await destination.verify_connection(ctx)
         except InvalidCredentials as exc:
@@ -308,7 +284,7 @@ async def _connect_without_oauth(
 
 
 async def _remove_connection(info: Info, input: RemoveConnectionInput) -> RemoveConnectionPayload:
-    store = info.context.services.store
+    store = info.context.parts.store
     connection = await load_connection(info, input.id, "id")
     export_ids = await store.export_ids_using_connection(connection.id)
     if export_ids and input.exports is RemoveConnectionExports.FAIL_IF_USED:

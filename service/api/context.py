@@ -1,4 +1,9 @@
-"""The per-operation GraphQL context: the services, the request and who is calling."""
+"""The per-operation GraphQL context: the API's parts, the request and who is calling.
+
+:class:`ApiParts` is what the API uses of the process's parts, and nothing
+more; the ASGI app (:mod:`service.app`) builds it from the wiring, so the
+API never depends on the layer that assembles it.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,47 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from service import domain
-from service.access.auth import AuthenticationError, Principal
-from service.access.permissions import Action, allows
-from service.api.errors import forbidden
-from service.core import Services
+from service.access.auth import AuthenticationError, Principal, TokenVerifier
+from service.access.crypto import CredentialCipher
+from service.access.permissions import (
+    can_edit_export,
+    can_see_connection,
+    can_see_connection_details,
+    can_use_connection,
+)
+from service.connections.destinations import DestinationAccess
+from service.connections.oauth import OAuthFlow
+from service.coordination.events import RunEvents
+from service.coordination.run_requests import RunCoordinator
+from service.observability.metrics import Metrics
+from service.plugins.manager import DestinationRegistry
+from service.settings import Settings
+from service.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ApiParts:
+    """The parts of the process the GraphQL API works with."""
+
+    settings: Settings
+    store: Store
+    destinations: DestinationRegistry
+    verifier: TokenVerifier
+    cipher: CredentialCipher
+    """Seals the secret settings of a connection being created."""
+    destination_access: DestinationAccess
+    """Reaches a connection's destination (API-key checks, settings checks, pickers)."""
+    oauth: OAuthFlow
+    runs: RunCoordinator
+    """The one way runs are requested and cancelled."""
+    events: RunEvents
+    """Run changes, for the subscriptions."""
+    metrics: Metrics
 
 
 @dataclass
 class RequestContext:
-    services: Services
+    parts: ApiParts
     request: Request | WebSocket
     response: Response | WebSocket | None
     request_id: str
@@ -39,11 +76,11 @@ class RequestContext:
         self.last_runs = DataLoader(load_fn=self._load_last_runs)
 
     async def _load_segments(self, ids: list[str]) -> list[domain.Segment | None]:
-        found = {s.id: s for s in await self.services.store.get_segments(ids)}
+        found = {s.id: s for s in await self.parts.store.get_segments(ids)}
         return [found.get(i) for i in ids]
 
     async def _load_last_runs(self, export_ids: list[str]) -> list[domain.ExportRun | None]:
-        latest = await self.services.store.latest_runs(export_ids)
+        latest = await self.parts.store.latest_runs(export_ids)
         return [latest.get(i) for i in export_ids]
 
     def authorization(self) -> str | None:
@@ -57,7 +94,7 @@ class RequestContext:
     async def authenticate(self) -> Principal:
         """Verify the caller's token once per operation; raises AuthenticationError."""
         if self._principal is None:
-            self._principal = await self.services.verifier.verify(self.authorization())
+            self._principal = await self.parts.verifier.verify(self.authorization())
         return self._principal
 
     @property
@@ -67,25 +104,39 @@ class RequestContext:
             raise AuthenticationError("not authenticated")
         return self._principal
 
-    def require(self, action: Action) -> Principal:
-        """The caller, when one of their roles allows ``action``; a FORBIDDEN error otherwise."""
-        principal = self.principal
-        if not allows(principal, action):
-            raise forbidden(action.value)
-        return principal
+    # -- object-level permissions: the caller and one object (role-level ones are
+    # -- declared per root field in service.api.permissions) ---------------------------
+
+    def may_see_connection(self, connection: domain.Connection) -> bool:
+        return can_see_connection(self.principal, connection)
+
+    def may_see_connection_details(self) -> bool:
+        """Status, account, export user, consent and settings of connections."""
+        return can_see_connection_details(self.principal)
+
+    def may_use_connection(self, connection: domain.Connection) -> bool:
+        """May the caller create or edit exports that send through ``connection``?"""
+        return can_use_connection(self.principal, connection)
+
+    async def may_edit_export(self, export: domain.Export) -> bool:
+        """May the caller edit, run, cancel or remove ``export`` (given its stored connection)?"""
+        connection = None
+        if export.connection_id is not None:
+            connection = await self.load_connection(export.connection_id)
+        return can_edit_export(self.principal, export, connection)
+
+    # -- reads memoized for the operation ------------------------------------------------
 
     async def load_connection(self, connection_id: str) -> domain.Connection | None:
         """A connection by raw id, read once per operation (exports in a page share few)."""
         if connection_id not in self._connections:
-            self._connections[connection_id] = await self.services.store.get_connection(
-                connection_id
-            )
+            self._connections[connection_id] = await self.parts.store.get_connection(connection_id)
         return self._connections[connection_id]
 
     async def load_refresh_schedule(self) -> domain.RefreshSchedule:
         """The system refresh schedule, read once per operation (every export follows it)."""
         if self._refresh_schedule is None:
-            self._refresh_schedule = await self.services.store.get_refresh_schedule()
+            self._refresh_schedule = await self.parts.store.get_refresh_schedule()
         return self._refresh_schedule
 
     def forget_connection(self, connection_id: str) -> None:

@@ -20,7 +20,7 @@ import structlog
 
 from service import domain
 from service.connections.context import destination_context
-from service.core import Services
+from service.connections.destinations import DestinationAccess
 from service.plugins.api import (
     AuthorizationLost,
     Destination,
@@ -65,7 +65,7 @@ def _impatient_sleep(destination: Destination) -> Callable[[float], Awaitable[No
 
 
 async def call_destination(
-    services: Services,
+    access: DestinationAccess,
     connection: domain.Connection,
     destination: Destination,
     call: Callable[[DestinationContext], Awaitable[T]],
@@ -78,7 +78,7 @@ async def call_destination(
     NEEDS_REAUTHORIZATION (the credential source does that) when a refresh was
     refused.
     """
-    ctx = await destination_context(services, connection, export_settings=export_settings)
+    ctx = await destination_context(access, connection, export_settings=export_settings)
     ctx = dataclasses.replace(ctx, sleep=_impatient_sleep(destination))
     name = destination.display_name
     try:

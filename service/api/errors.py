@@ -1,8 +1,9 @@
 """How the API reports failures: userErrors for expected ones, coded top-level errors otherwise.
 
 * Expected failures of a mutation (validation, not found, conflict, forbidden
-  for one object) raise :class:`UserInputError`; the resolver turns it into the
-  payload's ``userErrors``.
+  for one object) raise :class:`UserInputError`; :class:`UserErrorsPayload`,
+  which :mod:`service.api.schema` gives every mutation, answers them as the
+  mutation's payload with only ``userErrors`` set.
 * A caller without a valid token gets a top-level error coded
   ``UNAUTHENTICATED``; a role that may not do the thing gets ``FORBIDDEN``;
   bad arguments of a query get ``BAD_USER_INPUT``.
@@ -11,10 +12,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import FieldExtension
+from strawberry.extensions.field_extension import AsyncExtensionResolver, SyncExtensionResolver
+from strawberry.types.base import get_object_definition
+from strawberry.types.field import StrawberryField
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
@@ -61,6 +67,44 @@ class UserInputError(Exception):
 
 def user_error(field: str | Sequence[str] | None, message: str, code: str = "INVALID") -> UserError:
     return UserError(field=_path(field), message=message, code=code)
+
+
+class UserErrorsPayload(FieldExtension):
+    """A mutation's :class:`UserInputError` becomes its payload, with only ``userErrors`` set.
+
+    The payload type is the mutation's own (read from the field when the
+    schema is built, which fails for a payload without ``userErrors``).
+    """
+
+    def __init__(self) -> None:
+        self._payload: Callable[..., Any] | None = None
+
+    def apply(self, field: StrawberryField) -> None:
+        payload = field.type
+        definition = get_object_definition(payload)
+        if definition is None or not any(f.python_name == "user_errors" for f in definition.fields):
+            raise TypeError(f"mutation {field.python_name!r} must return a payload with userErrors")
+        self._payload = definition.origin
+
+    def _answer(self, exc: UserInputError) -> Any:
+        assert self._payload is not None, "applied when the schema is built"
+        return self._payload(user_errors=exc.errors)
+
+    def resolve(
+        self, next_: SyncExtensionResolver, source: Any, info: strawberry.Info, **kwargs: Any
+    ) -> Any:
+        try:
+            return next_(source, info, **kwargs)
+        except UserInputError as exc:
+            return self._answer(exc)
+
+    async def resolve_async(
+        self, next_: AsyncExtensionResolver, source: Any, info: strawberry.Info, **kwargs: Any
+    ) -> Any:
+        try:
+            return await next_(source, info, **kwargs)
+        except UserInputError as exc:
+            return self._answer(exc)
 
 
 def unauthenticated(reason: str) -> GraphQLError:

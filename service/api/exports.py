@@ -15,14 +15,13 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service import domain
-from service.access.permissions import Action, can_edit_export, can_use_connection
 from service.api.context import Info
 from service.api.descriptors import Frequency, ScheduleMode, Weekday
 from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
-from service.api.nodes import Export, ExportConnection
-from service.api.pagination import page_args
+from service.api.nodes import Export
+from service.api.pagination import ListConnection, page_args
 from service.domain.recurrence import InvalidRecurrence, parse_recurrence
 from service.plugins.api import Destination
 
@@ -115,42 +114,29 @@ class Query:
         first: int | None = None,
         after: str | None = None,
         search: str | None = None,
-    ) -> ExportConnection:
-        info.context.require(Action.READ)
-        args = page_args(info.context.services.settings, first, after)
-        page = await info.context.services.store.list_exports(
+    ) -> ListConnection[Export]:
+        args = page_args(info.context.parts.settings, first, after)
+        page = await info.context.parts.store.list_exports(
             args.first, after=args.after, search=search or None
         )
-        return ExportConnection.of(page)
+        return ListConnection.of(page, Export.of)
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Save a new export. Saving does not run it.")
     async def create_export(self, info: Info, input: CreateExportInput) -> ExportPayload:
-        info.context.require(Action.MANAGE_EXPORTS)
-        try:
-            export = await _create_export(info, input)
-        except UserInputError as exc:
-            return ExportPayload(user_errors=exc.errors)
+        export = await _create_export(info, input)
         return ExportPayload(export=Export.of(export))
 
     @strawberry.mutation
     async def update_export(self, info: Info, input: UpdateExportInput) -> ExportPayload:
-        info.context.require(Action.MANAGE_EXPORTS)
-        try:
-            export = await _update_export(info, input)
-        except UserInputError as exc:
-            return ExportPayload(user_errors=exc.errors)
+        export = await _update_export(info, input)
         return ExportPayload(export=Export.of(export))
 
     @strawberry.mutation(description='A copy named "<name> (copy)", on the same connection.')
     async def duplicate_export(self, info: Info, input: DuplicateExportInput) -> ExportPayload:
-        info.context.require(Action.MANAGE_EXPORTS)
-        try:
-            source = await editable_export(info, input.id, "id")
-        except UserInputError as exc:
-            return ExportPayload(user_errors=exc.errors)
+        source = await editable_export(info, input.id, "id")
         now = domain.utcnow()
         copy = domain.Export(
             id=domain.new_id(),
@@ -165,49 +151,37 @@ class Mutation:
             created_at=now,
             updated_at=now,
         )
-        await info.context.services.store.save_export(copy)
+        await info.context.parts.store.save_export(copy)
         return ExportPayload(export=Export.of(copy))
 
     @strawberry.mutation(description="Attach a connection (of the same destination type).")
     async def attach_connection(self, info: Info, input: AttachConnectionInput) -> ExportPayload:
-        info.context.require(Action.MANAGE_EXPORTS)
-        try:
-            export = await editable_export(info, input.export_id, "exportId")
-            connection = await usable_connection(info, input.connection_id, "connectionId")
-            if connection.destination_type != export.destination_type:
-                raise UserInputError(
-                    "connectionId",
-                    f"connection {input.connection_id!r} is a {connection.destination_type!r} "
-                    f"connection; this export sends to {export.destination_type!r}",
-                    "DESTINATION_MISMATCH",
-                )
-        except UserInputError as exc:
-            return ExportPayload(user_errors=exc.errors)
+        export = await editable_export(info, input.export_id, "exportId")
+        connection = await usable_connection(info, input.connection_id, "connectionId")
+        if connection.destination_type != export.destination_type:
+            raise UserInputError(
+                "connectionId",
+                f"connection {input.connection_id!r} is a {connection.destination_type!r} "
+                f"connection; this export sends to {export.destination_type!r}",
+                "DESTINATION_MISMATCH",
+            )
         export.connection_id = connection.id
         export.updated_at = domain.utcnow()
-        await info.context.services.store.save_export(export)
+        await info.context.parts.store.save_export(export)
         return ExportPayload(export=Export.of(export))
 
     @strawberry.mutation(description="Detach the connection; the export keeps its configuration.")
     async def detach_connection(self, info: Info, input: DetachConnectionInput) -> ExportPayload:
-        info.context.require(Action.MANAGE_EXPORTS)
-        try:
-            export = await editable_export(info, input.export_id, "exportId")
-        except UserInputError as exc:
-            return ExportPayload(user_errors=exc.errors)
+        export = await editable_export(info, input.export_id, "exportId")
         export.connection_id = None
         export.updated_at = domain.utcnow()
-        await info.context.services.store.save_export(export)
+        await info.context.parts.store.save_export(export)
         return ExportPayload(export=Export.of(export))
 
     @strawberry.mutation(description="Remove the export and its run history.")
     async def remove_export(self, info: Info, input: RemoveExportInput) -> RemoveExportPayload:
-        info.context.require(Action.MANAGE_EXPORTS)
-        store = info.context.services.store
-        try:
-            export = await editable_export(info, input.id, "id")
-        except UserInputError as exc:
-            return RemoveExportPayload(user_errors=exc.errors)
+        store = info.context.parts.store
+        export = await editable_export(info, input.id, "id")
         active = await store.active_run(export.id)
         if active is not None:
             await store.request_run_cancel(active.id)
@@ -221,13 +195,10 @@ class Mutation:
 async def editable_export(info: Info, global_id: str, field: str) -> domain.Export:
     """The export a mutation names, when the caller may edit it; a userError otherwise."""
     raw_id = expect_global_id(global_id, "Export", field)
-    export = await info.context.services.store.get_export(raw_id)
+    export = await info.context.parts.store.get_export(raw_id)
     if export is None:
         raise UserInputError(field, f"export {global_id!r} does not exist", "NOT_FOUND")
-    connection = None
-    if export.connection_id is not None:
-        connection = await info.context.load_connection(export.connection_id)
-    if not can_edit_export(info.context.principal, export, connection):
+    if not await info.context.may_edit_export(export):
         raise UserInputError(field, f"your role may not change export {global_id!r}", "FORBIDDEN")
     return export
 
@@ -238,7 +209,7 @@ async def usable_connection(info: Info, global_id: str, field: str) -> domain.Co
     connection = await info.context.load_connection(raw_id)
     if connection is None:
         raise UserInputError(field, f"connection {global_id!r} does not exist", "NOT_FOUND")
-    if not can_use_connection(info.context.principal, connection):
+    if not info.context.may_use_connection(connection):
         raise UserInputError(
             field, f"your role may not use connection {global_id!r} for exports", "FORBIDDEN"
         )
@@ -250,7 +221,7 @@ async def usable_connection(info: Info, global_id: str, field: str) -> domain.Co
 
 async def _create_export(info: Info, input: CreateExportInput) -> domain.Export:
     connection = await usable_connection(info, input.connection_id, "connectionId")
-    destination = info.context.services.destinations.get(connection.destination_type)
+    destination = info.context.parts.destinations.get(connection.destination_type)
     if destination is None:
         raise UserInputError(
             "connectionId",
@@ -274,7 +245,7 @@ async def _create_export(info: Info, input: CreateExportInput) -> domain.Export:
     )
     export.segment_ids = await _segment_ids(info, input.segment_ids, errors)
     await _check(info, export, destination, connection, errors)
-    await info.context.services.store.save_export(export)
+    await info.context.parts.store.save_export(export)
     return export
 
 
@@ -297,7 +268,7 @@ async def _update_export(info: Info, input: UpdateExportInput) -> domain.Export:
     connection = None
     if export.connection_id is not None:
         connection = await info.context.load_connection(export.connection_id)
-    destination = info.context.services.destinations.get(export.destination_type)
+    destination = info.context.parts.destinations.get(export.destination_type)
     if destination is None:
         raise UserInputError(
             "id",
@@ -306,7 +277,7 @@ async def _update_export(info: Info, input: UpdateExportInput) -> domain.Export:
         )
     export.updated_at = domain.utcnow()
     await _check(info, export, destination, connection, errors)
-    await info.context.services.store.save_export(export)
+    await info.context.parts.store.save_export(export)
     return export
 
 
@@ -374,9 +345,7 @@ async def _segment_ids(
                 user_error(["segmentIds", str(position)], exc.errors[0].message, "INVALID_ID")
             )
             raw_ids.append("")
-    found = {
-        s.id for s in await info.context.services.store.get_segments([r for r in raw_ids if r])
-    }
+    found = {s.id for s in await info.context.parts.store.get_segments([r for r in raw_ids if r])}
     for position, raw in enumerate(raw_ids):
         if raw and raw not in found:
             errors.append(
@@ -412,7 +381,7 @@ async def _check(
         settings = export.settings
         try:
             remote = await call_destination(
-                info.context.services,
+                info.context.parts.destination_access,
                 connection,
                 destination,
                 lambda ctx: destination.check_export_settings(ctx, settings),

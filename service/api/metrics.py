@@ -29,7 +29,7 @@ class OperationMetrics(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:
         context = self.execution_context.context
-        metrics: Metrics | None = getattr(getattr(context, "services", None), "metrics", None)
+        metrics: Metrics | None = getattr(getattr(context, "parts", None), "metrics", None)
         started = time.perf_counter()
         yield
         if metrics is None:

@@ -1,15 +1,14 @@
 # mypy: disable-error-code="untyped-decorator"
 # (strawberry.field/mutation with keyword arguments are untyped decorators for mypy)
-"""The Relay node types (objects with a global id) and their list connections.
+"""The Relay node types (objects with a global id).
 
 Each type keeps the domain record it shows in a private attribute; fields that
-need a permission check or another read resolve lazily, asking
-:mod:`service.access.permissions`.
+need a permission check or another read resolve lazily, asking the request
+context (``info.context.may_...``, which applies :mod:`service.access.permissions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +16,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service import domain
-from service.access.permissions import (
-    can_edit_export,
-    can_see_connection,
-    can_see_connection_details,
-)
 from service.api.context import Info
 from service.api.descriptors import (
     ConnectionStatus,
@@ -37,16 +31,15 @@ from service.api.descriptors import (
     Weekday,
 )
 from service.api.ids import to_global_id
-from service.api.pagination import Edge, PageInfo, edges_of, page_args, page_info
-from service.core import Services
+from service.api.pagination import ListConnection, page_args
 from service.domain.schedule import export_recurrence, next_due
-from service.store.base import Page
+from service.plugins.manager import DestinationRegistry
 
 REFRESH_SCHEDULE_ID = "system"
 
 
-def destination_type(services: Services, key: str) -> DestinationType:
-    destination = services.destinations.get(key)
+def destination_type(destinations: DestinationRegistry, key: str) -> DestinationType:
+    destination = destinations.get(key)
     return DestinationType.of(destination) if destination else DestinationType.missing(key)
 
 
@@ -76,7 +69,7 @@ class Segment(Node):
 
     @strawberry.field(description="How many profiles belong to the segment.")
     async def member_count(self, info: Info) -> int:
-        return await info.context.services.store.count_segment_members([self.record.id])
+        return await info.context.parts.store.count_segment_members([self.record.id])
 
 
 @strawberry.type(
@@ -103,10 +96,10 @@ class Connection(Node):
 
     @strawberry.field
     def destination_type(self, info: Info) -> DestinationType:
-        return destination_type(info.context.services, self.record.destination_type)
+        return destination_type(info.context.parts.destinations, self.record.destination_type)
 
     def _details(self, info: Info) -> domain.Connection | None:
-        if can_see_connection_details(info.context.principal):
+        if info.context.may_see_connection_details():
             return self.record
         return None
 
@@ -192,13 +185,13 @@ class Export(Node):
         if self.record.connection_id is None:
             return None
         connection = await info.context.load_connection(self.record.connection_id)
-        if connection is None or not can_see_connection(info.context.principal, connection):
+        if connection is None or not info.context.may_see_connection(connection):
             return None
         return Connection.of(connection)
 
     @strawberry.field
     def destination_type(self, info: Info) -> DestinationType:
-        return destination_type(info.context.services, self.record.destination_type)
+        return destination_type(info.context.parts.destinations, self.record.destination_type)
 
     @strawberry.field
     async def segments(self, info: Info) -> list[Segment]:
@@ -213,7 +206,7 @@ class Export(Node):
     @strawberry.field(description="Runs of this export, newest first.")
     async def runs(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> ExportRunConnection:
+    ) -> ListConnection[ExportRun]:
         return await list_runs(info, first, after, self.record.id)
 
     @strawberry.field(
@@ -228,10 +221,7 @@ class Export(Node):
 
     @strawberry.field(description="Whether your role may edit, run and remove this export.")
     async def can_edit(self, info: Info) -> bool:
-        connection = None
-        if self.record.connection_id is not None:
-            connection = await info.context.load_connection(self.record.connection_id)
-        return can_edit_export(info.context.principal, self.record, connection)
+        return await info.context.may_edit_export(self.record)
 
 
 @strawberry.type
@@ -269,7 +259,7 @@ class ExportRun(Node):
 
     @strawberry.field(description="Null when the export was removed.")
     async def export(self, info: Info) -> Export | None:
-        export = await info.context.services.store.get_export(self.record.export_id)
+        export = await info.context.parts.store.get_export(self.record.export_id)
         return Export.of(export) if export else None
 
     @strawberry.field(description="A sample of per-record and per-batch errors.")
@@ -310,68 +300,12 @@ class RefreshSchedule(Node):
         )
 
 
-# -- list connections -------------------------------------------------------------
-
-
-def _connection_fields(page: Page[Any], node_of: Callable[[Any], Any]) -> dict[str, Any]:
-    """The fields every Relay connection type has, from one page of the store."""
-    return {
-        "edges": edges_of(page.items, node_of),
-        "page_info": page_info(page.items, page.has_next_page, page.has_previous_page),
-        "total_count": page.total_count,
-    }
-
-
-@strawberry.type
-class SegmentConnection:
-    edges: list[Edge[Segment]]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[domain.Segment]) -> SegmentConnection:
-        return cls(**_connection_fields(page, Segment.of))
-
-
-@strawberry.type
-class ConnectionConnection:
-    edges: list[Edge[Connection]]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[domain.Connection]) -> ConnectionConnection:
-        return cls(**_connection_fields(page, Connection.of))
-
-
-@strawberry.type
-class ExportConnection:
-    edges: list[Edge[Export]]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[domain.Export]) -> ExportConnection:
-        return cls(**_connection_fields(page, Export.of))
-
-
-@strawberry.type
-class ExportRunConnection:
-    edges: list[Edge[ExportRun]]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[domain.ExportRun]) -> ExportRunConnection:
-        return cls(**_connection_fields(page, ExportRun.of))
-
-
 async def list_runs(
     info: Info, first: int | None, after: str | None, export_id: str | None
-) -> ExportRunConnection:
+) -> ListConnection[ExportRun]:
     """Runs newest first, paged in the database (shared by ``exportRuns`` and ``Export.runs``)."""
-    args = page_args(info.context.services.settings, first, after)
-    page = await info.context.services.store.list_runs(
+    args = page_args(info.context.parts.settings, first, after)
+    page = await info.context.parts.store.list_runs(
         args.first, after=args.after, export_id=export_id
     )
-    return ExportRunConnection.of(page)
+    return ListConnection.of(page, ExportRun.of)

@@ -1,4 +1,7 @@
-"""Relay connection plumbing: page arguments, cursors, ``PageInfo`` and edges.
+"""Relay connection plumbing: page arguments, cursors, ``PageInfo``, edges and connections.
+
+One generic :class:`ListConnection` serves every list: ``ListConnection[Segment]``
+is the schema's ``SegmentConnection``, with ``SegmentEdge`` edges.
 
 Pages are fetched in the database through the store's ``first``/``after``;
 nothing here slices a full list. ``first`` defaults to, and is clamped at,
@@ -19,6 +22,7 @@ import strawberry
 from service.api.errors import bad_user_input
 from service.api.ids import InvalidGlobalId, from_cursor, to_cursor
 from service.settings import Settings
+from service.store.base import Page
 
 N = TypeVar("N")
 R = TypeVar("R", bound="_HasId")
@@ -75,3 +79,22 @@ def page_info(records: Sequence[_HasId], has_next: bool, has_previous: bool) -> 
         start_cursor=to_cursor(records[0].id) if records else None,
         end_cursor=to_cursor(records[-1].id) if records else None,
     )
+
+
+# Named "Connection" for GraphQL: strawberry names ListConnection[Segment] "SegmentConnection".
+@strawberry.type(name="Connection")
+class ListConnection(Generic[N]):
+    """A page of nodes, Relay style, with how many there are in all."""
+
+    edges: list[Edge[N]]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[R], to_node: Callable[[R], N]) -> ListConnection[N]:
+        """The connection showing one page of the store, each record as ``to_node`` makes it."""
+        return cls(
+            edges=edges_of(page.items, to_node),
+            page_info=page_info(page.items, page.has_next_page, page.has_previous_page),
+            total_count=page.total_count,
+        )

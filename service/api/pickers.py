@@ -22,7 +22,6 @@ import strawberry
 from graphql import GraphQLError
 
 from service import domain
-from service.access.permissions import Action, can_use_connection
 from service.api.context import Info
 from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import FORBIDDEN, bad_user_input
@@ -62,9 +61,8 @@ class Query:
     async def export_setting_choices(
         self, info: Info, connection_id: strawberry.ID, setting: str
     ) -> list[SettingChoice]:
-        principal = info.context.require(Action.MANAGE_EXPORTS)
         connection = await _connection(info, connection_id)
-        if not can_use_connection(principal, connection):
+        if not info.context.may_use_connection(connection):
             raise _refused(
                 f"Your role may not use connection {connection_id!r} for exports.", FORBIDDEN
             )
@@ -100,7 +98,7 @@ async def _connection(info: Info, connection_id: str) -> domain.Connection:
 
 
 def _destination(info: Info, connection: domain.Connection, connection_id: str) -> Destination:
-    destination = info.context.services.destinations.get(connection.destination_type)
+    destination = info.context.parts.destinations.get(connection.destination_type)
     if destination is None:
         raise _refused(
             f"Connection {connection_id!r} sends to {connection.destination_type!r}, "
@@ -116,7 +114,7 @@ async def _ask(
     """The destination's choices; its refusals become coded errors, never a masked crash."""
     try:
         return await call_destination(
-            info.context.services,
+            info.context.parts.destination_access,
             connection,
             destination,
             lambda ctx: destination.list_choices(ctx, setting),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import strawberry
 
-from service.access.permissions import Action, can_see_connection
 from service.api.context import Info
 from service.api.descriptors import DestinationType
 from service.api.ids import InvalidGlobalId, from_global_id
@@ -39,8 +38,7 @@ class Query:
         "not see it."
     )
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
-        principal = info.context.require(Action.READ)
-        store = info.context.services.store
+        store = info.context.parts.store
         try:
             type_name, raw_id = from_global_id(id)
         except InvalidGlobalId:
@@ -51,7 +49,7 @@ class Query:
                 return Segment.of(segment) if segment else None
             case "Connection":
                 connection = await info.context.load_connection(raw_id)
-                if connection is None or not can_see_connection(principal, connection):
+                if connection is None or not info.context.may_see_connection(connection):
                     return None
                 return Connection.of(connection)
             case "Export":
@@ -66,5 +64,4 @@ class Query:
 
     @strawberry.field(description="One per installed destination plugin.")
     def destination_types(self, info: Info) -> list[DestinationType]:
-        info.context.require(Action.READ)
-        return [DestinationType.of(d) for d in info.context.services.destinations.all()]
+        return [DestinationType.of(d) for d in info.context.parts.destinations.all()]

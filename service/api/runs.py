@@ -16,10 +16,8 @@ import strawberry
 from graphql import GraphQLError
 
 from service import domain
-from service.access.auth import AuthenticationError
-from service.access.permissions import Action, can_edit_export
 from service.api.context import Info
-from service.api.errors import UserError, UserInputError, bad_user_input, unauthenticated
+from service.api.errors import UserError, UserInputError, bad_user_input
 from service.api.exports import editable_export
 from service.api.ids import InvalidGlobalId, expect_global_id, from_global_id, to_global_id
 from service.api.nodes import ExportRun
@@ -71,17 +69,18 @@ def _user_error(field: str | None, problem: RunRequestError) -> UserError:
     return UserError(field=[field] if field else None, message=message, code=problem.code)
 
 
+def _refused(field: str, problem: RunRequestError) -> UserInputError:
+    return UserInputError.of([_user_error(field, problem)])
+
+
 async def _editable_run(info: Info, global_id: str) -> domain.ExportRun:
     raw_id = expect_global_id(global_id, "ExportRun", "runId")
-    store = info.context.services.store
+    store = info.context.parts.store
     run = await store.get_run(raw_id)
     if run is None:
         raise UserInputError("runId", f"run {global_id!r} does not exist", "NOT_FOUND")
     export = await store.get_export(run.export_id)
-    connection = None
-    if export is not None and export.connection_id is not None:
-        connection = await info.context.load_connection(export.connection_id)
-    if export is not None and not can_edit_export(info.context.principal, export, connection):
+    if export is not None and not await info.context.may_edit_export(export):
         raise UserInputError("runId", f"your role may not cancel run {global_id!r}", "FORBIDDEN")
     return run
 
@@ -90,30 +89,20 @@ async def _editable_run(info: Info, global_id: str) -> domain.ExportRun:
 class Mutation:
     @strawberry.mutation(description="Run one export now (even one whose schedule is off).")
     async def run_export(self, info: Info, input: RunExportInput) -> ExportRunPayload:
-        principal = info.context.require(Action.MANAGE_EXPORTS)
+        export = await editable_export(info, input.export_id, "exportId")
         try:
-            export = await editable_export(info, input.export_id, "exportId")
-        except UserInputError as exc:
-            return ExportRunPayload(user_errors=exc.errors)
-        try:
-            run = await info.context.services.runs.request_run(
-                export.id, domain.ExportRunTrigger.ON_DEMAND, principal.sub
+            run = await info.context.parts.runs.request_run(
+                export.id, domain.ExportRunTrigger.ON_DEMAND, info.context.principal.sub
             )
         except RunRequestError as problem:
-            return ExportRunPayload(user_errors=[_user_error("exportId", problem)])
+            raise _refused("exportId", problem) from problem
         return ExportRunPayload(export_run=ExportRun.of(run))
 
     @strawberry.mutation(description="Run every export whose schedule is on.")
     async def run_all_exports(self, info: Info, input: RunAllExportsInput) -> RunAllExportsPayload:
-        principal = info.context.require(Action.MANAGE_EXPORTS)
-
-        async def may_run(export: domain.Export) -> bool:
-            connection = None
-            if export.connection_id is not None:
-                connection = await info.context.load_connection(export.connection_id)
-            return can_edit_export(principal, export, connection)
-
-        result = await info.context.services.runs.run_all_detailed(principal.sub, may_run=may_run)
+        result = await info.context.parts.runs.run_all_detailed(
+            info.context.principal.sub, may_run=info.context.may_edit_export
+        )
         return RunAllExportsPayload(
             export_runs=[ExportRun.of(run) for run in result.runs],
             user_errors=[_user_error(None, problem) for problem in result.problems],
@@ -122,25 +111,12 @@ class Mutation:
 
     @strawberry.mutation(description="Stop a queued or running run; what was sent stays sent.")
     async def cancel_export_run(self, info: Info, input: CancelExportRunInput) -> ExportRunPayload:
-        principal = info.context.require(Action.MANAGE_EXPORTS)
+        run = await _editable_run(info, input.run_id)
         try:
-            run = await _editable_run(info, input.run_id)
-        except UserInputError as exc:
-            return ExportRunPayload(user_errors=exc.errors)
-        try:
-            cancelled = await info.context.services.runs.cancel_run(run.id, principal.sub)
+            cancelled = await info.context.parts.runs.cancel_run(run.id, info.context.principal.sub)
         except RunRequestError as problem:
-            return ExportRunPayload(user_errors=[_user_error("runId", problem)])
+            raise _refused("runId", problem) from problem
         return ExportRunPayload(export_run=ExportRun.of(cancelled))
-
-
-async def _reader(info: Info) -> None:
-    """Subscriptions authenticate from ``connectionParams.Authorization`` and need READ."""
-    try:
-        await info.context.authenticate()
-    except AuthenticationError as exc:
-        raise unauthenticated(str(exc)) from exc
-    info.context.require(Action.READ)
 
 
 def _raw_id(global_id: str, type_name: str, argument: str) -> str:
@@ -159,13 +135,12 @@ class Subscription:
         description="The run now, then every change; completes after a terminal state."
     )
     async def export_run(self, info: Info, id: strawberry.ID) -> AsyncGenerator[ExportRun, None]:
-        await _reader(info)
         raw_id = _raw_id(id, "ExportRun", "id")
-        services = info.context.services
+        parts = info.context.parts
         found = False
         # Counted while open: the block ends when the run ends, the client stops or leaves.
-        with services.metrics.subscription_open():
-            async for run in follow_run(services.store, services.events, raw_id):
+        with parts.metrics.subscription_open():
+            async for run in follow_run(parts.store, parts.events, raw_id):
                 found = True
                 yield ExportRun.of(run)
         if not found:
@@ -175,10 +150,9 @@ class Subscription:
     async def export_runs(
         self, info: Info, export_id: strawberry.ID | None = None
     ) -> AsyncGenerator[ExportRun, None]:
-        await _reader(info)
         raw_export_id = _raw_id(export_id, "Export", "exportId") if export_id else None
-        services = info.context.services
-        with services.metrics.subscription_open():
-            async with services.events.subscribe(export_id=raw_export_id) as changes:
+        parts = info.context.parts
+        with parts.metrics.subscription_open():
+            async with parts.events.subscribe(export_id=raw_export_id) as changes:
                 async for run in changes:
                     yield ExportRun.of(run)

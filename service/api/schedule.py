@@ -7,10 +7,9 @@ from __future__ import annotations
 import strawberry
 
 from service import domain
-from service.access.permissions import Action
 from service.api.context import Info
 from service.api.descriptors import Frequency, Weekday
-from service.api.errors import UserError, UserInputError
+from service.api.errors import UserError
 from service.api.exports import RecurrenceInput, recurrence_from_input
 from service.api.nodes import RefreshSchedule
 
@@ -40,8 +39,7 @@ class RefreshSchedulePayload:
 class Query:
     @strawberry.field
     async def refresh_schedule(self, info: Info) -> RefreshSchedule:
-        info.context.require(Action.READ)
-        return RefreshSchedule.of(await info.context.services.store.get_refresh_schedule())
+        return RefreshSchedule.of(await info.context.parts.store.get_refresh_schedule())
 
 
 @strawberry.type
@@ -50,8 +48,7 @@ class Mutation:
     async def update_refresh_schedule(
         self, info: Info, input: UpdateRefreshScheduleInput
     ) -> RefreshSchedulePayload:
-        principal = info.context.require(Action.CHANGE_REFRESH_SCHEDULE)
-        store = info.context.services.store
+        store = info.context.parts.store
         current = await store.get_refresh_schedule()
         old = current.recurrence
         merged = RecurrenceInput(
@@ -62,14 +59,11 @@ class Mutation:
             times=input.times if input.times is not None else list(old.times),
             time_zone=input.time_zone if input.time_zone is not None else old.timezone,
         )
-        try:
-            recurrence = recurrence_from_input(merged, [])
-        except UserInputError as exc:
-            return RefreshSchedulePayload(user_errors=exc.errors)
+        recurrence = recurrence_from_input(merged, [])
         schedule = domain.RefreshSchedule(
             enabled=current.enabled if input.enabled is None else input.enabled,
             recurrence=recurrence,
-            updated_by=principal.sub,
+            updated_by=info.context.principal.sub,
             updated_at=domain.utcnow(),
         )
         await store.save_refresh_schedule(schedule)

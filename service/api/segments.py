@@ -10,12 +10,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service import domain
-from service.access.permissions import Action
 from service.api.context import Info
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
-from service.api.nodes import Segment, SegmentConnection
-from service.api.pagination import page_args
+from service.api.nodes import Segment
+from service.api.pagination import ListConnection, page_args
 
 
 @strawberry.input
@@ -60,29 +59,23 @@ class Query:
         first: int | None = None,
         after: str | None = None,
         search: str | None = None,
-    ) -> SegmentConnection:
-        info.context.require(Action.READ)
-        args = page_args(info.context.services.settings, first, after)
-        page = await info.context.services.store.list_segments(
+    ) -> ListConnection[Segment]:
+        args = page_args(info.context.parts.settings, first, after)
+        page = await info.context.parts.store.list_segments(
             args.first, after=args.after, search=search or None
         )
-        return SegmentConnection.of(page)
+        return ListConnection.of(page, Segment.of)
 
     @strawberry.field(description="Attribute names seen on profiles, for mapping pickers.")
     async def profile_attributes(self, info: Info) -> list[str]:
-        info.context.require(Action.READ)
-        return await info.context.services.store.profile_attribute_names()
+        return await info.context.parts.store.profile_attribute_names()
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation
     async def upsert_segment(self, info: Info, input: UpsertSegmentInput) -> UpsertSegmentPayload:
-        info.context.require(Action.LOAD_DATA)
-        try:
-            segment = await _upsert_segment(info, input)
-        except UserInputError as exc:
-            return UpsertSegmentPayload(user_errors=exc.errors)
+        segment = await _upsert_segment(info, input)
         return UpsertSegmentPayload(segment=Segment.of(segment))
 
     @strawberry.mutation(
@@ -91,17 +84,13 @@ class Mutation:
     async def upsert_profiles(
         self, info: Info, input: UpsertProfilesInput
     ) -> UpsertProfilesPayload:
-        info.context.require(Action.LOAD_DATA)
-        try:
-            profiles = await _checked_profiles(info, input)
-        except UserInputError as exc:
-            return UpsertProfilesPayload(user_errors=exc.errors)
-        count = await info.context.services.store.upsert_profiles(profiles)
+        profiles = await _checked_profiles(info, input)
+        count = await info.context.parts.store.upsert_profiles(profiles)
         return UpsertProfilesPayload(upserted_count=count)
 
 
 async def _upsert_segment(info: Info, input: UpsertSegmentInput) -> domain.Segment:
-    store = info.context.services.store
+    store = info.context.parts.store
     name = input.name.strip()
     if not name:
         raise UserInputError("name", "a segment needs a name", "REQUIRED")
@@ -135,7 +124,7 @@ async def _upsert_segment(info: Info, input: UpsertSegmentInput) -> domain.Segme
 
 
 async def _checked_profiles(info: Info, input: UpsertProfilesInput) -> list[domain.Profile]:
-    limit = info.context.services.settings.upsert_profiles_max
+    limit = info.context.parts.settings.upsert_profiles_max
     if len(input.profiles) > limit:
         raise UserInputError(
             "profiles",
@@ -185,7 +174,7 @@ async def _checked_profiles(info: Info, input: UpsertProfilesInput) -> list[doma
             segment_ids.append(raw)
         profiles.append(domain.Profile(id=item.id, attributes=attributes, segment_ids=segment_ids))
     if wanted_segments:
-        found = await info.context.services.store.get_segments(list(wanted_segments))
+        found = await info.context.parts.store.get_segments(list(wanted_segments))
         for missing in set(wanted_segments) - {s.id for s in found}:
             for index, position, given in wanted_segments[missing]:
                 errors.append(

@@ -3,56 +3,41 @@
 The one place that assembles what the service hands a plugin: the shared HTTP
 client, the destination's (deployment-wide) rate limiter, the connection's
 stored credentials and its non-secret settings, plus, while a run is going,
-the export's settings and the run's reporter.
+the export's settings and the run's reporter. The API (settings checks,
+pickers) and the runs both open their contexts here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from service.connections.credentials import StoredCredentials
+from service.connections.destinations import DestinationAccess, DestinationNotInstalled
 from service.domain import Connection
-from service.plugins.api import Destination, DestinationContext, DestinationError, RunReporter
-
-if TYPE_CHECKING:
-    from service.core import Services
-
-
-class DestinationNotInstalled(DestinationError):
-    """A stored connection names a destination type no installed plugin provides."""
-
-    def __init__(self, destination_type: str) -> None:
-        super().__init__(
-            f"destination type {destination_type!r} is not installed in this deployment"
-        )
-        self.destination_type = destination_type
-
-
-def destination_of(services: Services, connection: Connection) -> Destination:
-    """The installed destination of ``connection``, or :class:`DestinationNotInstalled`."""
-    destination = services.destinations.get(connection.destination_type)
-    if destination is None:
-        raise DestinationNotInstalled(connection.destination_type)
-    return destination
+from service.plugins.api import DestinationContext, RunReporter
 
 
 async def destination_context(
-    services: Services,
+    access: DestinationAccess,
     connection: Connection,
     *,
     export_settings: Mapping[str, Any] | None = None,
     reporter: RunReporter | None = None,
 ) -> DestinationContext:
-    destination = destination_of(services, connection)
+    """The context ``connection``'s destination works in (DestinationNotInstalled without one).
+
+    ``export_settings`` and ``reporter`` are given while a run sends an export.
+    """
+    destination = access.destination_of(connection)
     # A connection being created (an API key checked before the first save) is not in
     # the store yet; its credentials are read from the object itself until then.
-    stored = await services.store.get_connection(connection.id)
+    stored = await access.store.get_connection(connection.id)
     return DestinationContext(
-        http=services.http,
-        rate_limiter=services.limiters.for_destination(destination),
+        http=access.http,
+        rate_limiter=access.limiters.for_destination(destination),
         credentials=StoredCredentials(
-            services, connection.id, destination, unsaved=connection if stored is None else None
+            access, connection.id, destination, unsaved=connection if stored is None else None
         ),
         connection_settings=dict(connection.settings),
         export_settings=dict(export_settings or {}),
@@ -60,4 +45,4 @@ async def destination_context(
     )
 
 
-__all__ = ["DestinationNotInstalled", "destination_context", "destination_of"]
+__all__ = ["DestinationAccess", "DestinationNotInstalled", "destination_context"]

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from service.access.crypto import CredentialCipher
+from service.connections.destinations import DestinationAccess
 from service.domain import Connection, ConnectionStatus, utcnow
 from service.plugins.api import (
     AuthorizationLost,
@@ -30,9 +31,6 @@ from service.plugins.api import (
     DestinationError,
     OAuthTokens,
 )
-
-if TYPE_CHECKING:
-    from service.core import Services
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +101,7 @@ class StoredCredentials:
 
     def __init__(
         self,
-        services: Services,
+        access: DestinationAccess,
         connection_id: str,
         destination: Destination,
         *,
@@ -111,19 +109,19 @@ class StoredCredentials:
     ) -> None:
         """``unsaved``: the connection as being created, used while it is not stored yet
         (an API-key connection is verified before its first save)."""
-        self._services = services
+        self._access = access
         self._connection_id = connection_id
         self._destination = destination
         self._unsaved = unsaved
         self._tokens: OAuthTokens | None = None
 
     async def _load(self) -> tuple[Connection, CredentialBundle]:
-        connection = await self._services.store.get_connection(self._connection_id)
+        connection = await self._access.store.get_connection(self._connection_id)
         if connection is None:
             connection = self._unsaved
         if connection is None:
             raise DestinationError(f"connection {self._connection_id!r} no longer exists")
-        return connection, open_credentials(self._services.cipher, connection.credentials)
+        return connection, open_credentials(self._access.cipher, connection.credentials)
 
     def _not_authorized(self, connection: Connection) -> AuthorizationLost:
         return AuthorizationLost(
@@ -143,7 +141,7 @@ class StoredCredentials:
         return self._tokens
 
     async def refresh(self, stale: OAuthTokens) -> OAuthTokens:
-        locks = self._services.locks
+        locks = self._access.locks
         async with locks.lock(f"refresh:{self._connection_id}", REFRESH_LOCK_LEASE):
             connection, bundle = await self._load()
             stored = bundle.tokens
@@ -153,12 +151,7 @@ class StoredCredentials:
                 # Another task or process refreshed while we waited for the lock.
                 self._tokens = stored
                 return stored
-            ctx = DestinationContext(
-                http=self._services.http,
-                rate_limiter=self._services.limiters.for_destination(self._destination),
-                credentials=self,
-                connection_settings=connection.settings,
-            )
+            ctx = self._access.bare_context(self._destination, connection, self)
             try:
                 fresh = await self._destination.refresh_tokens(ctx, stored)
             except AuthorizationLost as exc:
@@ -177,9 +170,9 @@ class StoredCredentials:
         return bundle.secrets
 
     async def _save_tokens(self, tokens: OAuthTokens, secrets: dict[str, Any]) -> None:
-        sealed = seal_credentials(self._services.cipher, tokens=tokens, secrets=secrets)
+        sealed = seal_credentials(self._access.cipher, tokens=tokens, secrets=secrets)
         # Re-read right before writing so an edit made during the token request survives.
-        connection = await self._services.store.get_connection(self._connection_id)
+        connection = await self._access.store.get_connection(self._connection_id)
         if connection is None:
             if self._unsaved is None:
                 # Removed meanwhile: never bring a removed connection back.
@@ -188,16 +181,16 @@ class StoredCredentials:
             return
         connection.credentials = sealed
         connection.updated_at = utcnow()
-        await self._services.store.save_connection(connection)
+        await self._access.store.save_connection(connection)
 
     async def _mark_needs_reauthorization(self, message: str) -> None:
-        connection = await self._services.store.get_connection(self._connection_id)
+        connection = await self._access.store.get_connection(self._connection_id)
         if connection is None:
             return
         connection.status = ConnectionStatus.NEEDS_REAUTHORIZATION
         connection.status_message = message
         connection.updated_at = utcnow()
-        await self._services.store.save_connection(connection)
+        await self._access.store.save_connection(connection)
         log.warning(
             "connection_needs_reauthorization",
             connection_id=self._connection_id,

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from service.access.crypto import CredentialDecryptionError
-from service.core import Services
+from service.access.crypto import CredentialCipher, CredentialDecryptionError
+from service.coordination.locks import Locks
+from service.store.base import Store
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +50,8 @@ class KeyRotationError(Exception):
         self.report = report
 
 
-async def rotate_credentials(services: Services) -> int:
-    """Re-encrypt every connection's credentials with the first configured key.
+async def rotate_credentials(store: Store, cipher: CredentialCipher, locks: Locks) -> int:
+    """Re-encrypt every connection's credentials with ``cipher``'s first key.
 
     Returns how many connections were rewritten. Connections without
     credentials are left alone. Each connection is rotated under its token
@@ -61,22 +62,22 @@ async def rotate_credentials(services: Services) -> int:
     report = RotationReport()
     after: str | None = None
     while True:
-        page = await services.store.list_connections(PAGE_SIZE, after)
+        page = await store.list_connections(PAGE_SIZE, after)
         for listed in page.items:
             if listed.credentials is None:
                 continue
-            async with services.locks.lock(refresh_lock_name(listed.id), ROTATION_LOCK_LEASE):
-                connection = await services.store.get_connection(listed.id)
+            async with locks.lock(refresh_lock_name(listed.id), ROTATION_LOCK_LEASE):
+                connection = await store.get_connection(listed.id)
                 if connection is None or connection.credentials is None:
                     continue
                 try:
-                    connection.credentials = services.cipher.rotate(connection.credentials)
+                    connection.credentials = cipher.rotate(connection.credentials)
                 except CredentialDecryptionError:
                     report.failed.append(connection.id)
                     log.error("credentials_rotation_failed", connection_id=connection.id)
                     continue
                 # updated_at stays: re-encryption is not an edit anyone made.
-                await services.store.save_connection(connection)
+                await store.save_connection(connection)
                 report.rotated += 1
         if not page.has_next_page or not page.items:
             break

@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -29,11 +29,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from service.connections.credentials import PendingCredentials, open_credentials, seal_credentials
+from service.connections.destinations import DestinationAccess
 from service.domain import Connection, ConnectionStatus, OAuthState, utcnow
-from service.plugins.api import Destination, DestinationContext, DestinationError, OAuthTokens
-
-if TYPE_CHECKING:
-    from service.core import Services
+from service.plugins.api import Destination, DestinationError, OAuthTokens
 
 log = structlog.get_logger(__name__)
 
@@ -61,13 +59,22 @@ def pkce_pair() -> tuple[str, str]:
 
 
 class OAuthFlow:
-    """Starts and completes OAuth authorizations of connections."""
+    """Starts and completes OAuth authorizations of connections.
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
+    ``redirect_uri`` is where the provider sends the browser back
+    (``SEGPORT_OAUTH_REDIRECT_URI``); an authorization not completed within
+    ``state_ttl_seconds`` expires.
+    """
+
+    def __init__(
+        self, access: DestinationAccess, *, redirect_uri: str, state_ttl_seconds: int
+    ) -> None:
+        self._access = access
+        self._redirect_uri = redirect_uri
+        self._state_ttl_seconds = state_ttl_seconds
 
     def _oauth_destination(self, connection: Connection) -> Destination:
-        destination = self._services.destinations.get(connection.destination_type)
+        destination = self._access.destinations.get(connection.destination_type)
         if destination is None or destination.auth_kind != "oauth2":
             raise OAuthError(
                 "NOT_OAUTH",
@@ -80,15 +87,14 @@ class OAuthFlow:
         """Remember a new authorization of ``connection`` by ``user``; the URL to send
         the browser to."""
         destination = self._oauth_destination(connection)
-        settings = self._services.settings
         verifier, challenge = pkce_pair()
         state = OAuthState(
             state=secrets.token_urlsafe(32),
             connection_id=connection.id,
             user=user,
             code_verifier=verifier,
-            redirect_uri=settings.oauth_redirect_uri,
-            expires_at=utcnow() + timedelta(seconds=settings.oauth_state_ttl_seconds),
+            redirect_uri=self._redirect_uri,
+            expires_at=utcnow() + timedelta(seconds=self._state_ttl_seconds),
         )
         url = destination.authorization_url(
             state=state.state,
@@ -96,7 +102,7 @@ class OAuthFlow:
             redirect_uri=state.redirect_uri,
             settings=connection.settings,
         )
-        await self._services.store.save_oauth_state(state)
+        await self._access.store.save_oauth_state(state)
         log.info("oauth_started", connection_id=connection.id, user=user)
         return url
 
@@ -107,7 +113,7 @@ class OAuthFlow:
         who started it; None from the browser callback, where the unguessable,
         single-use state is the proof.
         """
-        store = self._services.store
+        store = self._access.store
         pending = await store.consume_oauth_state(state)
         if pending is None:
             raise OAuthError(
@@ -118,7 +124,7 @@ class OAuthFlow:
             raise OAuthError(
                 "STATE_EXPIRED",
                 "this authorization expired (it is valid for "
-                f"{self._services.settings.oauth_state_ttl_seconds} seconds); "
+                f"{self._state_ttl_seconds} seconds); "
                 "start connecting again",
             )
         if user is not None and pending.user != user:
@@ -131,11 +137,11 @@ class OAuthFlow:
                 "CONNECTION_GONE", "the connection being authorized was removed meanwhile"
             )
         destination = self._oauth_destination(connection)
-        secrets_ = open_credentials(self._services.cipher, connection.credentials).secrets
+        secrets_ = open_credentials(self._access.cipher, connection.credentials).secrets
 
         credentials: PendingCredentials | None = None
         try:
-            bootstrap = _context(self._services, destination, connection, None)
+            bootstrap = self._access.bare_context(destination, connection, _NoCredentials())
             tokens = await destination.exchange_code(
                 bootstrap,
                 code=code,
@@ -143,7 +149,7 @@ class OAuthFlow:
                 redirect_uri=pending.redirect_uri,
             )
             credentials = PendingCredentials(destination, tokens, secrets_)
-            ctx = _context(self._services, destination, connection, credentials)
+            ctx = self._access.bare_context(destination, connection, credentials)
             credentials.ctx = ctx
             account = await destination.verify_connection(ctx)
         except DestinationError as exc:
@@ -161,7 +167,7 @@ class OAuthFlow:
                 "CONNECTION_GONE", "the connection being authorized was removed meanwhile"
             )
         current.credentials = seal_credentials(
-            self._services.cipher, tokens=credentials.current, secrets=secrets_
+            self._access.cipher, tokens=credentials.current, secrets=secrets_
         )
         current.account = account
         current.status = ConnectionStatus.CONNECTED
@@ -171,19 +177,16 @@ class OAuthFlow:
         log.info("oauth_completed", connection_id=current.id, user=pending.user)
         return current
 
-
-def _context(
-    services: Services,
-    destination: Destination,
-    connection: Connection,
-    credentials: PendingCredentials | None,
-) -> DestinationContext:
-    return DestinationContext(
-        http=services.http,
-        rate_limiter=services.limiters.for_destination(destination),
-        credentials=credentials or _NoCredentials(),
-        connection_settings=dict(connection.settings),
-    )
+    async def refuse(self, state: str) -> str:
+        """Spend the state of an authorization the provider (or the user) refused; the id
+        of the connection it was for."""
+        pending = await self._access.store.consume_oauth_state(state)
+        if pending is None:
+            raise OAuthError(
+                "STATE_UNKNOWN",
+                "this authorization is unknown or was already used; start connecting again",
+            )
+        return pending.connection_id
 
 
 class _NoCredentials:
@@ -202,9 +205,12 @@ class _NoCredentials:
 # -- the browser's way back: GET /oauth/callback ---------------------------------------
 
 
-async def oauth_callback(request: Request) -> Response:
-    """``GET /oauth/callback?code=&state=`` (or ``?error=&error_description=&state=``)."""
-    services: Services = request.app.state.services
+async def oauth_callback(request: Request, flow: OAuthFlow, ui_url: str | None) -> Response:
+    """``GET /oauth/callback?code=&state=`` (or ``?error=&error_description=&state=``).
+
+    ``ui_url`` (``SEGPORT_UI_URL``): where to send the browser on; without it a
+    short page says how it went.
+    """
     params = request.query_params
     state, code, error = params.get("state"), params.get("code"), params.get("error")
     try:
@@ -213,7 +219,7 @@ async def oauth_callback(request: Request) -> Response:
                 "MISSING_PARAMETER", "the callback needs the 'state' the provider sends back"
             )
         if error:
-            connection_id = await _refused_by_provider(services, state)
+            connection_id = await flow.refuse(state)
             # The provider's words are shown only for a state we issued, so nobody can
             # put text of their choosing on our page with a crafted link.
             description = params.get("error_description") or error
@@ -222,18 +228,18 @@ async def oauth_callback(request: Request) -> Response:
             raise OAuthError(
                 "MISSING_PARAMETER", "the callback needs the 'code' the provider sends back"
             )
-        connection = await OAuthFlow(services).complete(state, code, None)
+        connection = await flow.complete(state, code, None)
     except _Denied as denied:
         return _failure(
-            services,
+            ui_url,
             "AUTHORIZATION_DENIED",
             f"the authorization was refused: {denied.description}",
             denied.connection_id,
         )
     except OAuthError as exc:
         log.info("oauth_callback_refused", code=exc.code)
-        return _failure(services, exc.code, exc.message, None)
-    return _success(services, connection)
+        return _failure(ui_url, exc.code, exc.message, None)
+    return _success(ui_url, connection)
 
 
 class _Denied(Exception):
@@ -241,17 +247,6 @@ class _Denied(Exception):
         super().__init__(description)
         self.connection_id = connection_id
         self.description = description
-
-
-async def _refused_by_provider(services: Services, state: str) -> str:
-    """Spend the state of an authorization the provider (or the user) refused."""
-    pending = await services.store.consume_oauth_state(state)
-    if pending is None:
-        raise OAuthError(
-            "STATE_UNKNOWN",
-            "this authorization is unknown or was already used; start connecting again",
-        )
-    return pending.connection_id
 
 
 def _connection_ref(connection_id: str) -> str:
@@ -265,8 +260,7 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-def _success(services: Services, connection: Connection) -> Response:
-    ui_url = services.settings.ui_url
+def _success(ui_url: str | None, connection: Connection) -> Response:
     if ui_url:
         target = _with_query(
             ui_url, {"connection": _connection_ref(connection.id), "status": "connected"}
@@ -280,8 +274,7 @@ def _success(services: Services, connection: Connection) -> Response:
     )
 
 
-def _failure(services: Services, code: str, message: str, connection_id: str | None) -> Response:
-    ui_url = services.settings.ui_url
+def _failure(ui_url: str | None, code: str, message: str, connection_id: str | None) -> Response:
     if ui_url:
         params = {"error": code}
         if connection_id is not None:

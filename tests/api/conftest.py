@@ -1,17 +1,21 @@
 """The API under test: real services (SQLite, the test destination plugin) behind the real app.
 
 ``api`` is an :class:`ApiClient` that posts GraphQL to the app over httpx
-(``ASGITransport``) with a token for a role, or none.
+(``ASGITransport``) with a token for a role, or none. ``served_api`` serves the
+same app with uvicorn, for what needs a real websocket (subscriptions).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from service.access.auth import mint_token
 from service.app import create_app
@@ -85,3 +89,26 @@ async def api(services: Services) -> AsyncIterator[ApiClient]:
     transport = httpx.ASGITransport(app=create_app(services))
     async with httpx.AsyncClient(transport=transport, base_url="http://segport.test") as http:
         yield ApiClient(http=http, services=services)
+
+
+@dataclass
+class ServedApi:
+    api: ApiClient
+    ws_url: str
+    subprotocol: Any = GRAPHQL_TRANSPORT_WS_PROTOCOL
+    """What the websocket asks for (typed Any: websockets wants its own Subprotocol type)."""
+
+
+@pytest.fixture
+async def served_api(api: ApiClient) -> AsyncIterator[ServedApi]:
+    config = uvicorn.Config(create_app(api.services), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield ServedApi(api=api, ws_url=f"ws://127.0.0.1:{port}/graphql")
+    finally:
+        server.should_exit = True
+        await task

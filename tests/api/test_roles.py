@@ -1,16 +1,24 @@
-"""api.md's permission table, operation by operation, for every role and for no token."""
+"""api.md's permission table, operation by operation, for every role and for no token.
+
+Every root field of the schema has its row: :func:`test_the_matrix_names_every_root_field`
+fails when a field is added without one.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from service.access.auth import mint_token
+from service.api.ids import to_global_id
 from service.domain import Role
-from tests.api.conftest import ApiClient
+from tests.api.conftest import ApiClient, ServedApi
 from tests.api.operations import (
     CREATE_CONNECTION,
     LIST_ID,
@@ -23,67 +31,82 @@ from tests.api.operations import (
 ALLOWED = "allowed"
 FORBIDDEN = "FORBIDDEN"
 
-# operation -> expected outcome for admin, contributor, viewer.
+MISSING_EXPORT_ID = to_global_id("Export", "no-such-export")
+MISSING_RUN_ID = to_global_id("ExportRun", "no-such-run")
+
+# root field -> a document using it, and the expected outcome for admin, contributor, viewer.
 # Documents use $connectionId / $segmentId / $exportId, made by the admin first;
 # the connection is usable by contributors, so contributors may manage its exports.
+# Runs are asked for exports and runs that do not exist: the API tests carry no runs.
 MATRIX: list[tuple[str, str, tuple[str, str, str]]] = [
-    ("viewer", "{ viewer { sub } }", (ALLOWED, ALLOWED, ALLOWED)),
-    ("destinationTypes", "{ destinationTypes { key } }", (ALLOWED, ALLOWED, ALLOWED)),
-    ("segments", "{ segments { totalCount } }", (ALLOWED, ALLOWED, ALLOWED)),
-    ("profileAttributes", "{ profileAttributes }", (ALLOWED, ALLOWED, ALLOWED)),
-    ("exports", "{ exports { totalCount } }", (ALLOWED, ALLOWED, ALLOWED)),
-    ("exportRuns", "{ exportRuns { totalCount } }", (ALLOWED, ALLOWED, ALLOWED)),
-    ("refreshSchedule", "{ refreshSchedule { enabled } }", (ALLOWED, ALLOWED, ALLOWED)),
-    ("connections", "{ connections { totalCount } }", (ALLOWED, ALLOWED, FORBIDDEN)),
+    ("Query.viewer", "{ viewer { sub } }", (ALLOWED, ALLOWED, ALLOWED)),
     (
-        "upsertSegment",
+        "Query.node",
+        "query($exportId: ID!) { node(id: $exportId) { id } }",
+        (ALLOWED, ALLOWED, ALLOWED),
+    ),
+    ("Query.destinationTypes", "{ destinationTypes { key } }", (ALLOWED, ALLOWED, ALLOWED)),
+    ("Query.segments", "{ segments { totalCount } }", (ALLOWED, ALLOWED, ALLOWED)),
+    ("Query.profileAttributes", "{ profileAttributes }", (ALLOWED, ALLOWED, ALLOWED)),
+    ("Query.exports", "{ exports { totalCount } }", (ALLOWED, ALLOWED, ALLOWED)),
+    ("Query.exportRuns", "{ exportRuns { totalCount } }", (ALLOWED, ALLOWED, ALLOWED)),
+    ("Query.refreshSchedule", "{ refreshSchedule { enabled } }", (ALLOWED, ALLOWED, ALLOWED)),
+    ("Query.connections", "{ connections { totalCount } }", (ALLOWED, ALLOWED, FORBIDDEN)),
+    (
+        "Query.exportSettingChoices",
+        "query($connectionId: ID!) { exportSettingChoices(connectionId: $connectionId, "
+        'setting: "listId") { id } }',
+        (ALLOWED, ALLOWED, FORBIDDEN),
+    ),
+    (
+        "Mutation.upsertSegment",
         'mutation { upsertSegment(input: {name: "Other"}) { userErrors { code } } }',
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (
-        "upsertProfiles",
+        "Mutation.upsertProfiles",
         'mutation { upsertProfiles(input: {profiles: [{id: "p1", attributes: {}}]}) '
         "{ userErrors { code } } }",
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (
-        "createConnection",
+        "Mutation.createConnection",
         'mutation { createConnection(input: {destinationType: "test_dest", displayName: "X", '
         "acceptDataPrivacy: true}) { userErrors { code } } }",
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (
-        "updateConnection",
+        "Mutation.updateConnection",
         "mutation($connectionId: ID!) { updateConnection(input: {id: $connectionId, "
         'displayName: "Renamed"}) { userErrors { code } } }',
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (
-        "addExportUser",
+        "Mutation.addExportUser",
         "mutation($connectionId: ID!) { addExportUser(input: {connectionId: $connectionId}) "
         "{ userErrors { code } } }",
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (
-        "authorizeConnection",
+        "Mutation.authorizeConnection",
         "mutation($connectionId: ID!) { authorizeConnection(input: {connectionId: "
         "$connectionId}) { userErrors { code } } }",
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (
-        "completeConnectionAuthorization",
+        "Mutation.completeConnectionAuthorization",
         'mutation { completeConnectionAuthorization(input: {state: "s", code: "c"}) '
         "{ userErrors { code } } }",
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (
-        "removeConnection",
+        "Mutation.removeConnection",
         "mutation($connectionId: ID!) { removeConnection(input: {id: $connectionId, "
         "exports: DETACH}) { userErrors { code } } }",
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (
-        "createExport",
+        "Mutation.createExport",
         "mutation($connectionId: ID!, $segmentId: ID!) { createExport(input: {displayName: "
         f'"E2", connectionId: $connectionId, settings: {{listId: "{LIST_ID}"}}, '
         'fieldMapping: [{source: "Email", target: "email"}], segmentIds: [$segmentId]}) '
@@ -91,49 +114,116 @@ MATRIX: list[tuple[str, str, tuple[str, str, str]]] = [
         (ALLOWED, ALLOWED, FORBIDDEN),
     ),
     (
-        "updateExport",
+        "Mutation.updateExport",
         'mutation($exportId: ID!) { updateExport(input: {id: $exportId, displayName: "R"}) '
         "{ userErrors { code } } }",
         (ALLOWED, ALLOWED, FORBIDDEN),
     ),
     (
-        "duplicateExport",
+        "Mutation.duplicateExport",
         "mutation($exportId: ID!) { duplicateExport(input: {id: $exportId}) "
         "{ userErrors { code } } }",
         (ALLOWED, ALLOWED, FORBIDDEN),
     ),
     (
-        "detachConnection",
+        "Mutation.detachConnection",
         "mutation($exportId: ID!) { detachConnection(input: {exportId: $exportId}) "
         "{ userErrors { code } } }",
         (ALLOWED, ALLOWED, FORBIDDEN),
     ),
     (
-        "attachConnection",
+        "Mutation.attachConnection",
         "mutation($exportId: ID!, $connectionId: ID!) { attachConnection(input: "
         "{exportId: $exportId, connectionId: $connectionId}) { userErrors { code } } }",
         (ALLOWED, ALLOWED, FORBIDDEN),
     ),
     (
-        "removeExport",
+        "Mutation.removeExport",
         "mutation($exportId: ID!) { removeExport(input: {id: $exportId}) { userErrors { code } } }",
         (ALLOWED, ALLOWED, FORBIDDEN),
     ),
     (
-        "updateRefreshSchedule",
+        "Mutation.runExport",
+        "mutation($missingExportId: ID!) { runExport(input: {exportId: $missingExportId}) "
+        "{ userErrors { code } } }",
+        (ALLOWED, ALLOWED, FORBIDDEN),
+    ),
+    (
+        "Mutation.runAllExports",
+        "mutation { runAllExports(input: {}) { userErrors { code } } }",
+        (ALLOWED, ALLOWED, FORBIDDEN),
+    ),
+    (
+        "Mutation.cancelExportRun",
+        "mutation($missingRunId: ID!) { cancelExportRun(input: {runId: $missingRunId}) "
+        "{ userErrors { code } } }",
+        (ALLOWED, ALLOWED, FORBIDDEN),
+    ),
+    (
+        "Mutation.updateRefreshSchedule",
         "mutation { updateRefreshSchedule(input: {enabled: true}) { userErrors { code } } }",
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
 ]
 
+# Subscriptions, over a websocket: an allowed caller gets the error that ends the stream
+# (the run does not exist, the export id is not one), a refused one gets FORBIDDEN.
+SUBSCRIPTION_MATRIX: list[tuple[str, str, dict[str, str], str, tuple[str, str, str]]] = [
+    (
+        "Subscription.exportRun",
+        "subscription($id: ID!) { exportRun(id: $id) { id } }",
+        {"id": MISSING_RUN_ID},
+        "NOT_FOUND",
+        (ALLOWED, ALLOWED, ALLOWED),
+    ),
+    (
+        "Subscription.exportRuns",
+        "subscription($exportId: ID) { exportRuns(exportId: $exportId) { id } }",
+        {"exportId": "not-an-id"},
+        "BAD_USER_INPUT",
+        (ALLOWED, ALLOWED, ALLOWED),
+    ),
+]
+
+ROLES = ("admin", "contributor", "viewer")
+
 CASES = [
     pytest.param(document, role, expected[index], id=f"{name}-{role}")
     for name, document, expected in MATRIX
-    for index, role in enumerate(("admin", "contributor", "viewer"))
+    for index, role in enumerate(ROLES)
 ] + [
     pytest.param(document, None, "UNAUTHENTICATED", id=f"{name}-no-token")
     for name, document, _ in MATRIX
 ]
+
+SUBSCRIPTION_CASES = [
+    pytest.param(document, variables, role, ending, expected[index], id=f"{name}-{role}")
+    for name, document, variables, ending, expected in SUBSCRIPTION_MATRIX
+    for index, role in enumerate(ROLES)
+] + [
+    pytest.param(document, variables, None, ending, "UNAUTHENTICATED", id=f"{name}-no-token")
+    for name, document, variables, ending, _ in SUBSCRIPTION_MATRIX
+]
+
+ROOT_FIELDS = """{ __schema {
+  queryType { name fields { name } }
+  mutationType { name fields { name } }
+  subscriptionType { name fields { name } }
+} }"""
+
+
+async def test_the_matrix_names_every_root_field(api: ApiClient) -> None:
+    schema = (await api.data(ROOT_FIELDS))["__schema"]
+    root_fields = {
+        f"{root['name']}.{field['name']}"
+        for root in (schema["queryType"], schema["mutationType"], schema["subscriptionType"])
+        for field in root["fields"]
+    }
+    in_matrix = [name for name, _, _ in MATRIX] + [name for name, *_ in SUBSCRIPTION_MATRIX]
+
+    assert len(in_matrix) == len(set(in_matrix)), "a root field has two rows"
+    assert sorted(root_fields - set(in_matrix)) == [], "root fields without a matrix row"
+    assert sorted(set(in_matrix) - root_fields) == [], "matrix rows naming no root field"
 
 
 def _used_variables(document: str, values: dict[str, str]) -> dict[str, Any]:
@@ -149,7 +239,13 @@ async def test_each_operation_answers_as_the_permission_table_says(
     export_id = await make_export(api, connection_id, segment_id)
     variables = _used_variables(
         document,
-        {"connectionId": connection_id, "segmentId": segment_id, "exportId": export_id},
+        {
+            "connectionId": connection_id,
+            "segmentId": segment_id,
+            "exportId": export_id,
+            "missingExportId": MISSING_EXPORT_ID,
+            "missingRunId": MISSING_RUN_ID,
+        },
     )
 
     body = await api.post(document, variables, role=role)
@@ -166,6 +262,49 @@ async def test_each_operation_answers_as_the_permission_table_says(
     else:
         assert codes, body
         assert set(codes) == {expected}, body
+
+
+async def _subscription_codes(
+    served: ServedApi, document: str, variables: dict[str, str], role: str | None
+) -> list[str]:
+    """The error codes a subscription ends with (UNAUTHENTICATED: refused at connection_init)."""
+    init: dict[str, Any] = {"type": "connection_init"}
+    if role is not None:
+        init["payload"] = {"Authorization": f"Bearer {served.api.token(role)}"}
+    async with connect(served.ws_url, subprotocols=[served.subprotocol]) as ws:
+        await ws.send(json.dumps(init))
+        if role is None:
+            with pytest.raises(ConnectionClosed) as refused:
+                await ws.recv()
+            # The server refuses a connection without a valid token with 4403.
+            assert refused.value.rcvd is not None
+            assert refused.value.rcvd.code == 4403
+            return ["UNAUTHENTICATED"]
+        ack = json.loads(await ws.recv())
+        assert ack["type"] == "connection_ack", ack
+        subscribe = {"query": document, "variables": variables}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+        message = json.loads(await ws.recv())
+    assert message["type"] in ("next", "error"), message
+    payload = message["payload"]
+    errors: list[dict[str, Any]] = payload if message["type"] == "error" else payload["errors"]
+    return [error.get("extensions", {}).get("code") for error in errors]
+
+
+@pytest.mark.parametrize(
+    ("document", "variables", "role", "ending", "expected"), SUBSCRIPTION_CASES
+)
+async def test_each_subscription_answers_as_the_permission_table_says(
+    served_api: ServedApi,
+    document: str,
+    variables: dict[str, str],
+    role: str | None,
+    ending: str,
+    expected: str,
+) -> None:
+    codes = await _subscription_codes(served_api, document, variables, role)
+
+    assert codes == [ending if expected == ALLOWED else expected]
 
 
 async def test_contributor_may_not_manage_exports_on_an_admins_only_connection(

@@ -177,7 +177,7 @@ async def test_the_gauge_goes_down_when_a_run_subscription_ends_with_its_run(
     assert cancelled is not None
     assert cancelled.status is ExportRunStatus.CANCELLED
     await server.services.events.publish(cancelled)
-    kinds = []
+    kinds: list[str] = []
     while not kinds or kinds[-1] != "complete":
         kinds.append(json.loads(await receive(ws))["type"])
 

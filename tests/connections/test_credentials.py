@@ -16,7 +16,6 @@ from structlog.testing import capture_logs
 
 from service.connections.context import DestinationNotInstalled, destination_context
 from service.connections.credentials import StoredCredentials, open_credentials, seal_credentials
-from service.connections.oauth import OAuthFlow
 from service.coordination.locks import RedisLocks
 from service.core import Services
 from service.domain import Connection, ConnectionStatus
@@ -52,7 +51,7 @@ async def connected(
 def credentials_of(services: Services, connection: Connection) -> StoredCredentials:
     destination = services.destinations.get("constant_contact")
     assert destination is not None
-    return StoredCredentials(services, connection.id, destination)
+    return StoredCredentials(services.destination_access, connection.id, destination)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -70,7 +69,7 @@ async def two_workers(
             replace(services, locks=RedisLocks(first)),
             replace(services, locks=RedisLocks(second)),
         )
-        await second.aclose()
+        await second.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose()
 
 
 async def test_concurrent_refreshes_send_one_request_and_share_the_rotated_token(
@@ -93,7 +92,7 @@ async def test_concurrent_refreshes_send_one_request_and_share_the_rotated_token
     assert saved is not None
     assert saved.status is ConnectionStatus.CONNECTED
     assert open_credentials(services.cipher, saved.credentials).tokens == fresh_a
-    ctx = await destination_context(services, saved)
+    ctx = await destination_context(services.destination_access, saved)
     destination = services.destinations.get("constant_contact")
     assert destination is not None
     assert await destination.verify_connection(ctx) == "Fake Outfitters"
@@ -156,7 +155,7 @@ async def test_secret_settings_come_back_decrypted(services: Services, fake: Run
 async def test_context_for_an_uninstalled_destination_names_it(services: Services) -> None:
     connection = await new_connection(services, destination_type="carrier_pigeon")
     with pytest.raises(DestinationNotInstalled, match="carrier_pigeon"):
-        await destination_context(services, connection)
+        await destination_context(services.destination_access, connection)
 
 
 async def test_context_uses_the_destinations_shared_limiter_and_connection_settings(
@@ -165,7 +164,9 @@ async def test_context_uses_the_destinations_shared_limiter_and_connection_setti
     connection, _ = await connected(services, fake)
     connection.settings = {"region": "eu"}
 
-    ctx = await destination_context(services, connection, export_settings={"listId": "x"})
+    ctx = await destination_context(
+        services.destination_access, connection, export_settings={"listId": "x"}
+    )
 
     destination = services.destinations.get("constant_contact")
     assert destination is not None
@@ -180,7 +181,7 @@ async def test_no_token_reaches_the_database_file_or_the_logs(
 ) -> None:
     connection = await new_connection(services)
     with capture_logs() as logs:
-        url = await OAuthFlow(services).start(connection, "alice")
+        url = await services.oauth.start(connection, "alice")
         async with httpx.AsyncClient(follow_redirects=True) as browser:
             assert (await browser.get(url)).status_code == 200
         saved = await services.store.get_connection(connection.id)
@@ -214,7 +215,7 @@ async def test_limiter_waits_are_recorded_in_the_services_metrics(
     services: Services, fake: RunningFake
 ) -> None:
     connection, _ = await connected(services, fake)
-    ctx = await destination_context(services, connection)
+    ctx = await destination_context(services.destination_access, connection)
 
     await ctx.rate_limiter.acquire()
     await ctx.rate_limiter.acquire()

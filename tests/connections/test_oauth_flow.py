@@ -12,7 +12,7 @@ import pytest
 from segport_constant_contact.fake import RunningFake
 
 from service.connections.credentials import open_credentials
-from service.connections.oauth import OAuthError, OAuthFlow
+from service.connections.oauth import OAuthError
 from service.core import Services
 from service.domain import ConnectionStatus, utcnow
 
@@ -24,7 +24,7 @@ async def test_authorization_url_carries_pkce_s256_challenge_scopes_and_our_redi
 ) -> None:
     connection = await new_connection(services)
 
-    url = httpx.URL(await OAuthFlow(services).start(connection, "alice"))
+    url = httpx.URL(await services.oauth.start(connection, "alice"))
 
     params = url.params
     assert str(url).startswith(f"{fake.url}/oauth2/default/v1/authorize?")
@@ -46,7 +46,7 @@ async def test_browser_round_trip_through_the_fake_connects_with_the_account_nam
     services: Services,
 ) -> None:
     connection = await new_connection(services)
-    url = await OAuthFlow(services).start(connection, "alice")
+    url = await services.oauth.start(connection, "alice")
 
     async with httpx.AsyncClient(follow_redirects=True) as browser:
         page = await browser.get(url)
@@ -70,7 +70,7 @@ async def test_callback_sends_the_browser_to_the_ui_with_the_connection_global_i
         update={"ui_url": "https://ui.example/connections?tab=all"}
     )
     connection = await new_connection(services)
-    url = await OAuthFlow(services).start(connection, "alice")
+    url = await services.oauth.start(connection, "alice")
 
     async with httpx.AsyncClient(follow_redirects=False) as browser:
         to_us = await browser.get(url)
@@ -86,7 +86,7 @@ async def test_callback_sends_the_browser_to_the_ui_with_the_connection_global_i
 
 
 async def test_reused_state_is_refused_and_changes_nothing(services: Services) -> None:
-    flow = OAuthFlow(services)
+    flow = services.oauth
     connection = await new_connection(services)
     code, state = await approve_at_fake(await flow.start(connection, "alice"))
     await flow.complete(state, code, "alice")
@@ -100,7 +100,7 @@ async def test_reused_state_is_refused_and_changes_nothing(services: Services) -
 
 
 async def test_expired_state_is_refused_and_changes_nothing(services: Services) -> None:
-    flow = OAuthFlow(services)
+    flow = services.oauth
     connection = await new_connection(services)
     code, state = await approve_at_fake(await flow.start(connection, "alice"))
     pending = await services.store.consume_oauth_state(state)
@@ -120,7 +120,7 @@ async def test_expired_state_is_refused_and_changes_nothing(services: Services) 
 async def test_state_started_by_another_user_is_refused_and_stays_usable_by_its_owner(
     services: Services,
 ) -> None:
-    flow = OAuthFlow(services)
+    flow = services.oauth
     connection = await new_connection(services)
     code, state = await approve_at_fake(await flow.start(connection, "alice"))
 
@@ -134,7 +134,7 @@ async def test_state_started_by_another_user_is_refused_and_stays_usable_by_its_
 
 
 async def test_authorization_of_a_removed_connection_is_refused(services: Services) -> None:
-    flow = OAuthFlow(services)
+    flow = services.oauth
     connection = await new_connection(services)
     code, state = await approve_at_fake(await flow.start(connection, "alice"))
     await services.store.delete_connection(connection.id)
@@ -152,7 +152,7 @@ async def test_destination_without_oauth_cannot_start_an_authorization(
     connection = await new_connection(services, destination_type="carrier_pigeon")
 
     with pytest.raises(OAuthError) as refused:
-        await OAuthFlow(services).start(connection, "alice")
+        await services.oauth.start(connection, "alice")
 
     assert refused.value.code == "NOT_OAUTH"
     assert "carrier_pigeon" in refused.value.message
@@ -161,7 +161,7 @@ async def test_destination_without_oauth_cannot_start_an_authorization(
 async def test_code_refused_by_the_destination_fails_with_its_words_and_changes_nothing(
     services: Services,
 ) -> None:
-    flow = OAuthFlow(services)
+    flow = services.oauth
     connection = await new_connection(services)
     _, state = await approve_at_fake(await flow.start(connection, "alice"))
 
@@ -200,7 +200,7 @@ async def test_callback_without_a_code_names_the_missing_parameter(
 async def test_provider_refusal_is_shown_escaped_and_spends_the_state(
     services: Services, callback_server: CallbackServer
 ) -> None:
-    flow = OAuthFlow(services)
+    flow = services.oauth
     connection = await new_connection(services)
     state = httpx.URL(await flow.start(connection, "alice")).params["state"]
 
@@ -228,7 +228,7 @@ async def test_user_denying_at_the_fake_sends_the_ui_an_error_code(
     services.settings = services.settings.model_copy(update={"ui_url": "https://ui.example/"})
     fake.state.configure(consent_page=True)
     connection = await new_connection(services)
-    params = dict(httpx.URL(await OAuthFlow(services).start(connection, "alice")).params)
+    params = dict(httpx.URL(await services.oauth.start(connection, "alice")).params)
 
     async with httpx.AsyncClient(follow_redirects=False) as browser:
         denied = await browser.post(

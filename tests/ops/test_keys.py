@@ -70,7 +70,7 @@ async def test_rotation_leaves_credentials_readable_with_the_new_key_alone(sqlit
         # Before rotation the new configuration already reads the old credentials.
         first = await services.store.get_connection(written[0].id)
         assert services.cipher.decrypt(first.credentials) == secrets[0]
-        assert await rotate_credentials(services) == 5
+        assert await rotate_credentials(services.store, services.cipher, services.locks) == 5
 
     only_b = CredentialCipher([KEY_B])
     only_a = Fernet(KEY_A.encode())
@@ -88,7 +88,7 @@ async def test_connections_without_credentials_are_left_alone(sqlite_url):
     async with open_services(
         make_settings(sqlite_url, encryption_key=f"{KEY_B},{KEY_A}"), load_entry_points=False
     ) as services:
-        assert await rotate_credentials(services) == 0
+        assert await rotate_credentials(services.store, services.cipher, services.locks) == 0
     assert (await stored(sqlite_url, pending.id)).credentials is None
 
 
@@ -97,7 +97,7 @@ async def test_rotation_is_idempotent(sqlite_url):
     settings = make_settings(sqlite_url, encryption_key=f"{KEY_B},{KEY_A}")
     for _ in range(2):
         async with open_services(settings, load_entry_points=False) as services:
-            assert await rotate_credentials(services) == 1
+            assert await rotate_credentials(services.store, services.cipher, services.locks) == 1
     assert CredentialCipher([KEY_B]).decrypt((await stored(sqlite_url, c.id)).credentials) == {
         "api_key": "k-1"
     }
@@ -115,7 +115,7 @@ async def test_credentials_no_key_decrypts_are_named_and_the_rest_still_rotate(s
         make_settings(sqlite_url, encryption_key=f"{KEY_B},{KEY_A}"), load_entry_points=False
     ) as services:
         with pytest.raises(KeyRotationError) as caught:
-            await rotate_credentials(services)
+            await rotate_credentials(services.store, services.cipher, services.locks)
     assert caught.value.report.rotated == 1
     assert caught.value.report.failed == [unreadable.id]
     assert unreadable.id in str(caught.value)
