@@ -33,9 +33,7 @@ class RemoveConnectionExports(Enum):
 
 @strawberry.input
 class CreateConnectionInput:
-    destination_type: str = strawberry.field(
-        description='A DestinationType key, e.g. "constant_contact".'
-    )
+    destination_type: str = strawberry.field(description="The key of one of the destinationTypes.")
     display_name: str
     usable_by: ConnectionUsableBy = domain.ConnectionUsableBy.ADMINS
     accept_data_privacy: bool = strawberry.field(
