@@ -181,3 +181,35 @@ def test_plugins_import_only_the_public_plugin_api() -> None:
                 if (name == "service" or name.startswith("service.")) and name not in public:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
     assert offenders == []
+
+
+LAZY_IMPORTS_ALLOWED = {
+    # `segport token` and `--help` stay quick: each command imports only what it runs.
+    "service/cli.py",
+    # Only the configured adapter is imported (embedded mode never loads the MongoDB driver).
+    "service/store/__init__.py",
+}
+
+
+def test_our_modules_are_imported_at_the_top_of_a_module() -> None:
+    """A function-local or TYPE_CHECKING import of our own code usually hides a cycle."""
+    ours = tuple(f"{package}." for package in PACKAGES) + PACKAGES
+    offenders = []
+    for path in _python_files(SERVICE, *PLUGIN_SOURCES):
+        relative = str(path.relative_to(ROOT))
+        if relative in LAZY_IMPORTS_ALLOWED:
+            continue
+        tree = ast.parse(path.read_text())
+        top_level = {
+            id(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom) or id(node) in top_level:
+                continue
+            if isinstance(node, ast.ImportFrom):
+                names, relative_import = [node.module or ""], node.level > 0
+            else:
+                names, relative_import = [alias.name for alias in node.names], False
+            if relative_import or any(name.startswith(ours) for name in names):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert offenders == []

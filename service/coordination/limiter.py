@@ -28,14 +28,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import structlog
 
+from service.coordination.redis import RedisClient
 from service.plugins.api import Destination, DestinationLimits, RateLimiter
-
-if TYPE_CHECKING:
-    from service.coordination.redis import RedisClient
 
 log = structlog.get_logger(__name__)
 

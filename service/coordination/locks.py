@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import structlog
 from redis.exceptions import LockError, LockNotOwnedError
 
-if TYPE_CHECKING:
-    from service.coordination.redis import RedisClient
+from service.coordination.redis import RedisClient
 
 log = structlog.get_logger(__name__)
 

@@ -9,6 +9,7 @@ from service.store.base import Store
 async def open_store(settings: Settings) -> Store:
     """The adapter the database URL names, opened (tables/collections and indexes made)."""
     store: Store
+    # Only the chosen adapter is imported: embedded mode never loads the MongoDB driver.
     if settings.embedded:
         from service.store.sqlite import SQLiteStore
 
