@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from service.coordination.run_requests import ActiveRunExistsError, ExportDetachedError
-from service.domain import ConnectionStatus, ExportRunStatus, ExportRunTrigger
+from service.domain import ConnectionStatus, ExportRun, ExportRunStatus, ExportRunTrigger
 from service.plugins import AuthorizationLost, DestinationError, DestinationLimits
 from service.runs.pipeline import execute_run
 from tests.runs.conftest import World, people
@@ -77,7 +77,7 @@ async def test_progress_seen_by_a_subscriber_never_goes_backwards(world: World) 
     assert states[-1].status is ExportRunStatus.SUCCEEDED
 
 
-async def _interrupted_then_resumed(world: World, hold_upload: int) -> None:
+async def _interrupted_then_resumed(world: World, hold_upload: int) -> ExportRun:
     """Run until upload ``hold_upload`` is in flight, kill the job there, then resume it."""
     export = await world.add_export()
     run = await world.services.store.get_run(
