@@ -128,14 +128,27 @@ class _Health(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def health_server() -> Iterator[tuple[str, type[_Health]]]:
+HealthServer = tuple[str, type[_Health]]
+"""The /healthz URL of a running server, and its handler class (whose status a test sets)."""
+
+
+@pytest.fixture(scope="module")
+def running_health_server() -> Iterator[HealthServer]:
     handler = type("Handler", (_Health,), {"status": 200})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/healthz", handler
     server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def health_server(running_health_server: HealthServer) -> HealthServer:
+    """The module's server, answering 200 at the start of every test."""
+    _, handler = running_health_server
+    handler.status = 200
+    return running_health_server
 
 
 def run_healthcheck(url: str) -> int:

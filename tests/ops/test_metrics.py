@@ -154,9 +154,10 @@ def test_finished_runs_count_status_trigger_contacts_and_reject_reasons() -> Non
     assert rejected == {"invalid": 3.0, "duplicate": 1.0, "rejected_by_destination": 2.0}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def destination() -> Iterator[str]:
-    """A real HTTP server standing in for a destination: 202 on /ok, 429 elsewhere."""
+    """A real HTTP server standing in for a destination: 202 on /ok, 429 elsewhere (it keeps
+    no state, so the module shares one)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -171,6 +172,7 @@ def destination() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
 
 
 async def test_every_request_through_services_http_is_counted_by_host_and_status(
