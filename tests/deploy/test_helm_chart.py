@@ -104,8 +104,12 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
+HelmResults = dict[str, dict[str, Any]]
+"""Each case's answer from the harness, by case name."""
+
+
 @pytest.fixture(scope="module")
-def helm() -> dict[str, dict[str, Any]]:
+def helm() -> HelmResults:
     """Every case's lint report and rendered objects, from one run of the harness."""
     if not HELM_PYTHON.exists():
         pytest.fail(
@@ -129,13 +133,14 @@ def helm() -> dict[str, dict[str, Any]]:
     return {case["name"]: case for case in json.loads(done.stdout)["cases"]}
 
 
-def objects(helm: dict[str, dict[str, Any]], case: str, kind: str) -> dict[str, dict[str, Any]]:
+def objects(helm: HelmResults, case: str, kind: str) -> dict[str, dict[str, Any]]:
     result = helm[case]
     assert result["error"] is None, result["error"]
     return {o["metadata"]["name"]: o for o in result["objects"] if o["kind"] == kind}
 
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    only: dict[str, Any]
     (only,) = deployment["spec"]["template"]["spec"]["containers"]
     return only
 
@@ -143,7 +148,7 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 HELM_WARNING = 2  # helm's support.WarningSev; 1 is INFO (e.g. "icon is recommended")
 
 
-def test_chart_lints_without_errors_or_warnings_for_a_production_install(helm):
+def test_chart_lints_without_errors_or_warnings_for_a_production_install(helm: HelmResults) -> None:
     result = helm["production"]
     assert result["lint"]["TotalChartsLinted"] == 1
     assert not result["lint"]["Errors"]
@@ -152,7 +157,9 @@ def test_chart_lints_without_errors_or_warnings_for_a_production_install(helm):
     assert [line for line in result["lint_log"] if "WARN" in line or "ERROR" in line] == []
 
 
-def test_chart_as_shipped_lints_clean_and_only_warns_about_the_values_an_install_must_give(helm):
+def test_chart_as_shipped_lints_clean_and_only_warns_about_the_values_an_install_must_give(
+    helm: HelmResults,
+) -> None:
     result = helm["pristine"]
     assert not result["lint"]["Errors"]
     assert [m for m in result["lint"]["Messages"] if m["Severity"] >= HELM_WARNING] == []
@@ -163,21 +170,25 @@ def test_chart_as_shipped_lints_clean_and_only_warns_about_the_values_an_install
     assert any("config.redisUrl" in line for line in warnings)
 
 
-def test_install_without_a_database_url_fails_naming_the_value(helm):
+def test_install_without_a_database_url_fails_naming_the_value(helm: HelmResults) -> None:
     assert "config.databaseUrl is required" in helm["no-database-url"]["error"]
 
 
-def test_install_with_a_non_mongodb_database_url_is_refused_by_the_schema(helm):
+def test_install_with_a_non_mongodb_database_url_is_refused_by_the_schema(
+    helm: HelmResults,
+) -> None:
     error = helm["postgres-url"]["error"]
     assert "/config/databaseUrl" in error
     assert "postgres://db/segport" in error
 
 
-def test_install_with_neither_created_nor_existing_secret_is_refused_by_the_schema(helm):
+def test_install_with_neither_created_nor_existing_secret_is_refused_by_the_schema(
+    helm: HelmResults,
+) -> None:
     assert "existingSecret" in helm["no-secret-source"]["error"]
 
 
-def test_api_deployment_serves_on_8000_with_health_and_readiness_probes(helm):
+def test_api_deployment_serves_on_8000_with_health_and_readiness_probes(helm: HelmResults) -> None:
     api = objects(helm, "production", "Deployment")["production-segport-api"]
     c = container(api)
     assert c["args"] == ["serve", "--host", "0.0.0.0", "--port", "8000"]
@@ -188,7 +199,7 @@ def test_api_deployment_serves_on_8000_with_health_and_readiness_probes(helm):
 
 
 @pytest.mark.parametrize("component", ["api", "worker"])
-def test_pods_run_non_root_read_only_without_privileges(helm, component):
+def test_pods_run_non_root_read_only_without_privileges(helm: HelmResults, component: str) -> None:
     deployment = objects(helm, "production", "Deployment")[f"production-segport-{component}"]
     pod = deployment["spec"]["template"]["spec"]
     c = container(deployment)
@@ -203,7 +214,7 @@ def test_pods_run_non_root_read_only_without_privileges(helm, component):
     assert pod["automountServiceAccountToken"] is False
 
 
-def test_worker_grace_period_is_the_job_completion_wait_plus_a_margin(helm):
+def test_worker_grace_period_is_the_job_completion_wait_plus_a_margin(helm: HelmResults) -> None:
     default = objects(helm, "production", "Deployment")["production-segport-worker"]
     slow = objects(helm, "slow-jobs", "Deployment")["slow-jobs-segport-worker"]
     margin = yaml.safe_load((CHART / "values.yaml").read_text())["worker"][
@@ -216,7 +227,7 @@ def test_worker_grace_period_is_the_job_completion_wait_plus_a_margin(helm):
     assert config["data"]["SEGPORT_JOB_COMPLETION_WAIT_SECONDS"] == "300"
 
 
-def test_worker_runs_the_worker_command_and_exposes_its_metrics_port(helm):
+def test_worker_runs_the_worker_command_and_exposes_its_metrics_port(helm: HelmResults) -> None:
     worker = objects(helm, "production", "Deployment")["production-segport-worker"]
     config = objects(helm, "production", "ConfigMap")["production-segport"]
     c = container(worker)
@@ -228,7 +239,7 @@ def test_worker_runs_the_worker_command_and_exposes_its_metrics_port(helm):
     assert annotations["prometheus.io/port"] == str(port)
 
 
-def test_autoscalers_and_disruption_budgets_exist_for_what_is_enabled(helm):
+def test_autoscalers_and_disruption_budgets_exist_for_what_is_enabled(helm: HelmResults) -> None:
     hpas = objects(helm, "production", "HorizontalPodAutoscaler")
     assert set(hpas) == {"production-segport-api"}, "worker autoscaling is off by default"
     api_hpa = hpas["production-segport-api"]
@@ -248,7 +259,9 @@ def test_autoscalers_and_disruption_budgets_exist_for_what_is_enabled(helm):
     )
 
 
-def test_chart_makes_the_secret_only_when_asked_and_no_existing_secret_is_named(helm):
+def test_chart_makes_the_secret_only_when_asked_and_no_existing_secret_is_named(
+    helm: HelmResults,
+) -> None:
     made = objects(helm, "production", "Secret")
     assert set(made) == {"production-segport-connection", "production-segport-secrets"}
     assert made["production-segport-secrets"]["stringData"]["SEGPORT_ENCRYPTION_KEY"] == (
@@ -261,7 +274,7 @@ def test_chart_makes_the_secret_only_when_asked_and_no_existing_secret_is_named(
     assert "segport-managed" in refs
 
 
-def test_database_and_redis_urls_travel_in_a_secret_not_the_configmap(helm):
+def test_database_and_redis_urls_travel_in_a_secret_not_the_configmap(helm: HelmResults) -> None:
     connection = objects(helm, "production", "Secret")["production-segport-connection"]
     assert connection["stringData"] == {
         "SEGPORT_DATABASE_URL": REQUIRED["config"]["databaseUrl"],
@@ -273,14 +286,14 @@ def test_database_and_redis_urls_travel_in_a_secret_not_the_configmap(helm):
     assert "test-jwt-secret" not in rendered
 
 
-def test_jwks_installs_need_no_jwt_secret(helm):
+def test_jwks_installs_need_no_jwt_secret(helm: HelmResults) -> None:
     secret = objects(helm, "jwks-only", "Secret")["jwks-only-segport-secrets"]
     assert "SEGPORT_JWT_SECRET" not in secret["stringData"]
     config = objects(helm, "jwks-only", "ConfigMap")["jwks-only-segport"]
     assert config["data"]["SEGPORT_JWT_JWKS_URL"] == "https://idp.example.com/.well-known/jwks.json"
 
 
-def test_every_configmap_variable_is_a_setting_the_service_reads(helm):
+def test_every_configmap_variable_is_a_setting_the_service_reads(helm: HelmResults) -> None:
     """A typo in a variable name would be silently ignored by pydantic-settings."""
     known = {f"SEGPORT_{name.upper()}" for name in Settings.model_fields}
     for case in ("production", "ingress", "jwks-only"):
@@ -297,7 +310,7 @@ def test_every_configmap_variable_is_a_setting_the_service_reads(helm):
             assert key in known or key.startswith("SEGPORT_CONSTANT_CONTACT_"), key
 
 
-def test_ingress_routes_every_host_to_the_api_service_with_tls(helm):
+def test_ingress_routes_every_host_to_the_api_service_with_tls(helm: HelmResults) -> None:
     (ingress,) = objects(helm, "ingress", "Ingress").values()
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert ingress["spec"]["tls"] == [{"hosts": ["segport.acme.test"], "secretName": "segport-tls"}]
@@ -309,7 +322,7 @@ def test_ingress_routes_every_host_to_the_api_service_with_tls(helm):
     assert config["data"]["SEGPORT_MAX_PAGE_SIZE"] == "250"
 
 
-def test_notes_tell_the_oauth_redirect_uri_and_worker_grace(helm):
+def test_notes_tell_the_oauth_redirect_uri_and_worker_grace(helm: HelmResults) -> None:
     notes = helm["production"]["notes"]
     assert "http://127.0.0.1:8000/oauth/callback" in notes
     assert "40s" in notes

@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 from redis.asyncio import Redis
 
+from service.coordination.redis import RedisClient, close_redis
 from tests.support.redis_db import flushed_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
@@ -16,17 +17,17 @@ REDIS_URL = "redis://127.0.0.1:6379/3"
 
 
 @pytest.fixture
-async def redis_db() -> AsyncIterator[Redis]:
+async def redis_db() -> AsyncIterator[RedisClient]:
     async with flushed_redis(REDIS_URL) as client:
         yield client
 
 
 @pytest.fixture
-async def second_redis_client(redis_db: Redis) -> AsyncIterator[Redis]:
+async def second_redis_client(redis_db: RedisClient) -> AsyncIterator[RedisClient]:
     """Another connection to the same database: what a second worker process has."""
-    client = Redis.from_url(REDIS_URL)
+    client: RedisClient = Redis.from_url(REDIS_URL)
     yield client
-    await client.aclose()
+    await close_redis(client)
 
 
 class FakeClock:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from redis.asyncio import Redis
 
 from service.coordination.locks import Locks, LockTimeout, MemoryLocks, RedisLocks
+from service.coordination.redis import RedisClient
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -16,8 +16,8 @@ def two_holders(request: pytest.FixtureRequest) -> tuple[Locks, Locks]:
     if request.param == "memory":
         locks = MemoryLocks()
         return locks, locks
-    first: Redis = request.getfixturevalue("redis_db")
-    second: Redis = request.getfixturevalue("second_redis_client")
+    first: RedisClient = request.getfixturevalue("redis_db")
+    second: RedisClient = request.getfixturevalue("second_redis_client")
     return RedisLocks(first), RedisLocks(second)
 
 
@@ -64,7 +64,7 @@ async def test_lock_is_free_again_after_an_error_inside(two_holders: tuple[Locks
 
 
 async def test_redis_lock_abandoned_by_a_crashed_holder_expires(
-    redis_db: Redis, second_redis_client: Redis
+    redis_db: RedisClient, second_redis_client: RedisClient
 ) -> None:
     crashed = RedisLocks(redis_db).lock("refresh:crash", 0.3)
     await crashed.__aenter__()  # never exited: the process "died" holding it

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import pytest
-from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from service.coordination.limiter import (
     ARRIVAL_MARGIN,
+    Clock,
     MemoryRateLimiter,
     RateLimiters,
     RedisRateLimiter,
+    Sleep,
+    WaitObserver,
     WindowRule,
 )
+from service.coordination.redis import RedisClient
 from service.plugins.api import DestinationLimits, RateLimiter
 
 from .conftest import FakeClock
@@ -26,21 +29,44 @@ MEASUREMENT_SLACK = 0.05
 """Timestamps are taken when ``acquire`` returns, a little after the admission itself
 (a Redis round trip, event-loop scheduling); the window check allows for that much."""
 
-LimiterFactory = Callable[..., RateLimiter]
+
+class LimiterFactory(Protocol):
+    """Makes the adapter under test (key ``toy``) with the given limits and test doubles."""
+
+    def __call__(
+        self,
+        limits: DestinationLimits,
+        *,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        on_wait: WaitObserver | None = None,
+    ) -> RateLimiter: ...
 
 
 @pytest.fixture(params=["memory", "redis"])
 def make_limiter(request: pytest.FixtureRequest) -> LimiterFactory:
     if request.param == "memory":
 
-        def memory(limits: DestinationLimits, **kwargs: object) -> RateLimiter:
-            return MemoryRateLimiter("toy", limits, **kwargs)  # type: ignore[arg-type]
+        def memory(
+            limits: DestinationLimits,
+            *,
+            clock: Clock | None = None,
+            sleep: Sleep | None = None,
+            on_wait: WaitObserver | None = None,
+        ) -> RateLimiter:
+            return MemoryRateLimiter("toy", limits, clock=clock, sleep=sleep, on_wait=on_wait)
 
         return memory
-    redis: Redis = request.getfixturevalue("redis_db")
+    redis: RedisClient = request.getfixturevalue("redis_db")
 
-    def shared(limits: DestinationLimits, **kwargs: object) -> RateLimiter:
-        return RedisRateLimiter(redis, "toy", limits, **kwargs)  # type: ignore[arg-type]
+    def shared(
+        limits: DestinationLimits,
+        *,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        on_wait: WaitObserver | None = None,
+    ) -> RateLimiter:
+        return RedisRateLimiter(redis, "toy", limits, clock=clock, sleep=sleep, on_wait=on_wait)
 
     return shared
 
@@ -171,7 +197,7 @@ async def test_wait_observer_hears_every_admission(make_limiter: LimiterFactory)
 
 
 async def test_two_processes_share_one_redis_budget(
-    redis_db: Redis, second_redis_client: Redis
+    redis_db: RedisClient, second_redis_client: RedisClient
 ) -> None:
     limits = DestinationLimits(requests_per_second=3)
     worker_a = RedisRateLimiter(redis_db, "constant_contact", limits)
@@ -190,7 +216,7 @@ async def test_two_processes_share_one_redis_budget(
 
 
 async def test_pause_set_by_one_process_is_honoured_by_another(
-    redis_db: Redis, second_redis_client: Redis
+    redis_db: RedisClient, second_redis_client: RedisClient
 ) -> None:
     clock = FakeClock(datetime(2030, 5, 1, 10, 0, 0, tzinfo=UTC))
     limits = DestinationLimits(requests_per_second=4)
@@ -203,7 +229,7 @@ async def test_pause_set_by_one_process_is_honoured_by_another(
 
 
 async def test_daily_counter_is_keyed_by_the_utc_date_and_expires_after_the_day(
-    redis_db: Redis,
+    redis_db: RedisClient,
 ) -> None:
     clock = FakeClock(datetime(2028, 2, 29, 23, 0, 0, tzinfo=UTC))
     limiter = RedisRateLimiter(
@@ -213,7 +239,9 @@ async def test_daily_counter_is_keyed_by_the_utc_date_and_expires_after_the_day(
         await limiter.acquire()
 
     key = "segport:ratelimit:cc:day:2028-02-29"
-    assert int(await redis_db.get(key)) == 4
+    count = await redis_db.get(key)
+    assert count is not None
+    assert int(count) == 4
     ttl = await redis_db.ttl(key)
     assert 3600 < ttl <= 3600 + 3600, "expires an hour after the day ends, not before"
 
@@ -226,7 +254,7 @@ class _Toy:
     limits = DestinationLimits(requests_per_second=4, requests_per_day=10_000)
 
 
-async def test_registry_gives_one_shared_limiter_per_destination_key(redis_db: Redis) -> None:
+async def test_registry_gives_one_shared_limiter_per_destination_key(redis_db: RedisClient) -> None:
     memory = RateLimiters()
     shared = RateLimiters(redis_db)
     toy = _Toy()

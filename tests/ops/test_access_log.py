@@ -29,7 +29,7 @@ def events(stream: io.StringIO) -> list[str]:
     return [line["event"] for line in json_lines(stream)]
 
 
-def test_an_http_access_line_has_the_path_without_its_query_string(log_stream):
+def test_an_http_access_line_has_the_path_without_its_query_string(log_stream: io.StringIO) -> None:
     access = logging.getLogger("uvicorn.access")
 
     # What uvicorn's h11/httptools protocols log for every response.
@@ -45,7 +45,9 @@ def test_an_http_access_line_has_the_path_without_its_query_string(log_stream):
     assert events(log_stream) == ['127.0.0.1:5000 - "GET /oauth/callback HTTP/1.1" 200']
 
 
-def test_a_websocket_access_line_has_the_path_without_its_query_string(log_stream):
+def test_a_websocket_access_line_has_the_path_without_its_query_string(
+    log_stream: io.StringIO,
+) -> None:
     logging.getLogger("uvicorn.access").info(
         '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/graphql?variables=reader.at.x"
     )
@@ -53,7 +55,7 @@ def test_a_websocket_access_line_has_the_path_without_its_query_string(log_strea
     assert events(log_stream) == ['127.0.0.1:5000 - "WebSocket /graphql" [accepted]']
 
 
-def test_reconfiguring_installs_the_access_filter_once(log_stream):
+def test_reconfiguring_installs_the_access_filter_once(log_stream: io.StringIO) -> None:
     configure_logging(Settings(log_format="json"), stream=log_stream)
     configure_logging(Settings(log_format="json"), stream=log_stream)
 

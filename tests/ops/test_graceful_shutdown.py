@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from service.access.auth import mint_token
 from service.domain import Role
@@ -35,9 +36,12 @@ GRACEFUL_EXIT = (0, -signal.SIGTERM)
 # "reconnect, to another instance"). A dropped TCP connection (1006) is not clean.
 CLEAN_CLOSE_CODES = (1000, 1001, 1012)
 
+RunningServer = tuple[subprocess.Popen[str], int, str]
+"""The `segport serve` process, its port and an admin token for it."""
+
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
+def server(tmp_path: Path) -> Iterator[RunningServer]:
     port = free_port()
     database_url = f"sqlite:///{tmp_path / 'segport.db'}"
     env = {
@@ -73,7 +77,7 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
     logs.join()
 
 
-def test_sigterm_finishes_an_in_flight_request_then_stops_accepting(server):
+def test_sigterm_finishes_an_in_flight_request_then_stops_accepting(server: RunningServer) -> None:
     process, port, token = server
     body = json.dumps({"query": "query Who { viewer { sub } }"}).encode()
     half = len(body) // 2
@@ -108,10 +112,12 @@ def drain(ws: ClientConnection) -> None:
         ws.recv(timeout=20)
 
 
-def test_sigterm_closes_open_websocket_subscriptions_cleanly(server):
+def test_sigterm_closes_open_websocket_subscriptions_cleanly(server: RunningServer) -> None:
     process, port, token = server
     with connect(
-        f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"], open_timeout=10
+        f"ws://127.0.0.1:{port}/graphql",
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        open_timeout=10,
     ) as ws:
         init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
         ws.send(json.dumps(init))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
@@ -37,8 +39,10 @@ def connection(credentials: str | None) -> Connection:
     )
 
 
-async def write_with_key_a(database_url: str, secrets: list[dict | None]) -> list[Connection]:
-    written = []
+async def write_with_key_a(
+    database_url: str, secrets: Sequence[dict[str, Any] | None]
+) -> list[Connection]:
+    written: list[Connection] = []
     async with open_services(
         make_settings(database_url, encryption_key=KEY_A), load_entry_points=False
     ) as services:
@@ -59,7 +63,15 @@ async def stored(database_url: str, connection_id: str) -> Connection:
         return found
 
 
-async def test_rotation_leaves_credentials_readable_with_the_new_key_alone(sqlite_url, monkeypatch):
+def sealed(connection: Connection) -> str:
+    """The connection's encrypted credentials, which these tests' connections have."""
+    assert connection.credentials is not None
+    return connection.credentials
+
+
+async def test_rotation_leaves_credentials_readable_with_the_new_key_alone(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(keys, "PAGE_SIZE", 2)  # several pages with a handful of rows
     secrets = [{"access_token": f"at-{i}", "refresh_token": f"rt-{i}"} for i in range(5)]
     written = await write_with_key_a(sqlite_url, secrets)
@@ -69,7 +81,8 @@ async def test_rotation_leaves_credentials_readable_with_the_new_key_alone(sqlit
     ) as services:
         # Before rotation the new configuration already reads the old credentials.
         first = await services.store.get_connection(written[0].id)
-        assert services.cipher.decrypt(first.credentials) == secrets[0]
+        assert first is not None
+        assert services.cipher.decrypt(sealed(first)) == secrets[0]
         assert await rotate_credentials(services.store, services.cipher, services.locks) == 5
 
     only_b = CredentialCipher([KEY_B])
@@ -77,13 +90,13 @@ async def test_rotation_leaves_credentials_readable_with_the_new_key_alone(sqlit
     for original, secret in zip(written, secrets, strict=True):
         row = await stored(sqlite_url, original.id)
         assert row.credentials != original.credentials
-        assert only_b.decrypt(row.credentials) == secret
+        assert only_b.decrypt(sealed(row)) == secret
         with pytest.raises(InvalidToken):
-            only_a.decrypt(row.credentials.encode())
+            only_a.decrypt(sealed(row).encode())
         assert row.updated_at == original.updated_at, "re-encryption is not a user edit"
 
 
-async def test_connections_without_credentials_are_left_alone(sqlite_url):
+async def test_connections_without_credentials_are_left_alone(sqlite_url: str) -> None:
     (pending,) = await write_with_key_a(sqlite_url, [None])
     async with open_services(
         make_settings(sqlite_url, encryption_key=f"{KEY_B},{KEY_A}"), load_entry_points=False
@@ -92,23 +105,26 @@ async def test_connections_without_credentials_are_left_alone(sqlite_url):
     assert (await stored(sqlite_url, pending.id)).credentials is None
 
 
-async def test_rotation_is_idempotent(sqlite_url):
+async def test_rotation_is_idempotent(sqlite_url: str) -> None:
     (c,) = await write_with_key_a(sqlite_url, [{"api_key": "k-1"}])
     settings = make_settings(sqlite_url, encryption_key=f"{KEY_B},{KEY_A}")
     for _ in range(2):
         async with open_services(settings, load_entry_points=False) as services:
             assert await rotate_credentials(services.store, services.cipher, services.locks) == 1
-    assert CredentialCipher([KEY_B]).decrypt((await stored(sqlite_url, c.id)).credentials) == {
+    assert CredentialCipher([KEY_B]).decrypt(sealed(await stored(sqlite_url, c.id))) == {
         "api_key": "k-1"
     }
 
 
-async def test_credentials_no_key_decrypts_are_named_and_the_rest_still_rotate(sqlite_url):
+async def test_credentials_no_key_decrypts_are_named_and_the_rest_still_rotate(
+    sqlite_url: str,
+) -> None:
     readable, unreadable = await write_with_key_a(sqlite_url, [{"a": 1}, {"b": 2}])
     async with open_services(
         make_settings(sqlite_url, encryption_key=KEY_C), load_entry_points=False
     ) as services:
         foreign = await services.store.get_connection(unreadable.id)
+        assert foreign is not None
         foreign.credentials = Fernet(Fernet.generate_key()).encrypt(b'{"b": 2}').decode()
         await services.store.save_connection(foreign)
     async with open_services(
@@ -120,7 +136,7 @@ async def test_credentials_no_key_decrypts_are_named_and_the_rest_still_rotate(s
     assert caught.value.report.failed == [unreadable.id]
     assert unreadable.id in str(caught.value)
     assert "SEGPORT_ENCRYPTION_KEY" in str(caught.value)
-    assert CredentialCipher([KEY_B]).decrypt((await stored(sqlite_url, readable.id)).credentials)
+    assert CredentialCipher([KEY_B]).decrypt(sealed(await stored(sqlite_url, readable.id)))
 
 
 def segport_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -134,7 +150,9 @@ def segport_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProc
     )
 
 
-async def test_segport_rotate_keys_command_rotates_and_reports_the_count(sqlite_url, tmp_path):
+async def test_segport_rotate_keys_command_rotates_and_reports_the_count(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     (c,) = await write_with_key_a(sqlite_url, [{"access_token": "at-cli"}])
     env = {
         "SEGPORT_DATABASE_URL": sqlite_url,
@@ -148,10 +166,12 @@ async def test_segport_rotate_keys_command_rotates_and_reports_the_count(sqlite_
     assert KEY_A not in done.stdout + done.stderr
     assert KEY_B not in done.stdout + done.stderr
     row = await stored(sqlite_url, c.id)
-    assert CredentialCipher([KEY_B]).decrypt(row.credentials) == {"access_token": "at-cli"}
+    assert CredentialCipher([KEY_B]).decrypt(sealed(row)) == {"access_token": "at-cli"}
 
 
-async def test_segport_rotate_keys_without_the_old_key_fails_naming_the_connection(sqlite_url):
+async def test_segport_rotate_keys_without_the_old_key_fails_naming_the_connection(
+    sqlite_url: str,
+) -> None:
     (c,) = await write_with_key_a(sqlite_url, [{"access_token": "at-lost"}])
     env = {
         "SEGPORT_DATABASE_URL": sqlite_url,

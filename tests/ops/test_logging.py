@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -21,11 +22,13 @@ def log_stream() -> Iterator[io.StringIO]:
         yield stream
 
 
-def configure(stream: io.StringIO, **settings: object) -> None:
+def configure(stream: io.StringIO, **settings: Any) -> None:
     configure_logging(Settings(log_format="json", **settings), stream=stream)
 
 
-def test_lines_are_json_with_level_timestamp_logger_and_bound_context(log_stream):
+def test_lines_are_json_with_level_timestamp_logger_and_bound_context(
+    log_stream: io.StringIO,
+) -> None:
     configure(log_stream)
     structlog.contextvars.bind_contextvars(request_id="req-1", run_id="run-9")
     structlog.get_logger("service.runs").info("run_started", export_id="exp-3")
@@ -39,7 +42,9 @@ def test_lines_are_json_with_level_timestamp_logger_and_bound_context(log_stream
     assert line["timestamp"].endswith("Z")
 
 
-def test_stdlib_loggers_like_uvicorn_and_arq_go_through_the_same_pipeline(log_stream):
+def test_stdlib_loggers_like_uvicorn_and_arq_go_through_the_same_pipeline(
+    log_stream: io.StringIO,
+) -> None:
     configure(log_stream)
     structlog.contextvars.bind_contextvars(request_id="req-2")
     logging.getLogger("uvicorn.error").warning("Shutting down %s", "now")
@@ -51,7 +56,7 @@ def test_stdlib_loggers_like_uvicorn_and_arq_go_through_the_same_pipeline(log_st
     assert arq_line["logger"] == "arq.worker"
 
 
-def test_level_setting_filters_lower_levels(log_stream):
+def test_level_setting_filters_lower_levels(log_stream: io.StringIO) -> None:
     configure(log_stream, log_level="WARNING")
     log = structlog.get_logger("x")
     log.info("quiet")
@@ -59,7 +64,9 @@ def test_level_setting_filters_lower_levels(log_stream):
     assert [line["event"] for line in json_lines(log_stream)] == ["loud"]
 
 
-def test_secret_named_keys_are_redacted_at_any_depth_but_counts_are_kept(log_stream):
+def test_secret_named_keys_are_redacted_at_any_depth_but_counts_are_kept(
+    log_stream: io.StringIO,
+) -> None:
     configure(log_stream)
     structlog.get_logger("x").info(
         "token_exchanged",
@@ -81,7 +88,9 @@ def test_secret_named_keys_are_redacted_at_any_depth_but_counts_are_kept(log_str
     assert line["emails_skipped"] == 3
 
 
-def test_secret_looking_text_is_redacted_inside_messages_and_exceptions(log_stream):
+def test_secret_looking_text_is_redacted_inside_messages_and_exceptions(
+    log_stream: io.StringIO,
+) -> None:
     configure(log_stream)
     log = structlog.get_logger("x")
     log.info(
@@ -100,13 +109,13 @@ def test_secret_looking_text_is_redacted_inside_messages_and_exceptions(log_stre
     assert "RuntimeError" in lines[2]["exception"]
 
 
-def test_stdlib_records_are_redacted_too(log_stream):
+def test_stdlib_records_are_redacted_too(log_stream: io.StringIO) -> None:
     configure(log_stream)
     logging.getLogger("httpx").warning("POST https://x/token?client_secret=cs-SECRET-7 failed")
     assert "SECRET-7" not in log_stream.getvalue()
 
 
-def test_console_format_is_not_json(log_stream):
+def test_console_format_is_not_json(log_stream: io.StringIO) -> None:
     configure_logging(Settings(log_format="console"), stream=log_stream)
     structlog.get_logger("x").info("hello", access_token="at-SECRET-8")
     text = log_stream.getvalue()
@@ -116,25 +125,29 @@ def test_console_format_is_not_json(log_stream):
         json.loads(text.splitlines()[0])
 
 
-def test_auto_format_writes_json_when_the_stream_is_not_a_terminal(log_stream):
+def test_auto_format_writes_json_when_the_stream_is_not_a_terminal(log_stream: io.StringIO) -> None:
     configure_logging(Settings(log_format="auto"), stream=log_stream)
     structlog.get_logger("x").info("piped")
     assert json_lines(log_stream)[0]["event"] == "piped"
 
 
-def test_reconfiguring_replaces_the_handler_instead_of_doubling_lines(log_stream):
+def test_reconfiguring_replaces_the_handler_instead_of_doubling_lines(
+    log_stream: io.StringIO,
+) -> None:
     configure(log_stream)
     configure(log_stream)
     structlog.get_logger("x").info("once")
     assert len(json_lines(log_stream)) == 1
 
 
-def test_unknown_log_level_is_refused_naming_the_value(log_stream):
+def test_unknown_log_level_is_refused_naming_the_value(log_stream: io.StringIO) -> None:
     with pytest.raises(SettingsError, match=r"SEGPORT_LOG_LEVEL 'LOUD' is not one of DEBUG"):
         configure_logging(Settings(log_level="LOUD"), stream=log_stream)
 
 
-def test_uvicorns_color_message_copy_is_dropped_but_other_extras_kept(log_stream):
+def test_uvicorns_color_message_copy_is_dropped_but_other_extras_kept(
+    log_stream: io.StringIO,
+) -> None:
     configure(log_stream)
     uvicorn_error = logging.getLogger("uvicorn.error")
     # An in-process uvicorn of an earlier test may have raised this logger's level.

@@ -24,13 +24,13 @@ def run_printing(*lines: str) -> list[str]:
     return logs.snapshot()
 
 
-def test_capture_sees_both_streams_of_the_process():
+def test_capture_sees_both_streams_of_the_process() -> None:
     lines = run_printing("on stdout", "on stderr")
     assert sorted(lines) == ["on stderr", "on stdout"]
     assert_contains(lines, "stderr")
 
 
-def test_a_leaked_secret_fails_without_repeating_the_secret():
+def test_a_leaked_secret_fails_without_repeating_the_secret() -> None:
     lines = run_printing('{"event": "refreshed"}', '{"access_token": "at-LEAK-123"}')
     with pytest.raises(AssertionError) as failed:
         assert_no_secrets(lines, ["nothing-here", "at-LEAK-123"])
@@ -38,5 +38,5 @@ def test_a_leaked_secret_fails_without_repeating_the_secret():
     assert "at-LEAK-123" not in str(failed.value)
 
 
-def test_clean_logs_pass():
+def test_clean_logs_pass() -> None:
     assert_no_secrets(run_printing("run_finished sent=3"), ["at-LEAK-123"])

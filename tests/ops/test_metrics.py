@@ -19,8 +19,11 @@ from service.observability.metrics import MAX_OPERATION_NAMES, Metrics, start_wo
 from tests.support.net import free_port
 from tests.support.settings import make_settings
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+"""Sample values by metric name and sorted labels."""
 
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+
+def samples(text: str) -> Samples:
     """Every sample of a Prometheus text page, by name and sorted labels."""
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -42,14 +45,14 @@ async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def scrape(client: httpx.AsyncClient) -> dict:
+async def scrape(client: httpx.AsyncClient) -> Samples:
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
     return samples(response.text)
 
 
-async def test_metrics_endpoint_lists_every_segport_metric(client):
+async def test_metrics_endpoint_lists_every_segport_metric(client: httpx.AsyncClient) -> None:
     text = (await client.get("/metrics")).text
     for name in (
         "segport_graphql_operations_total counter",
@@ -68,7 +71,9 @@ async def test_metrics_endpoint_lists_every_segport_metric(client):
     assert "python_gc_objects_collected_total" not in text
 
 
-async def test_graphql_operations_are_counted_by_name_and_outcome_and_timed(client, services):
+async def test_graphql_operations_are_counted_by_name_and_outcome_and_timed(
+    client: httpx.AsyncClient, services: Services
+) -> None:
     token = mint_token(services.settings, "alice", [Role.ADMIN], ttl=timedelta(minutes=5))
     ok = await client.post(
         "/graphql",
@@ -95,7 +100,7 @@ async def test_graphql_operations_are_counted_by_name_and_outcome_and_timed(clie
     assert got[count_key] == 2.0
 
 
-def test_operation_names_beyond_the_cap_are_counted_as_other():
+def test_operation_names_beyond_the_cap_are_counted_as_other() -> None:
     metrics = Metrics()
     for i in range(MAX_OPERATION_NAMES + 5):
         metrics.record_operation(f"Op{i}", "query", "ok", 0.01)
@@ -113,7 +118,7 @@ def test_operation_names_beyond_the_cap_are_counted_as_other():
     assert got[other] == 5.0
 
 
-def test_finished_runs_count_status_trigger_contacts_and_reject_reasons():
+def test_finished_runs_count_status_trigger_contacts_and_reject_reasons() -> None:
     metrics = Metrics()
     now = utcnow()
     run = ExportRun(
@@ -149,9 +154,10 @@ def test_finished_runs_count_status_trigger_contacts_and_reject_reasons():
     assert rejected == {"invalid": 3.0, "duplicate": 1.0, "rejected_by_destination": 2.0}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def destination() -> Iterator[str]:
-    """A real HTTP server standing in for a destination: 202 on /ok, 429 elsewhere."""
+    """A real HTTP server standing in for a destination: 202 on /ok, 429 elsewhere (it keeps
+    no state, so the module shares one)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -166,11 +172,12 @@ def destination() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
 
 
 async def test_every_request_through_services_http_is_counted_by_host_and_status(
-    services, client, destination
-):
+    services: Services, client: httpx.AsyncClient, destination: str
+) -> None:
     await services.http.post(f"{destination}/ok")
     await services.http.post(f"{destination}/ok")
     await services.http.post(f"{destination}/slow-down")
@@ -181,8 +188,8 @@ async def test_every_request_through_services_http_is_counted_by_host_and_status
 
 
 async def test_refreshers_update_gauges_before_each_scrape_and_a_failing_one_is_survived(
-    services, client
-):
+    services: Services, client: httpx.AsyncClient
+) -> None:
     async def broken(metrics: Metrics) -> None:
         raise ConnectionError("redis down")
 
@@ -195,7 +202,7 @@ async def test_refreshers_update_gauges_before_each_scrape_and_a_failing_one_is_
     assert got[("segport_queue_depth", ())] == 7.0
 
 
-async def test_worker_metrics_server_serves_the_registry_on_its_port():
+async def test_worker_metrics_server_serves_the_registry_on_its_port() -> None:
     metrics = Metrics()
     metrics.contacts_sent.inc(42)
     port = free_port()

@@ -21,7 +21,7 @@ def documented_default(variable: str) -> str:
 
 
 @pytest.mark.parametrize("name", list(Settings.model_fields))
-def test_every_setting_is_documented_with_its_default(name):
+def test_every_setting_is_documented_with_its_default(name: str) -> None:
     field = Settings.model_fields[name]
     default = documented_default(f"SEGPORT_{name.upper()}")
     if field.default is None:
@@ -32,7 +32,7 @@ def test_every_setting_is_documented_with_its_default(name):
         )
 
 
-def test_every_metric_is_documented():
+def test_every_metric_is_documented() -> None:
     metrics = Metrics()
     names = {family.name for family in metrics.registry.collect()}
     assert names
@@ -45,7 +45,7 @@ def test_every_metric_is_documented():
         assert f"`{exposed}`" in DOC, f"{exposed} is not described in docs/operations.md"
 
 
-def test_every_mongodb_index_is_listed():
+def test_every_mongodb_index_is_listed() -> None:
     source = (ROOT / "service" / "store" / "mongo" / "indexes.py").read_text()
     names = set(re.findall(r'name="([a-z_]+)"', source))
     assert names

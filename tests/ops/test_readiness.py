@@ -114,8 +114,8 @@ async def until_ready(client: httpx.AsyncClient) -> httpx.Response:
 
 
 async def test_readyz_is_503_naming_redis_while_redis_is_down_and_recovers_by_itself(
-    redis_app, redis_server
-):
+    redis_app: httpx.AsyncClient, redis_server: RestartableServer
+) -> None:
     assert (await redis_app.get("/readyz")).status_code == 200
 
     redis_server.stop()
@@ -132,8 +132,8 @@ async def test_readyz_is_503_naming_redis_while_redis_is_down_and_recovers_by_it
 
 
 async def test_readyz_is_503_naming_the_database_while_it_is_down_and_recovers_by_itself(
-    mongo_app, mongo_server
-):
+    mongo_app: httpx.AsyncClient, mongo_server: RestartableServer
+) -> None:
     assert (await mongo_app.get("/readyz")).status_code == 200
 
     mongo_server.stop()

@@ -42,9 +42,11 @@ class LogCapture:
         return capture
 
     def _pump(self, stream: IO[str]) -> None:
-        for line in stream:
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
+        # The pipe is ours once attached: close it at end of file, so no test leaves it open.
+        with stream:
+            for line in stream:
+                with self._lock:
+                    self.lines.append(line.rstrip("\n"))
 
     def join(self, timeout: float = 10.0) -> None:
         """Wait until both streams are closed (call after the process exited)."""

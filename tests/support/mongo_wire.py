@@ -94,6 +94,7 @@ def start_mongo_wire_server() -> MongoWireServer:
     if not line.startswith("LISTENING "):
         process.kill()
         process.wait()
+        process.stdout.close()
         stderr.seek(0)
         output = stderr.read().strip()[-2000:]
         stderr.close()

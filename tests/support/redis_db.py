@@ -7,15 +7,17 @@ from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
 
+from service.coordination.redis import RedisClient, close_redis
+
 
 @asynccontextmanager
-async def flushed_redis(redis_url: str) -> AsyncIterator[Redis]:
+async def flushed_redis(redis_url: str) -> AsyncIterator[RedisClient]:
     """A client of the database of ``redis_url``, flushed on entry and on exit (only that
     database: each suite has its own number)."""
-    redis = Redis.from_url(redis_url)
+    redis: RedisClient = Redis.from_url(redis_url)
     await redis.flushdb()
     try:
         yield redis
     finally:
         await redis.flushdb()
-        await redis.aclose()
+        await close_redis(redis)
