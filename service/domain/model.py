@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from service.domain.personal_data import safe_reason, without_email_addresses
+
 
 class _MonotonicIds:
     """Makes :func:`new_id` values; within one process each id sorts after the previous."""
@@ -220,12 +222,19 @@ class RunCounts:
 
 @dataclass(slots=True)
 class RunError:
-    """One sampled per-record or per-batch error."""
+    """One sampled per-record or per-batch error: which profile, which field, a stable code
+    and a reason. Never the value: whoever builds one, its reason (``message``) is cleaned
+    of quoted values and e-mail addresses (:func:`~service.domain.personal_data.safe_reason`).
+    """
 
     code: str
     message: str
+    """The reason, in words (a destination's words, without the values they quoted)."""
     profile_id: str | None = None
     field: str | None = None
+
+    def __post_init__(self) -> None:
+        self.message = safe_reason(self.message)
 
 
 @dataclass(slots=True)
@@ -250,6 +259,11 @@ class ExportRun:
     """For scheduled runs: ``<export id>@<due time>``, unique, so a due run is made once."""
     attempt: int = 0
     """How many times a job has started this run."""
+
+    def __post_init__(self) -> None:
+        # Every viewer reads the message; a destination's words may quote an address.
+        if self.message is not None:
+            self.message = without_email_addresses(self.message)
 
 
 RUN_ERROR_SAMPLE_SIZE = 100

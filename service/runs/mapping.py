@@ -4,7 +4,7 @@ Every profile read ends as exactly one of: a record to send, skipped as
 invalid, or skipped as a duplicate of a record already sent in this run. A
 bounded sample of why profiles were skipped is kept, without the personal
 values themselves (a rejected e-mail address must not land in logs or in the
-run's error list).
+run's error list): the profile id, the field, a code and a reason.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.domain import RUN_ERROR_SAMPLE_SIZE, FieldMapping, Profile, RunError
+from service.domain.personal_data import REDACTED
 from service.plugins.api import Destination, EncodedRecord, Rejection
-
-REDACTED = "<redacted>"
 
 
 @dataclass(slots=True)
@@ -155,11 +154,48 @@ class RecordMapper:
 
 
 def _error(profile_id: str, rejection: Rejection, values: Mapping[str, Any]) -> RunError:
-    message = rejection.message
-    # A destination may quote the bad value; the run's error list must not hold it.
-    for value in values.values():
-        if isinstance(value, str) and len(value) >= 3 and value in message:
-            message = message.replace(value, REDACTED)
+    # A destination may quote the bad value, stripped, escaped or cut short; the run's
+    # error list must not hold it in any form (RunError then also drops quoted values
+    # and anything e-mail-like, which covers the forms not seen here).
     return RunError(
-        code=rejection.code, message=message, profile_id=profile_id, field=rejection.field
+        code=rejection.code,
+        message=_without_values(rejection.message, values),
+        profile_id=profile_id,
+        field=rejection.field,
     )
+
+
+SHORTEST_REDACTED = 3
+"""Values shorter than this are left alone (a one-letter name would blank every word)."""
+MATCHED_PREFIX = 8
+"""A longer value is redacted wherever a stretch of at least this many of its leading
+characters appears (a destination that cuts long values short quotes only a prefix)."""
+
+
+def _without_values(message: str, values: Mapping[str, Any]) -> str:
+    for value in values.values():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            continue
+        text = str(value)
+        forms = {text, text.strip(), repr(text)[1:-1], repr(text.strip())[1:-1]}
+        for form in forms:
+            message = _without_form(message, form)
+    return message
+
+
+def _without_form(message: str, form: str) -> str:
+    if len(form) < SHORTEST_REDACTED:
+        return message
+    if len(form) < MATCHED_PREFIX:
+        return message.replace(form, REDACTED)
+    head = form[:MATCHED_PREFIX]
+    parts: list[str] = []
+    start = 0
+    while (found := message.find(head, start)) >= 0:
+        end = found + MATCHED_PREFIX
+        while end < len(message) and end - found < len(form) and message[end] == form[end - found]:
+            end += 1
+        parts += [message[start:found], REDACTED]
+        start = end
+    parts.append(message[start:])
+    return "".join(parts)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from service.domain import ExportRun, ExportRunStatus, ExportRunTrigger, RunCounts, RunError
+from service.domain.personal_data import without_email_addresses
 from service.store._records import Document, as_utc, optional_utc
 from service.store.base import RunProgress
 from service.store.rules import ACTIVE_SLOT_FIELD, active_export_id
@@ -146,6 +147,12 @@ def _optional_str(value: Any) -> str | None:
     return value
 
 
+def _optional_message(value: Any) -> str | None:
+    # What ExportRun itself keeps out of a message, kept out of the database too.
+    text = _optional_str(value)
+    return None if text is None else without_email_addresses(text)
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
@@ -162,7 +169,7 @@ _RUN_CHANGE_ENCODERS: dict[str, Any] = {
     "finished_at": _optional_datetime,
     "progress": float,
     "counts": _counts,
-    "message": _optional_str,
+    "message": _optional_message,
     "errors": _errors,
     "checkpoint": dict,
     "cancel_requested": bool,
@@ -188,5 +195,5 @@ def progress_to_doc(progress: RunProgress) -> tuple[Document, list[Document]]:
         "checkpoint": dict(progress.checkpoint),
     }
     if progress.message is not None:
-        changes["message"] = progress.message
+        changes["message"] = without_email_addresses(progress.message)
     return changes, [error_to_doc(e) for e in progress.new_errors]

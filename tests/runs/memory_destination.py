@@ -25,6 +25,7 @@ from service.plugins import (
     DestinationLimits,
     DestinationSession,
     MappingTarget,
+    RecordRejection,
     Rejection,
     UploadBatch,
     hookimpl,
@@ -41,8 +42,13 @@ class Behaviour:
     confirmed: list[str] = field(default_factory=list)
     receipts: dict[str, int] = field(default_factory=dict)
     """Records per receipt handed out (uploads that failed hand out none)."""
+    samples: dict[str, list[str]] = field(default_factory=dict)
+    """The error samples each receipt's confirmation reports."""
     reject_batches_with: str | None = None
     """An upload containing an e-mail with this text is refused as a whole."""
+    refuse_emails_with: str | None = None
+    """Records whose e-mail holds this text are refused one by one, in words that quote the
+    address (as real destinations do): on upload, and again in the receipt's samples."""
     fail_upload_number: int | None = None
     fail_with: DestinationError | None = None
     fail_count: int = 1
@@ -80,12 +86,28 @@ class MemorySession(DestinationSession):
                 batch_error="List quota reached: the account holds too many contacts"
             )
         receipt = f"receipt-{number}"
-        b.receipts[receipt] = len(batch.records)
-        return BatchOutcome(receipt=receipt)
+        refused = [
+            RecordRejection(
+                record.profile_id,
+                Rejection("BLOCKED", f"{fields['email']} is on the block list", "email"),
+            )
+            for record, fields in zip(batch.records, records, strict=True)
+            if b.refuse_emails_with and b.refuse_emails_with in fields["email"]
+        ]
+        b.receipts[receipt] = len(batch.records) - len(refused)
+        b.samples[receipt] = [
+            f"Row {row}: invalid email address {fields['email']!r}"
+            for row, fields in enumerate(records, start=1)
+            if b.refuse_emails_with and b.refuse_emails_with in fields["email"]
+        ]
+        return BatchOutcome(receipt=receipt, rejected=refused)
 
     async def confirm(self, receipt: str) -> Confirmation:
         self.behaviour.confirmed.append(receipt)
-        return Confirmation(accepted=self.behaviour.receipts[receipt])
+        return Confirmation(
+            accepted=self.behaviour.receipts[receipt],
+            error_samples=self.behaviour.samples.get(receipt, []),
+        )
 
 
 class MemoryDestination(Destination):
