@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from types import ModuleType
@@ -104,6 +105,23 @@ def worker_settings(
     }
 
 
+class SegportWorker(Worker):
+    """arq's worker, telling the runs it carries when a signal asks it to stop.
+
+    With a completion wait (``SEGPORT_JOB_COMPLETION_WAIT_SECONDS``) arq stops taking
+    jobs and waits that long before cancelling the running ones. A run job cannot end
+    in that time, but it can stop cleanly: ``stopping`` makes it start no more batches,
+    wait for the answers of those already sent, checkpoint them and release the run,
+    so the worker that resumes it sends nothing the destination already took.
+    """
+
+    def handle_sig_wait_for_completion(self, signum: signal.Signals) -> None:
+        runs = self.ctx.get("runs")
+        if isinstance(runs, RunContext):
+            runs.stopping.set()
+        super().handle_sig_wait_for_completion(signum)
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -112,11 +130,13 @@ def run_worker(
 ) -> None:
     """``segport worker``: serve run jobs until SIGTERM/SIGINT (blocking).
 
-    On SIGTERM arq stops taking jobs, waits ``job_completion_wait`` for running
-    ones, then cancels them: a cancelled run checkpoints, releases itself and
-    stays RUNNING, and arq's retry (or another worker's recovery) resumes it.
+    On SIGTERM arq stops taking jobs and waits ``job_completion_wait`` for running
+    ones; each run commits the batches it has under way and stops, RUNNING and
+    released (see :class:`SegportWorker`), and arq's retry (or another worker's
+    recovery) resumes it. Jobs still going after the wait are cancelled: they
+    checkpoint what is committed and release their run too.
     """
-    worker = Worker(
+    worker = SegportWorker(
         **worker_settings(
             settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points
         )

@@ -4,6 +4,11 @@ receipts until the destination confirms them.
 After each batch it writes counts, progress and the checkpoint in one store
 operation, so the counts always describe exactly the profiles up to the
 checkpoint's ``last_profile_id``.
+
+Batches also start in order (:meth:`Committer.begin`), so that when the process
+stops (:meth:`Committer.stop`) the batches already sent are exactly the ones
+after the checkpoint: waiting for them to be answered and committing them
+leaves nothing sent that a resumed run would send again.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class Committer:
         self.session = session
         self.window = window
         self.next_seq = 0
+        """The next batch to commit (every batch before it is in the checkpoint)."""
+        self.next_start = 0
+        """The next batch to start; those from ``next_seq`` up to it are under way."""
+        self._stopping = False
         self._finished: dict[int, BatchWork] = {}
         self._lock = asyncio.Lock()
         self._turn = asyncio.Condition()
@@ -55,10 +64,34 @@ class Committer:
         for receipt in state.receipts.values():
             self._follow(receipt)
 
-    async def wait_turn(self, seq: int) -> None:
-        """Keep uploads at most ``window`` batches ahead of the checkpoint (flat memory)."""
+    async def begin(self, seq: int) -> bool:
+        """Wait until batch ``seq`` may start: after every batch before it started, and at
+        most ``window`` batches ahead of the checkpoint (flat memory). False: the run is
+        stopping, and the batch must not go out."""
         async with self._turn:
-            await self._turn.wait_for(lambda: seq < self.next_seq + self.window)
+            await self._turn.wait_for(
+                lambda: (
+                    self._stopping or (seq == self.next_start and seq < self.next_seq + self.window)
+                )
+            )
+            if self._stopping:
+                return False
+            self.next_start += 1
+            self._turn.notify_all()
+        return True
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called (batches may have been held back since)."""
+        return self._stopping
+
+    async def stop(self) -> None:
+        """Start no more batches, and return once every batch under way is committed (its
+        answer in, its receipt in the checkpoint)."""
+        async with self._turn:
+            self._stopping = True
+            self._turn.notify_all()
+            await self._turn.wait_for(lambda: self.next_seq == self.next_start)
 
     async def done(self, work: BatchWork) -> None:
         if self._error is not None:

@@ -9,8 +9,9 @@ a plugin gets (so runs do not depend on how the connections layer builds it).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -76,3 +77,6 @@ class RunContext:
     metrics: Metrics
     http: httpx.AsyncClient
     """The shared HTTP client (failure notifications go out through it)."""
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the process is asked to stop (``segport worker`` on SIGTERM): runs start
+    no more batches, commit the ones under way and stop resumable."""

@@ -10,6 +10,11 @@ class RunInterrupted(Exception):
     """The run stopped without an outcome (shutdown, transient trouble); it can resume."""
 
 
+class RunStopped(RunInterrupted):
+    """The process is stopping: the run committed what it had sent and was released, for
+    another job to resume from its checkpoint."""
+
+
 class TransientRunError(RunInterrupted):
     """Worth retrying later: the job layer retries with backoff, then fails the run."""
 

@@ -25,7 +25,7 @@ import structlog
 from service.domain import ExportRunStatus, utcnow
 from service.runs.checkpoint import heartbeat_age
 from service.runs.context import RunContext
-from service.runs.errors import TransientRunError
+from service.runs.errors import RunInterrupted, RunStopped, TransientRunError
 from service.runs.lifecycle import execute_run, fail_run, note_retry
 from service.runs.recovery import recover_runs, stale_after_seconds
 from service.runs.schedule import ScheduleTicker
@@ -86,7 +86,7 @@ async def perform_run(ctx: RunContext, run_id: str, *, takeover: bool = False) -
         return "claimed by another job"
     try:
         done = await execute_run(ctx, run_id)
-    except TransientRunError:
+    except RunInterrupted:
         raise
     except Exception as exc:
         # A bug or an outage we cannot classify: fail the run once, loudly, rather than
@@ -113,6 +113,8 @@ async def carry_inline(ctx: RunContext, run_id: str, closing: Callable[[], bool]
         try:
             await perform_run(ctx, run_id, takeover=True)
             return
+        except RunStopped:
+            return  # released: the next start of this process continues it
         except TransientRunError as exc:
             if closing():
                 return
@@ -124,16 +126,20 @@ async def carry_inline(ctx: RunContext, run_id: str, closing: Callable[[], bool]
 
 @dataclass(frozen=True, slots=True)
 class RetryLater:
-    """An attempt hit transient trouble: try again after ``delay`` seconds."""
+    """An attempt hit transient trouble, or its process is stopping: try again after
+    ``delay`` seconds (0: at once, on another worker)."""
 
     delay: float
-    error: TransientRunError
+    error: RunInterrupted
 
 
 async def carry_attempt(ctx: RunContext, run_id: str, attempt: int) -> str | RetryLater:
     """One attempt of a queued job (arq counts them): what happened, or when to retry."""
     try:
         return await perform_run(ctx, run_id)
+    except RunStopped as exc:
+        # Checkpointed and released with every acknowledged batch: another worker resumes.
+        return RetryLater(0.0, exc)
     except TransientRunError as exc:
         max_tries = ctx.settings.job_max_tries
         delay = await after_transient_failure(ctx, run_id, attempt, max_tries, str(exc))

@@ -45,9 +45,10 @@ async def execute_run(ctx: RunContext, run_id: str) -> ExportRun | None:
 
     A terminal or missing run is left alone (returns it / None). A QUEUED run
     starts; a RUNNING one resumes from its checkpoint. Raises
-    :class:`~service.runs.errors.RunInterrupted` (or
-    :class:`~service.runs.errors.TransientRunError`) when the run stops
-    without an outcome, and re-raises task cancellation unless the run was
+    :class:`~service.runs.errors.RunInterrupted` (its
+    :class:`~service.runs.errors.TransientRunError`, or
+    :class:`~service.runs.errors.RunStopped` once ``ctx.stopping`` is set) when the
+    run stops without an outcome, and re-raises task cancellation unless the run was
     asked to stop, in which case it ends CANCELLED.
     """
     store = ctx.store
@@ -206,7 +207,7 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     )
     session = destination.open_session(destination_ctx)
     try:
-        await stream_run(ctx.store, ctx.settings, state, export, destination, session)
+        await stream_run(ctx.store, ctx.settings, state, export, destination, session, ctx.stopping)
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(session.aclose())

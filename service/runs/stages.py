@@ -3,8 +3,11 @@ overlap and memory stays flat however large the segment is::
 
     reader --profiles--> assembler --batches--> uploaders (N in flight) --> committer
 
-A watcher beside them writes the heartbeat and polls the cancel flag. A
-resumed run first maps the already-checkpointed profiles again without sending
+A watcher beside them writes the heartbeat and polls the cancel flag. When the
+process is asked to stop (``stopping``), no batch starts any more; the ones under
+way are answered and committed, then the run stops resumable
+(:class:`~service.runs.errors.RunStopped`) with nothing sent after its
+checkpoint. A resumed run first maps the already-checkpointed profiles again without sending
 them, to rebuild its de-duplication state (which is not stored).
 """
 
@@ -26,7 +29,7 @@ from service.plugins.api import (
 from service.plugins.batching import ContactBatcher
 from service.runs.committer import BatchWork, Committer
 from service.runs.context import RunSettings
-from service.runs.errors import RunCancelled, RunFailed
+from service.runs.errors import RunCancelled, RunFailed, RunStopped
 from service.runs.mapping import RecordMapper
 from service.runs.state import RunState
 from service.store.base import Store
@@ -42,17 +45,20 @@ async def stream_run(
     export: Export,
     destination: Destination,
     session: DestinationSession,
+    stopping: asyncio.Event,
 ) -> None:
     """Send the export's profiles after the checkpoint through ``session``, committing as
-    batches are acknowledged; returns when every batch is committed and confirmed."""
+    batches are acknowledged; returns when every batch is committed and confirmed.
+
+    Raises :class:`~service.runs.errors.RunStopped` once ``stopping`` is set and the
+    batches under way are committed."""
     limits = destination.limits
     envelope = destination.batch_envelope_size(export.settings)
     with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
         if state.last_profile_id is not None:
             await _replay(store, settings, export, mapper, state.last_profile_id)
-        await _pipe(
-            store, settings, state, export, mapper, ContactBatcher(limits, envelope), session
-        )
+        batcher = ContactBatcher(limits, envelope)
+        await _pipe(store, settings, state, export, mapper, batcher, session, stopping)
 
 
 async def _pipe(
@@ -63,6 +69,7 @@ async def _pipe(
     mapper: RecordMapper,
     batcher: ContactBatcher,
     session: DestinationSession,
+    stopping: asyncio.Event,
 ) -> None:
     limits = mapper.destination.limits
     profiles_q: asyncio.Queue[list[Profile] | None] = asyncio.Queue(settings.run_queue_size)
@@ -82,7 +89,8 @@ async def _pipe(
 
     async def upload() -> None:
         while (work := await work_q.get()) is not None:
-            await committer.wait_turn(work.seq)
+            if not await committer.begin(work.seq):
+                return  # stopping: the batch stays for the resumed run
             if state.cancel_seen:
                 raise RunCancelled()
             if work.batch is not None:
@@ -102,16 +110,27 @@ async def _pipe(
             if state.cancel_seen:
                 raise RunCancelled()
 
+    async def stop_when_asked() -> None:
+        await stopping.wait()
+        # Receipts need no waiting: they are in the checkpoint, the resumed run follows them.
+        await committer.stop()
+        raise RunStopped()
+
     try:
         async with asyncio.TaskGroup() as group:
             watcher = group.create_task(watch())
+            stopper = group.create_task(stop_when_asked())
             stages = [group.create_task(read()), group.create_task(assemble())]
             stages += [group.create_task(upload()) for _ in range(uploaders)]
 
             async def conclude() -> None:
                 await asyncio.gather(*stages)
+                if committer.stopping:
+                    return  # batches were held back: the stopper ends the run
                 await committer.drain()
+                # Every batch confirmed: the run is done, whether or not a stop came.
                 watcher.cancel()
+                stopper.cancel()
 
             group.create_task(conclude())
     except BaseExceptionGroup as failures:
@@ -138,6 +157,7 @@ def _raise_first(group: BaseExceptionGroup[BaseException]) -> None:
         TransientDestinationError,
         DestinationError,
         RunCancelled,
+        RunStopped,
         Exception,
     )
     for kind in order:
