@@ -4,29 +4,39 @@ The job itself (idempotent, resumable, retried with backoff) is
 :mod:`service.runs.jobs`; this module is arq's side of it: the worker's
 settings, its start-up (the service's parts, the schedule tick, the metrics
 port) and shutdown. Workers also recover runs whose job died (no heartbeat
-for three heartbeat periods), every ``SEGPORT_SCHEDULE_TICK_SECONDS``.
+for three heartbeat periods) or that could not be enqueued, every
+``SEGPORT_SCHEDULE_TICK_SECONDS``; they outlive Redis restarts
+(:class:`SegportWorker`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import signal
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from types import ModuleType
 from typing import Any
 
+import structlog
 from arq import Retry
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from service.coordination.queue import JOB_FUNCTION
+from service.coordination.redis import REDIS_UNAVAILABLE
 from service.core import open_services
 from service.observability.metrics import start_worker_metrics_server
 from service.runs.context import RunContext
 from service.runs.jobs import RetryLater, carry_attempt, tick_forever
 from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+POLL_ERRORS: tuple[type[Exception], ...] = (*REDIS_UNAVAILABLE, OSError)
+"""What a poll of arq's queue raises while Redis is away (sockets fail as OSError too)."""
 
 
 async def run_export(ctx: dict[str, Any], run_id: str) -> str:
@@ -105,15 +115,65 @@ def worker_settings(
     }
 
 
-class SegportWorker(Worker):
-    """arq's worker, telling the runs it carries when a signal asks it to stop.
+RECONNECT_FIRST_DELAY_SECONDS = 0.5
+RECONNECT_MAX_DELAY_SECONDS = 30.0
 
-    With a completion wait (``SEGPORT_JOB_COMPLETION_WAIT_SECONDS``) arq stops taking
-    jobs and waits that long before cancelling the running ones. A run job cannot end
-    in that time, but it can stop cleanly: ``stopping`` makes it start no more batches,
-    wait for the answers of those already sent, checkpoint them and release the run,
-    so the worker that resumes it sends nothing the destination already took.
+
+class SegportWorker(Worker):
+    """arq's worker, made to outlive Redis restarts and to stop its runs cleanly.
+
+    **Redis away.** arq's polling loop ends the process at the first Redis error (a
+    restart, a failover). Here a poll that fails waits for Redis with exponential
+    backoff (from :data:`RECONNECT_FIRST_DELAY_SECONDS` to
+    :data:`RECONNECT_MAX_DELAY_SECONDS`, with jitter) and polls again once it answers;
+    running jobs go on meanwhile (runs keep their state in the store) and the recovery
+    sweep gives a job to every run that lost one.
+
+    **A stop signal.** With a completion wait (``SEGPORT_JOB_COMPLETION_WAIT_SECONDS``)
+    arq stops taking jobs and waits that long before cancelling the running ones. A run
+    job cannot end in that time, but it can stop cleanly: ``stopping`` makes it start no
+    more batches, wait for the answers of those already sent, checkpoint them and
+    release the run, so the worker that resumes it sends nothing the destination took.
     """
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except POLL_ERRORS as exc:
+            await self._wait_for_redis(exc)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        try:
+            await super().start_jobs(job_ids)
+        except POLL_ERRORS:
+            # arq took a job slot for the job it was starting when Redis went away, and
+            # gives it back only when that job ends: give it back here, or the worker
+            # would run out of slots after a few restarts.
+            self._release_sem_dec_counter_on_complete()
+            raise
+
+    async def _wait_for_redis(self, error: Exception) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            delay = min(
+                RECONNECT_MAX_DELAY_SECONDS, RECONNECT_FIRST_DELAY_SECONDS * 2 ** (attempt - 1)
+            )
+            delay *= random.uniform(0.8, 1.2)
+            log.warning(
+                "worker_redis_unavailable",
+                attempt=attempt,
+                retry_in_seconds=round(delay, 2),
+                error=f"{type(error).__name__}: {error}",
+            )
+            await asyncio.sleep(delay)
+            try:
+                await self.pool.ping()
+            except POLL_ERRORS as again:
+                error = again
+                continue
+            log.info("worker_redis_reconnected", attempts=attempt)
+            return
 
     def handle_sig_wait_for_completion(self, signum: signal.Signals) -> None:
         runs = self.ctx.get("runs")

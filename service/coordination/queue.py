@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Protocol
 
 from arq import create_pool
@@ -132,7 +133,11 @@ class ArqRunQueue:
         if self._closed:
             return None
         if self._pool is None:
-            self._pool = await create_pool(RedisSettings.from_dsn(self._redis_url))
+            # No connection retries here: a request that finds Redis away fails at once
+            # (its run says so, and the recovery sweep enqueues it later) instead of
+            # holding the caller for arq's five one-second retries.
+            settings = replace(RedisSettings.from_dsn(self._redis_url), conn_retries=0)
+            self._pool = await create_pool(settings)
         return self._pool
 
     async def start(self) -> None:

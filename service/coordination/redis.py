@@ -11,11 +11,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeAlias
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
     RedisClient: TypeAlias = Redis[bytes]
 else:
     RedisClient: TypeAlias = Redis
+
+
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+"""What a call raises while Redis is away (restarting, failing over, unreachable): worth
+waiting for, never a reason to give up on what Redis only coordinates."""
 
 
 def connect_redis(url: str) -> RedisClient:
@@ -30,4 +37,4 @@ async def close_redis(client: RedisClient) -> None:
     await client.aclose()  # type: ignore[attr-defined]
 
 
-__all__ = ["RedisClient", "close_redis", "connect_redis"]
+__all__ = ["REDIS_UNAVAILABLE", "RedisClient", "close_redis", "connect_redis"]

@@ -29,6 +29,13 @@ from service.store.base import ActiveRunExists, DuplicateRun, Store
 
 log = structlog.get_logger(__name__)
 
+QUEUE_UNAVAILABLE_MESSAGE = (
+    "Queued, waiting for the job queue to answer: the run is stored and starts as soon "
+    "as the queue (Redis) is reachable again."
+)
+"""The message of a run whose job could not be enqueued; the recovery sweep enqueues it
+and its start clears the message."""
+
 
 class RunRequestError(Exception):
     """A run cannot be made or changed as asked; ``code`` names the reason, stable for callers."""
@@ -129,11 +136,22 @@ class RunCoordinator:
         await self.events.publish(run)
         try:
             await self.queue.enqueue(run.id)
-        except Exception:
+        except Exception as exc:
             # The run is stored; the recovery sweep gives it a job once the queue answers.
-            log.warning("run_not_enqueued", run_id=run.id, exc_info=True)
+            log.warning("run_not_enqueued", run_id=run.id, exc_info=exc)
+            run = await self._note_not_enqueued(run)
         log.info("run_requested", run_id=run.id, export_id=export_id, trigger=str(trigger))
         return run
+
+    async def _note_not_enqueued(self, run: ExportRun) -> ExportRun:
+        """Say on the run that no job carries it yet (whoever asked for it sees why)."""
+        noted = await self.store.update_run(
+            run.id, expected_status=[ExportRunStatus.QUEUED], message=QUEUE_UNAVAILABLE_MESSAGE
+        )
+        if noted is None:  # cancelled meanwhile: it needs no job
+            return await self.store.get_run(run.id) or run
+        await self.events.publish(noted)
+        return noted
 
     async def record_skipped(
         self,

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 import structlog
 
+from service.coordination.redis import REDIS_UNAVAILABLE
 from service.domain import ExportRunStatus, utcnow
 from service.runs.checkpoint import heartbeat_age
 from service.runs.context import RunContext
@@ -88,6 +89,12 @@ async def perform_run(ctx: RunContext, run_id: str, *, takeover: bool = False) -
         done = await execute_run(ctx, run_id)
     except RunInterrupted:
         raise
+    except REDIS_UNAVAILABLE as exc:
+        # Redis only coordinates (rate limits, locks, events); the run is released with
+        # its checkpoint and resumes once Redis answers again (a restart, a failover).
+        raise TransientRunError(
+            f"Redis did not answer ({type(exc).__name__}); the run resumes from its checkpoint"
+        ) from exc
     except Exception as exc:
         # A bug or an outage we cannot classify: fail the run once, loudly, rather than
         # let the recovery sweep resume it forever. The message names no internals.

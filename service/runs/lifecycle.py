@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import structlog
 
+from service.coordination.run_requests import QUEUE_UNAVAILABLE_MESSAGE
 from service.domain import (
     Connection,
     ConnectionStatus,
@@ -56,6 +57,8 @@ async def execute_run(ctx: RunContext, run_id: str) -> ExportRun | None:
     if run is None or run.status.is_terminal:
         return run
     now = utcnow()
+    # A job carries the run now: a note that none could be enqueued no longer holds.
+    waited = {"message": None} if run.message == QUEUE_UNAVAILABLE_MESSAGE else {}
     started = await store.update_run(
         run_id,
         expected_status=[run.status],
@@ -63,6 +66,7 @@ async def execute_run(ctx: RunContext, run_id: str) -> ExportRun | None:
         started_at=run.started_at or now,
         attempt=run.attempt + 1,
         checkpoint=Checkpoint.from_json(run.checkpoint).beating(now).to_json(),
+        **waited,
     )
     if started is None:  # cancelled or taken meanwhile
         return await store.get_run(run_id)

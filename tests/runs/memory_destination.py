@@ -21,7 +21,6 @@ from service.plugins import (
     Confirmation,
     Destination,
     DestinationContext,
-    DestinationError,
     DestinationLimits,
     DestinationSession,
     MappingTarget,
@@ -50,7 +49,8 @@ class Behaviour:
     """Records whose e-mail holds this text are refused one by one, in words that quote the
     address (as real destinations do): on upload, and again in the receipt's samples."""
     fail_upload_number: int | None = None
-    fail_with: DestinationError | None = None
+    fail_with: Exception | None = None
+    """What failing uploads raise (a destination error, or whatever else may come up)."""
     fail_count: int = 1
     """How many uploads in a row, from ``fail_upload_number``, raise ``fail_with``."""
     hold_upload_number: int | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.domain import ExportRunStatus, ExportRunTrigger
 from service.plugins import TransientDestinationError
@@ -56,3 +57,22 @@ async def test_transient_failures_on_every_attempt_fail_the_run_saying_so(world:
     assert done.status is ExportRunStatus.FAILED
     assert done.message == f"Gave up after {MAX_TRIES} attempts: Constant Contact answered 503"
     assert world.behaviour.uploads == MAX_TRIES
+
+
+async def test_redis_going_away_mid_run_is_retried_not_failed(world: World) -> None:
+    # The shared rate limiter and the locks live in Redis: a restart reaches the run there.
+    await world.add_profiles(people(30))
+    export = await world.add_export()
+    world.behaviour.fail_upload_number = 2
+    world.behaviour.fail_with = RedisConnectionError("Connection closed by server.")
+
+    run = await world.services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "alice")
+    states = await world.until_done(run.id)
+
+    retrying = [s.message for s in states if s.message and "will be retried" in s.message]
+    assert retrying, [s.message for s in states]
+    assert "Redis did not answer" in retrying[0]
+    done = states[-1]
+    assert done.status is ExportRunStatus.SUCCEEDED, done.message
+    assert done.attempt == 2
+    assert world.behaviour.emails() == {f"person{i}@example.com" for i in range(30)}
