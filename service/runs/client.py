@@ -2,20 +2,40 @@
 
 It talks to a running segport like any other client: ``runExport`` over HTTP
 (httpx), then the ``exportRun`` subscription over a websocket speaking
-``graphql-transport-ws``, drawing a progress bar until the run ends. The exit
-code is 0 only when the run succeeded (or, without ``--follow``, was queued).
+``graphql-transport-ws``, drawing the run's phase, share done, counts and a
+running clock until it ends (:mod:`service.runs.run_view` derives what to show),
+then the outcome in words and a few of the records left out. The exit code is 0
+only when the run succeeded (or, without ``--follow``, was queued).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from service.runs.run_view import (
+    RUN_ERRORS,
+    PhaseTracker,
+    detail,
+    errors_hint,
+    left_out,
+    shown_fraction,
+    summary,
+)
 
 RUN_EXPORT = """
 mutation RunExport($exportId: ID!) {
@@ -35,6 +55,9 @@ subscription FollowRun($id: ID!) {
   }
 }
 """
+
+SHOWN_ERRORS = 5
+"""Sampled errors printed after a run that left records out."""
 
 EXIT_OK = 0
 EXIT_RUN_DID_NOT_SUCCEED = 1
@@ -131,6 +154,59 @@ async def _subscribe(url: str, token: str, run_id: str) -> AsyncIterator[dict[st
                 return
 
 
+async def run_errors(url: str, token: str, run_id: str, first: int) -> list[dict[str, Any]]:
+    """The first ``first`` sampled errors of a run (empty when they cannot be read)."""
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        try:
+            response = await http.post(
+                url,
+                json={"query": RUN_ERRORS, "variables": {"id": run_id, "first": first}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return []
+    node = (body.get("data") or {}).get("node") or {}
+    errors: list[dict[str, Any]] = node.get("errors") or []
+    return errors
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+class _Follower:
+    """Draws one run as it goes: a live bar (phase, share done, counts, a running clock) and
+    a line for each new phase or message, which also reads well when not on a terminal."""
+
+    def __init__(self, console: Console, progress: Progress, task: TaskID) -> None:
+        self.console = console
+        self.progress = progress
+        self.task = task
+        self.phases = PhaseTracker()
+        self.started = time.monotonic()
+        self.said: tuple[str, str | None] | None = None
+
+    def elapsed(self) -> str:
+        return _clock(time.monotonic() - self.started)
+
+    def show(self, run: dict[str, Any]) -> None:
+        phase = self.phases.phase(run)
+        fraction = shown_fraction(run)
+        self.progress.update(
+            self.task, completed=fraction, description=phase.name, detail=detail(run)
+        )
+        said = (phase.name, phase.why)
+        if said != self.said:
+            self.said = said
+            self.progress.console.print(
+                f"{self.elapsed()} {phase} ({fraction:.0%}; {detail(run)})",
+                markup=False,
+                highlight=False,
+            )
+
+
 async def _run(url: str, token: str, export_id: str, follow: bool, console: Console) -> int:
     try:
         run = await request_run(url, token, export_id)
@@ -149,28 +225,44 @@ async def _run(url: str, token: str, export_id: str, follow: bool, console: Cons
         TimeElapsedColumn(),
     )
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task(str(run["status"]), total=1.0, detail="")
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(str(run["status"]).lower(), total=1.0, detail="")
+            follower = _Follower(console, progress, task)
             async for state in follow_run(url, token, run["id"]):
                 last = state
-                counts = state["counts"]
-                progress.update(
-                    task,
-                    completed=state["progress"],
-                    description=state["status"],
-                    detail=f"{counts['contactsSent']} sent of {counts['profilesTotal']}",
-                )
+                follower.show(state)
     except ClientError as exc:
         console.print(f"[red]Lost the run:[/red] {exc}")
         return EXIT_RUN_DID_NOT_SUCCEED
-    status = last.get("status")
-    counts = last.get("counts") or {}
-    summary = ", ".join(f"{name} {value}" for name, value in counts.items())
-    if status == "SUCCEEDED":
-        console.print(f"[green]SUCCEEDED[/green] {summary}")
-        return EXIT_OK
-    console.print(f"[red]{status}[/red] {last.get('message') or ''} {summary}".rstrip())
-    return EXIT_RUN_DID_NOT_SUCCEED
+    return await _conclude(url, token, last, follower.elapsed(), console)
+
+
+async def _conclude(
+    url: str, token: str, run: dict[str, Any], elapsed: str, console: Console
+) -> int:
+    """The outcome in words: status, message, counts, and the records left out."""
+    status = str(run.get("status"))
+    colour = "green" if status == "SUCCEEDED" else "red"
+    console.print(f"[{colour}]{status}[/{colour}] after {elapsed}")
+    if run.get("message"):
+        console.print(f"  {run['message']}", markup=False, highlight=False)
+    counts = run.get("counts") or {}
+    for line in summary(counts):
+        console.print(f"  {line}", markup=False, highlight=False)
+    if left_out(counts):
+        errors = await run_errors(url, token, str(run["id"]), SHOWN_ERRORS)
+        if errors:
+            console.print("Some of the records left out (profile, field, code: reason):")
+            for error in errors:
+                console.print(
+                    f"  {error.get('profileId') or '-'}  {error.get('field') or '-'}  "
+                    f"{error.get('code')}: {error.get('message')}",
+                    markup=False,
+                    highlight=False,
+                )
+        # Unwrapped, so the query can be copied as it is.
+        console.print(errors_hint(str(run["id"])), markup=False, highlight=False, soft_wrap=True)
+    return EXIT_OK if status == "SUCCEEDED" else EXIT_RUN_DID_NOT_SUCCEED
 
 
 def run_command(url: str, token: str, export_id: str, follow: bool) -> int:
