@@ -30,6 +30,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from service.access.crypto import CredentialDecryptionError
 from service.connections.credentials import PendingCredentials, open_credentials, seal_credentials
 from service.connections.destinations import DestinationAccess
 from service.domain import Connection, ConnectionStatus, OAuthState, utcnow
@@ -140,7 +141,13 @@ class OAuthFlow:
                 "CONNECTION_GONE", "the connection being authorized was removed meanwhile"
             )
         destination = self._oauth_destination(connection)
-        secrets_ = open_credentials(self._access.cipher, connection.credentials).secrets
+        try:
+            secrets_ = open_credentials(self._access.cipher, connection.credentials).secrets
+        except CredentialDecryptionError:
+            # Re-authorizing is how a connection whose old credentials no key opens
+            # recovers: new tokens replace what cannot be read.
+            log.warning("oauth_replacing_undecryptable_credentials", connection_id=connection.id)
+            secrets_ = {}
 
         credentials: PendingCredentials | None = None
         try:
