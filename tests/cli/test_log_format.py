@@ -57,4 +57,3 @@ async def test_every_line_is_json_from_the_first_one(tmp_path: Path) -> None:
     assert names[:2] == ["generated_secret", "generated_secret"], names
     assert any(event.get("logger") == "uvicorn.error" for event in events), names
     assert all("timestamp" in event and "level" in event for event in events)
-
