@@ -17,7 +17,8 @@ SCRIPTS = ("export.py", "import_profiles.py")
 
 def load(script: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"bench_{Path(script).stem}", BENCH / script)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
