@@ -1,7 +1,7 @@
 """Benchmark: export N profiles to the fake Constant Contact with its real limits.
 
     .venv/bin/python bench/export.py            # 1,000,000 profiles
-    .venv/bin/python bench/export.py -n 100000
+    .venv/bin/python bench/export.py --rows 100000   # or -n / --profiles
 
 Loads N profiles into a fresh SQLite store, then measures, in one process:
 
@@ -274,13 +274,26 @@ def bench(count: int) -> dict[str, Any]:
         return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; the row count takes the same names as in bench/import_profiles.py."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--profiles", type=int, default=1_000_000)
+    parser.add_argument(
+        "-n",
+        "--rows",
+        "--profiles",
+        dest="profiles",
+        type=int,
+        default=1_000_000,
+        help="profiles to load and export (default 1,000,000)",
+    )
     parser.add_argument("--phase", choices=["load", "floor", "export"], help=argparse.SUPPRESS)
     parser.add_argument("--database", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--fake-url", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
     if args.phase:
         print(
             json.dumps(asyncio.run(phase(args.phase, args.database, args.fake_url, args.profiles)))

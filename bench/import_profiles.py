@@ -3,6 +3,8 @@
 Run by hand or with ``make bench``; never part of the test suite. Prints rows/s.
 
     .venv/bin/python bench/import_profiles.py [--rows 100000] [--batch-size 1000]
+
+``--rows`` is also ``-n`` or ``--profiles``, as in bench/export.py.
 """
 
 from __future__ import annotations
@@ -51,11 +53,24 @@ async def import_file(path: Path, database: Path, batch_size: int) -> tuple[int,
     return summary.upserted, elapsed
 
 
-def main() -> None:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; the row count takes the same names as in bench/export.py."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument(
+        "-n",
+        "--rows",
+        "--profiles",
+        dest="rows",
+        type=int,
+        default=100_000,
+        help="profiles to generate and import (default 100,000)",
+    )
     parser.add_argument("--batch-size", type=int, default=1000)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(argv)
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "profiles.jsonl"
         write_profiles(source, args.rows)

@@ -30,7 +30,7 @@ from rich.progress import (
 
 from service.domain import Role
 from service.observability.logging import configure_logging
-from service.settings import Settings, SettingsError, load_settings
+from service.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from service.store.importer import ImportFormat, ImportSummary
@@ -83,8 +83,12 @@ def settings_or_exit(*, resolve_secrets: bool = True) -> Settings:
     structlog.reset_defaults()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:
-        settings = load_settings() if resolve_secrets else Settings()
+        settings = Settings()
+        # Logging first: what resolving the secrets logs ("generated_secret") must come out
+        # in the format of every later line, not structlog's default one.
         configure_logging(settings)
+        if resolve_secrets:
+            settings = settings.with_secrets()
     except SettingsError as exc:
         fail(f"invalid configuration: {exc}")
     except ValidationError as exc:

@@ -7,7 +7,12 @@ the destination pointed at it. The demo keeps an embedded SQLite database in the
 data directory, loads sample segments of generated profiles, connects a demo
 connection through the real OAuth flow against the fixture's server, creates the
 fixture's demo export, then serves the API and prints the GraphiQL URL, an admin
-token and a ready-to-paste mutation. No destination is named here.
+token, a ready-to-paste mutation and the shell lines that run the export with
+``segport run``. No destination is named here.
+
+The port is bound before anything else starts, so a busy port ends the demo at
+once with one line naming it (exit status 2), and the banner is printed only
+once the server answers.
 
 Starting it again on the same data directory reuses everything (fixed ids);
 only the OAuth authorization is made again, because a fake server forgets its
@@ -17,7 +22,9 @@ tokens when it stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -62,8 +69,36 @@ LAST_NAMES = ("Ivanova", "Okafor", "Martin", "Schmidt", "Tanaka", "Rossi", "Nguy
 CITIES = ("Lisbon", "Lagos", "Lyon", "Leipzig", "Osaka", "Turin", "Hanoi", "Recife")
 
 
+USAGE_ERROR = 2
+"""Exit status when the demo cannot start as asked (a busy port), as the CLI's usage errors."""
+
+
 class DemoError(Exception):
-    """The demo cannot start; the message says what to do."""
+    """The demo cannot start; the message says what to do, ``exit_code`` is the exit status."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host``:``port`` for the demo's server (uvicorn's options);
+    :class:`DemoError` naming the port when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise DemoError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): is another server "
+            "(another segport demo?) using that port? Stop it, or choose another port with "
+            "--port (make demo PORT=...)",
+            exit_code=USAGE_ERROR,
+        ) from None
+    return sock
 
 
 def connection_id(destination_key: str) -> str:
@@ -193,7 +228,16 @@ async def ensure_export(services: Services, demo: DemoDestination) -> Export:
     return export
 
 
-def banner(settings: Settings, base_url: str, demo: DemoDestination, account: str | None) -> str:
+def banner(
+    settings: Settings,
+    base_url: str,
+    demo: DemoDestination,
+    account: str | None,
+    segport_command: str = "segport",
+) -> str:
+    """What the demo prints once it serves: where things are, an admin token, and how to
+    run the demo export from GraphiQL or from a shell (``segport_command``: how the user
+    starts segport, e.g. ``.venv/bin/segport`` from ``make demo``)."""
     token = mint_token(settings, DEMO_USER, [Role.ADMIN], TOKEN_TTL)
     export_id = to_global_id("Export", EXPORT_ID)
     return "\n".join(
@@ -214,10 +258,23 @@ def banner(settings: Settings, base_url: str, demo: DemoDestination, account: st
             f'  mutation {{ runExport(input: {{exportId: "{export_id}"}}) '
             "{ exportRun { id status } userErrors { field message code } } }",
             "",
+            "Or from a shell (the token is this demo's: its secrets are in the data directory):",
+            f"  export SEGPORT_TOKEN={token}",
+            f"  {segport_command} run {export_id} --url {base_url}/graphql --follow",
+            "",
             "Stop with Ctrl-C.",
             "",
         ]
     )
+
+
+def segport_command() -> str:
+    """How this process was started, to repeat in printed commands (``.venv/bin/segport``
+    from ``make demo``); plain ``segport`` when that is not known."""
+    started_as = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if started_as is not None and started_as.name == "segport":
+        return str(started_as)
+    return "segport"
 
 
 def demo_settings(host: str, port: int, data_dir: Path) -> Settings:
@@ -230,7 +287,9 @@ def demo_settings(host: str, port: int, data_dir: Path) -> Settings:
     ).with_secrets()
 
 
-async def _serve(settings: Settings, host: str, port: int, demo: DemoDestination) -> None:
+async def _serve(
+    settings: Settings, listener: socket.socket, base_url: str, demo: DemoDestination
+) -> None:
     async with open_services(settings) as services:
         # The installed destination reads its own server-side settings; the demo's copy
         # was configured by the fixture to talk to the demo server.
@@ -240,16 +299,21 @@ async def _serve(settings: Settings, host: str, port: int, demo: DemoDestination
         await ensure_export(services, demo)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(services), host=host, port=port, lifespan="off", log_level="warning"
+                create_app(services),
+                lifespan="off",
+                log_level="warning",
+                # Our logging is configured already (segport demo): uvicorn's own config
+                # would give its lines another format.
+                log_config=None,
             )
         )
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
         while not server.started:
             if serving.done():
                 await serving
-                raise DemoError(f"could not serve on {host}:{port}")
+                raise DemoError(f"could not serve on {base_url}")
             await asyncio.sleep(0.05)
-        print(banner(settings, f"http://{host}:{port}", demo, connection.account), flush=True)
+        print(banner(settings, base_url, demo, connection.account, segport_command()), flush=True)
         await serving
 
 
@@ -261,20 +325,22 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = 
     """Run the demo until interrupted (what ``segport demo`` does)."""
     data_dir = data_dir or Path("./demo-data")
     try:
-        settings = demo_settings(host, port, data_dir)
-        fixture = choose_fixture(load_destinations().demo_fixtures())
-        # Started before the services and stopped after them, so runs still in flight
-        # when the demo stops can checkpoint against a live server.
-        with fixture.start(service_info(settings)) as demo:
-            # uvicorn re-raises the signal that stopped it; make SIGTERM end the demo
-            # the way Ctrl-C does, so the services close cleanly either way.
-            signal.signal(signal.SIGTERM, _interrupt)
-            asyncio.run(_serve(settings, host, port, demo))
+        # Bound first: a busy port must stop the demo before it starts anything.
+        with contextlib.closing(listen(host, port)) as listener:
+            settings = demo_settings(host, port, data_dir)
+            fixture = choose_fixture(load_destinations().demo_fixtures())
+            # Started before the services and stopped after them, so runs still in flight
+            # when the demo stops can checkpoint against a live server.
+            with fixture.start(service_info(settings)) as demo:
+                # uvicorn re-raises the signal that stopped it; make SIGTERM end the demo
+                # the way Ctrl-C does, so the services close cleanly either way.
+                signal.signal(signal.SIGTERM, _interrupt)
+                asyncio.run(_serve(settings, listener, f"http://{host}:{port}", demo))
     except KeyboardInterrupt:
         print("segport demo stopped.", flush=True)
     except DemoError as exc:
         print(f"segport demo: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+        raise SystemExit(exc.exit_code) from None
 
 
-__all__ = ["DemoError", "demo_profiles", "load_sample_data", "run_demo"]
+__all__ = ["DemoError", "banner", "demo_profiles", "listen", "load_sample_data", "run_demo"]

@@ -7,17 +7,21 @@ mode (MongoDB) refuses to start without them.
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import structlog
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = structlog.get_logger(__name__)
+
+_ORIGIN = re.compile(r"https?://[^/?#\s]+")
+"""What a browser sends as ``Origin``: scheme, host and optional port, nothing after."""
 
 
 class SettingsError(Exception):
@@ -68,6 +72,34 @@ class Settings(BaseSettings):
     run_heartbeat_seconds: float = Field(default=5.0, gt=0)
     """How often a running job says it is alive; a run silent for 3 periods is taken over."""
     oauth_state_ttl_seconds: int = Field(default=600, ge=10)
+
+    # Browser frontends on other origins (issue 10, item 22)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins (``https://ui.example``) whose pages may call the API; ``*`` for any. Empty:
+    no CORS headers at all, so browsers keep other origins out."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> list[str]:
+        if isinstance(value, str):
+            items = value.split(",")
+        elif isinstance(value, list | tuple):
+            items = [str(item) for item in value]
+        else:
+            raise ValueError("SEGPORT_CORS_ORIGINS must be a comma-separated list of origins")
+        origins = []
+        for item in items:
+            origin = item.strip().rstrip("/")
+            if not origin:
+                continue
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"SEGPORT_CORS_ORIGINS entry {item.strip()!r} is not an origin like "
+                    "https://ui.example or http://localhost:3000 (scheme, host, optional "
+                    "port, no path), nor *"
+                )
+            origins.append(origin)
+        return origins
 
     @field_validator("database_url")
     @classmethod

@@ -1,4 +1,8 @@
-"""Opaque Relay global ids (``base64url("Type:id")``) and page cursors."""
+"""Opaque Relay global ids (``base64url("Type:id")``) and page cursors.
+
+The encoding itself is :mod:`service.domain.ids` (layers below the API name records
+the same way); its names are re-exported here for the API's modules.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,7 @@ import base64
 import binascii
 
 from service.api.errors import UserInputError
-
-
-class InvalidGlobalId(ValueError):
-    """Not a global id this service made (or not one of the expected type)."""
-
-
-def to_global_id(type_name: str, raw_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{raw_id}".encode()).decode().rstrip("=")
-
-
-def from_global_id(global_id: str) -> tuple[str, str]:
-    """``(type name, raw id)`` of a global id; :class:`InvalidGlobalId` when malformed."""
-    try:
-        padded = global_id + "=" * (-len(global_id) % 4)
-        decoded = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise InvalidGlobalId(f"{global_id!r} is not a valid id") from exc
-    type_name, sep, raw_id = decoded.partition(":")
-    if not sep or not type_name or not raw_id:
-        raise InvalidGlobalId(f"{global_id!r} is not a valid id")
-    return type_name, raw_id
+from service.domain.ids import InvalidGlobalId, from_global_id, to_global_id
 
 
 def expect_global_id(global_id: str, type_name: str, field: str) -> str:
@@ -61,3 +45,13 @@ def from_cursor(cursor: str) -> str:
     if not decoded.startswith(_CURSOR_PREFIX) or len(decoded) == len(_CURSOR_PREFIX):
         raise InvalidGlobalId(f"{cursor!r} is not a valid cursor")
     return decoded.removeprefix(_CURSOR_PREFIX)
+
+
+__all__ = [
+    "InvalidGlobalId",
+    "expect_global_id",
+    "from_cursor",
+    "from_global_id",
+    "to_cursor",
+    "to_global_id",
+]

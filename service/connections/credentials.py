@@ -6,6 +6,10 @@ A connection's ``credentials`` field is one Fernet token (see
 API key). :func:`seal_credentials` and :func:`open_credentials` are the only
 code that knows that shape; anything that stores credentials goes through them.
 
+Credentials that no configured key decrypts (a key rotation half done) fail
+with :class:`CredentialsUndecryptable`, and the connection is marked
+NEEDS_REAUTHORIZATION with a status message saying how to recover.
+
 Token refresh is serialized per connection across every process (a lock,
 then the stored tokens are re-read), because Constant Contact's rotating
 refresh tokens are spent by the first refresh: a second, concurrent refresh
@@ -21,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from service.access.crypto import CredentialCipher
+from service.access.crypto import CredentialCipher, CredentialDecryptionError
 from service.connections.destinations import DestinationAccess
 from service.domain import Connection, ConnectionStatus, utcnow
 from service.plugins.api import (
@@ -38,6 +42,27 @@ REFRESH_AHEAD = timedelta(seconds=60)
 """An access token that expires within this is refreshed before use."""
 REFRESH_LOCK_LEASE = 90.0
 """Seconds the refresh lock lives if its holder dies (longer than one token request)."""
+
+UNDECRYPTABLE_MESSAGE = (
+    "Its stored credentials cannot be decrypted with the configured keys "
+    '(SEGPORT_ENCRYPTION_KEY): restore the previous key (as a second key, "NEW,OLD") '
+    "and run `segport rotate-keys`, or re-authorize the connection."
+)
+"""The status message of a connection whose credentials no configured key opens (a key
+rotation half done: the old key removed before ``segport rotate-keys`` ran)."""
+
+
+class CredentialsUndecryptable(AuthorizationLost):
+    """A connection's stored credentials cannot be decrypted with any configured key.
+
+    An :class:`AuthorizationLost`, so a run fails with this message (naming the
+    connection and what to do) and the API reports NEEDS_REAUTHORIZATION, as for
+    any connection that lost its authorization.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(f"Connection {connection.display_name!r}: {UNDECRYPTABLE_MESSAGE}")
+        self.connection_id = connection.id
 
 
 @dataclass(slots=True)
@@ -121,7 +146,11 @@ class StoredCredentials:
             connection = self._unsaved
         if connection is None:
             raise DestinationError(f"connection {self._connection_id!r} no longer exists")
-        return connection, open_credentials(self._access.cipher, connection.credentials)
+        try:
+            return connection, open_credentials(self._access.cipher, connection.credentials)
+        except CredentialDecryptionError:
+            await self._mark_undecryptable(connection)
+            raise CredentialsUndecryptable(connection) from None
 
     def _not_authorized(self, connection: Connection) -> AuthorizationLost:
         return AuthorizationLost(
@@ -183,6 +212,16 @@ class StoredCredentials:
         connection.updated_at = utcnow()
         await self._access.store.save_connection(connection)
 
+    async def _mark_undecryptable(self, connection: Connection) -> None:
+        """Say so on the stored connection, once (it showed CONNECTED until now)."""
+        if self._unsaved is connection or (
+            connection.status is ConnectionStatus.NEEDS_REAUTHORIZATION
+            and connection.status_message == UNDECRYPTABLE_MESSAGE
+        ):
+            return
+        log.error("credentials_undecryptable", connection_id=connection.id)
+        await self._mark_needs_reauthorization(UNDECRYPTABLE_MESSAGE)
+
     async def _mark_needs_reauthorization(self, message: str) -> None:
         connection = await self._access.store.get_connection(self._connection_id)
         if connection is None:
@@ -225,7 +264,9 @@ class PendingCredentials:
 
 
 __all__ = [
+    "UNDECRYPTABLE_MESSAGE",
     "CredentialBundle",
+    "CredentialsUndecryptable",
     "PendingCredentials",
     "StoredCredentials",
     "open_credentials",

@@ -6,6 +6,10 @@ How a rotation goes (docs/operations.md, "Rotating keys"):
    accept both (MultiFernet, see :mod:`service.access.crypto`).
 2. Run ``segport rotate-keys`` once (:func:`rotate_credentials`).
 3. Deploy with ``SEGPORT_ENCRYPTION_KEY="NEW"``.
+
+A connection a run found unreadable (the old key removed too early, see
+:data:`~service.connections.credentials.UNDECRYPTABLE_MESSAGE`) is CONNECTED
+again once the rotation, run with the old key restored, re-encrypts it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from service.access.crypto import CredentialCipher, CredentialDecryptionError
+from service.connections.credentials import UNDECRYPTABLE_MESSAGE
 from service.coordination.locks import Locks
+from service.domain import ConnectionStatus, utcnow
 from service.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -76,7 +82,17 @@ async def rotate_credentials(store: Store, cipher: CredentialCipher, locks: Lock
                     report.failed.append(connection.id)
                     log.error("credentials_rotation_failed", connection_id=connection.id)
                     continue
-                # updated_at stays: re-encryption is not an edit anyone made.
+                if (
+                    connection.status is ConnectionStatus.NEEDS_REAUTHORIZATION
+                    and connection.status_message == UNDECRYPTABLE_MESSAGE
+                ):
+                    # It was marked only because no key opened its credentials; with the
+                    # key restored they are readable again, and so is the connection.
+                    connection.status = ConnectionStatus.CONNECTED
+                    connection.status_message = None
+                    connection.updated_at = utcnow()
+                    log.info("connection_credentials_readable_again", connection_id=connection.id)
+                # Otherwise updated_at stays: re-encryption is not an edit anyone made.
                 await store.save_connection(connection)
                 report.rotated += 1
         if not page.has_next_page or not page.items:

@@ -5,7 +5,9 @@ bound to the connection and the user, expiring in minutes, and a PKCE
 verifier kept server-side) and completes it (the code is exchanged, the
 tokens are encrypted into the connection, the account is looked up, the
 connection becomes CONNECTED). Every refusal is an :class:`OAuthError` with
-a stable code, and leaves the connection as it was.
+a stable code, and leaves the connection as it was, except one the admin made
+on the provider's page: that is recorded as the connection's status message,
+saying what to do next (:meth:`OAuthFlow.refuse`).
 
 :func:`oauth_callback` is the ``GET /oauth/callback`` endpoint the provider
 redirects the browser to. It sends the browser on to ``SEGPORT_UI_URL`` or
@@ -28,9 +30,11 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from service.access.crypto import CredentialDecryptionError
 from service.connections.credentials import PendingCredentials, open_credentials, seal_credentials
 from service.connections.destinations import DestinationAccess
 from service.domain import Connection, ConnectionStatus, OAuthState, utcnow
+from service.domain.ids import to_global_id
 from service.plugins.api import Destination, DestinationError, OAuthTokens
 
 log = structlog.get_logger(__name__)
@@ -137,7 +141,13 @@ class OAuthFlow:
                 "CONNECTION_GONE", "the connection being authorized was removed meanwhile"
             )
         destination = self._oauth_destination(connection)
-        secrets_ = open_credentials(self._access.cipher, connection.credentials).secrets
+        try:
+            secrets_ = open_credentials(self._access.cipher, connection.credentials).secrets
+        except CredentialDecryptionError:
+            # Re-authorizing is how a connection whose old credentials no key opens
+            # recovers: new tokens replace what cannot be read.
+            log.warning("oauth_replacing_undecryptable_credentials", connection_id=connection.id)
+            secrets_ = {}
 
         credentials: PendingCredentials | None = None
         try:
@@ -177,16 +187,52 @@ class OAuthFlow:
         log.info("oauth_completed", connection_id=current.id, user=pending.user)
         return current
 
-    async def refuse(self, state: str) -> str:
-        """Spend the state of an authorization the provider (or the user) refused; the id
-        of the connection it was for."""
-        pending = await self._access.store.consume_oauth_state(state)
+    async def refuse(self, state: str, reason: str) -> Connection | None:
+        """Spend the state of an authorization the provider (or the user) refused, and
+        record ``reason`` on the connection it was for (returned; None if it is gone).
+
+        A connection that is already CONNECTED keeps working with its tokens, so only
+        one still waiting for (or needing) an authorization gets the reason as its
+        ``status_message``.
+        """
+        store = self._access.store
+        pending = await store.consume_oauth_state(state)
         if pending is None:
             raise OAuthError(
                 "STATE_UNKNOWN",
                 "this authorization is unknown or was already used; start connecting again",
             )
-        return pending.connection_id
+        connection = await store.get_connection(pending.connection_id)
+        if connection is None:
+            return None
+        log.info("oauth_refused", connection_id=connection.id, user=pending.user)
+        if connection.status is ConnectionStatus.CONNECTED:
+            return connection
+        connection.status_message = refusal_message(self._destination_name(connection), reason)
+        connection.updated_at = utcnow()
+        await store.save_connection(connection)
+        return connection
+
+    def _destination_name(self, connection: Connection) -> str:
+        destination = self._access.destinations.get(connection.destination_type)
+        return destination.display_name if destination else connection.destination_type
+
+
+REFUSAL_REASON_MAX = 200
+"""Characters of the provider's reason kept in a connection's status message."""
+
+
+def refusal_message(destination_name: str, reason: str) -> str:
+    """What a connection whose authorization was refused says, and what to do next."""
+    reason = " ".join(reason.split())
+    if len(reason) > REFUSAL_REASON_MAX:
+        reason = reason[: REFUSAL_REASON_MAX - 1] + "…"
+    return (
+        f"The authorization was refused at {destination_name} ({reason}) on "
+        f"{utcnow():%Y-%m-%d %H:%M} UTC. Nothing was connected: to try again, an admin "
+        f"starts authorizeConnection again and allows access on {destination_name}'s page "
+        "(signed in to the account to connect, with the right to grant access)."
+    )
 
 
 class _NoCredentials:
@@ -219,22 +265,32 @@ async def oauth_callback(request: Request, flow: OAuthFlow, ui_url: str | None) 
                 "MISSING_PARAMETER", "the callback needs the 'state' the provider sends back"
             )
         if error:
-            connection_id = await flow.refuse(state)
             # The provider's words are shown only for a state we issued, so nobody can
             # put text of their choosing on our page with a crafted link.
             description = params.get("error_description") or error
-            raise _Denied(connection_id, description)
+            refused = await flow.refuse(state, description)
+            raise _Denied(refused, description)
         if not code:
             raise OAuthError(
                 "MISSING_PARAMETER", "the callback needs the 'code' the provider sends back"
             )
         connection = await flow.complete(state, code, None)
     except _Denied as denied:
+        refused = denied.connection
+        if refused is None:
+            message = f"the authorization was refused ({denied.description})"
+        elif refused.status is not ConnectionStatus.CONNECTED:
+            message = refused.status_message or denied.description
+        else:
+            message = (
+                f"the authorization was refused ({denied.description}); "
+                "the connection keeps the authorization it had"
+            )
         return _failure(
             ui_url,
             "AUTHORIZATION_DENIED",
-            f"the authorization was refused: {denied.description}",
-            denied.connection_id,
+            message,
+            refused.id if refused is not None else None,
         )
     except OAuthError as exc:
         log.info("oauth_callback_refused", code=exc.code)
@@ -243,15 +299,15 @@ async def oauth_callback(request: Request, flow: OAuthFlow, ui_url: str | None) 
 
 
 class _Denied(Exception):
-    def __init__(self, connection_id: str, description: str) -> None:
+    def __init__(self, connection: Connection | None, description: str) -> None:
         super().__init__(description)
-        self.connection_id = connection_id
+        self.connection = connection
         self.description = description
 
 
 def _connection_ref(connection_id: str) -> str:
-    # The same opaque Relay id the GraphQL API hands out (base64url of "Connection:<id>").
-    return base64.urlsafe_b64encode(f"Connection:{connection_id}".encode()).decode().rstrip("=")
+    # The same opaque Relay id the GraphQL API hands out.
+    return to_global_id("Connection", connection_id)
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -276,7 +332,7 @@ def _success(ui_url: str | None, connection: Connection) -> Response:
 
 def _failure(ui_url: str | None, code: str, message: str, connection_id: str | None) -> Response:
     if ui_url:
-        params = {"error": code}
+        params = {"error": code, "message": message}
         if connection_id is not None:
             params["connection"] = _connection_ref(connection_id)
         return RedirectResponse(_with_query(ui_url, params), status_code=303)
@@ -292,4 +348,4 @@ def _page(status: int, title: str, text: str) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-__all__ = ["OAuthError", "OAuthFlow", "oauth_callback", "pkce_pair"]
+__all__ = ["OAuthError", "OAuthFlow", "oauth_callback", "pkce_pair", "refusal_message"]

@@ -1,7 +1,8 @@
 """Telling admins about permanent run failures: a JSON POST to ``SEGPORT_NOTIFY_WEBHOOK_URL``.
 
 The body carries a Slack-compatible ``text`` beside the structured fields, so
-the URL can be a Slack incoming webhook or any service of one's own. A
+the URL can be a Slack incoming webhook or any service of one's own. Runs and
+exports are named by the global ids the GraphQL API uses (``node(id:)`` finds them). A
 notification that cannot be delivered is logged, never fatal to anything.
 """
 
@@ -13,24 +14,30 @@ import httpx
 import structlog
 
 from service.domain import ExportRun
+from service.domain.ids import to_global_id
 from service.runs.context import RunContext
 
 log = structlog.get_logger(__name__)
 
 
 def failure_summary(run: ExportRun, export_name: str | None) -> dict[str, Any]:
-    name = export_name or run.export_id
+    """The webhook's body: ids are the API's global ids, so a receiver can look them up."""
+    run_id = to_global_id("ExportRun", run.id)
+    export_id = to_global_id("Export", run.export_id)
+    name = repr(export_name) if export_name else export_id
     counts = run.counts
+    # The run's message is a sentence of its own (usually ending with a period).
+    reason = (run.message or "no reason given").strip().rstrip(".")
     text = (
-        f"segport: export {name!r} failed (run {run.id}, trigger {run.trigger}): "
-        f"{run.message or 'no reason given'}. Sent {counts.contacts_sent} of "
+        f"segport: export {name} failed (run {run_id}, trigger {run.trigger}): "
+        f"{reason}. Sent {counts.contacts_sent} of "
         f"{counts.profiles_total} profiles before it stopped."
     )
     return {
         "text": text,
         "event": "export_run_failed",
-        "runId": run.id,
-        "exportId": run.export_id,
+        "runId": run_id,
+        "exportId": export_id,
         "exportName": export_name,
         "status": str(run.status),
         "trigger": str(run.trigger),

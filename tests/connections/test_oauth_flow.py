@@ -219,7 +219,12 @@ async def test_provider_refusal_is_shown_escaped_and_spends_the_state(
     assert "&lt;script&gt;alert(1)&lt;/script&gt; said no" in page.text
     assert "<script>" not in page.text
     assert await services.store.consume_oauth_state(state) is None
-    assert await services.store.get_connection(connection.id) == connection
+    # Nothing else changes than the refusal recorded as the status message (issue 10, 21).
+    saved = await services.store.get_connection(connection.id)
+    assert saved is not None
+    assert saved == replace(
+        connection, status_message=saved.status_message, updated_at=saved.updated_at
+    )
 
 
 async def test_user_denying_at_the_fake_sends_the_ui_an_error_code(

@@ -33,6 +33,7 @@ from service.domain import (
     FieldMapping,
     Profile,
 )
+from service.domain.ids import to_global_id
 from service.observability.logging import configure_logging
 from service.plugins import DestinationLimits, Rejection
 from service.runs.embedded import in_process_runs
@@ -194,7 +195,7 @@ async def test_a_crashed_run_notifies_the_webhook_once_and_is_not_resumed(
     assert recovered == []
     assert len(calls) == 1
     assert calls[0]["event"] == "export_run_failed"
-    assert calls[0]["runId"] == run.id
+    assert calls[0]["runId"] == to_global_id("ExportRun", run.id)
     assert calls[0]["message"] == done.message
     after = await services.store.get_run(run.id)
     assert after == done

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from service.domain import ExportRunStatus, ExportRunTrigger
+from service.domain.ids import to_global_id
 from service.plugins import DestinationError
 from tests.runs.conftest import World, people
 
@@ -64,7 +65,7 @@ async def test_a_failed_run_posts_a_slack_compatible_summary(world: World) -> No
     assert await asyncio.to_thread(arrived.wait, 10)
     assert len(received) == 1
     body = received[0]
-    assert body["runId"] == run.id
+    assert body["runId"] == to_global_id("ExportRun", run.id)
     assert body["status"] == "FAILED"
     assert body["message"] == "The list was deleted."
     assert "Weekly newsletter" in body["text"]
