@@ -20,6 +20,7 @@ from service.api.descriptors import Frequency, ScheduleMode, Weekday
 from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
+from service.api.input_checks import json_object_problems, search_text, text_problems
 from service.api.nodes import Export
 from service.api.pagination import ListConnection, page_args
 from service.domain.recurrence import InvalidRecurrence, parse_recurrence
@@ -117,7 +118,7 @@ class Query:
     ) -> ListConnection[Export]:
         args = page_args(info.context.parts.settings, first, after)
         page = await info.context.parts.store.list_exports(
-            args.first, after=args.after, search=search or None
+            args.first, after=args.after, search=search_text(search)
         )
         return ListConnection.of(page, Export.of)
 
@@ -370,6 +371,8 @@ async def _check(
     destination's remote check of the settings. Raises with every problem found."""
     if not export.display_name:
         errors.append(user_error("displayName", "a display name is required", "REQUIRED"))
+    errors.extend(text_problems(export.display_name, ["displayName"], "an export's display name"))
+    errors.extend(json_object_problems(export.settings, ["settings"], "the setting"))
     errors.extend(
         user_error(["settings", e.field], e.message, e.code)
         for e in destination.validate_export_settings(export.settings)
@@ -401,6 +404,10 @@ def _mapping_errors(export: domain.Export, destination: Destination) -> list[Use
     positions: dict[str, int] = {}
     for position, mapping in enumerate(export.field_mapping):
         positions.setdefault(mapping.target, position)
+        where = ["fieldMapping", str(position)]
+        for part in ("source", "target"):
+            value = getattr(mapping, part)
+            errors.extend(text_problems(value, [*where, part], f"mapping {position}'s {part}"))
         if not mapping.source.strip():
             errors.append(
                 user_error(
