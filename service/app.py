@@ -33,6 +33,8 @@ from strawberry.types.unset import UnsetType
 from service.access.auth import AuthenticationError
 from service.api.context import ApiParts, RequestContext
 from service.api.schema import create_schema
+from service.api.transport_limits import BodyReadTimeoutMiddleware, HeaderSizeLimitMiddleware
+from service.api.websocket import TokenBoundTransportWSHandler
 from service.connections.oauth import oauth_callback
 from service.core import Services, open_services
 from service.observability.metrics import metrics_endpoint
@@ -133,6 +135,8 @@ class BodySizeLimitMiddleware:
 class SegportGraphQL(GraphQL[RequestContext, None]):
     """Strawberry's ASGI view with segport's context and websocket authentication."""
 
+    graphql_transport_ws_handler_class = TokenBoundTransportWSHandler
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> RequestContext:
@@ -224,8 +228,11 @@ def _build(settings: Settings, lifespan: Any = None) -> Starlette:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    # Outside the size limit, whose reading of the body it times.
+    app.add_middleware(BodyReadTimeoutMiddleware, seconds=settings.request_body_timeout_seconds)
+    app.add_middleware(HeaderSizeLimitMiddleware, max_bytes=settings.max_header_bytes)
     if settings.cors_origins:
-        # Outside the body limit, so a refused body still reaches the page that sent it.
+        # Outside the limits, so a refused request still reaches the page that sent it.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     """How often a running job says it is alive; a run silent for 3 periods is taken over."""
     oauth_state_ttl_seconds: int = Field(default=600, ge=10)
 
+    # Limits per caller and per connection (issue 10, item 8)
+    max_subscriptions_per_user: int = Field(default=100, ge=1)
+    """Subscriptions one user (a token's ``sub``) may hold open at once, per API process."""
+    max_header_bytes: int = Field(default=16_384, ge=1024)
+    """Largest request head (names and values of every header) accepted; larger: 431."""
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Longest a client may take to send a request body; a slower one gets 408."""
+
     # Browser frontends on other origins (issue 10, item 22)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins (``https://ui.example``) whose pages may call the API; ``*`` for any. Empty:

@@ -20,6 +20,11 @@ class AuthenticationError(Exception):
 class Principal:
     sub: str
     roles: frozenset[Role]
+    expires_at: datetime | None = None
+    """The token's ``exp``: a websocket opened with the token closes then (see service.api)."""
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
     @property
     def is_admin(self) -> bool:
@@ -78,7 +83,9 @@ def principal_from_claims(claims: dict[str, object]) -> Principal:
         roles = frozenset(Role(r) for r in raw_roles)
     except ValueError as exc:
         raise AuthenticationError(f"token has an unknown role: {exc}") from exc
-    return Principal(sub=sub, roles=roles)
+    exp = claims.get("exp")
+    expires_at = datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None
+    return Principal(sub=sub, roles=roles, expires_at=expires_at)
 
 
 def mint_token(

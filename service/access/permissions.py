@@ -12,9 +12,13 @@ Choices where api.md is silent:
 
 * Viewers see no connections: the ``connections`` query answers FORBIDDEN for
   them, ``node(id:)`` answers null, and ``Export.connection`` is null.
-* A detached export (no connection) may be edited by contributors: it cannot
-  run, so no data can leave through it, and attaching it again needs a
-  connection the contributor may use.
+* A contributor may act on an export only while it is attached to a
+  connection usable by contributors. A detached export (no connection, or
+  one that no longer exists) is for admins, and for the contributor who
+  created it: detaching must not hand an admin's export, configured for an
+  admins-only purpose, to every contributor; and a contributor who detached
+  their own export can still re-attach or remove it. (Attaching always
+  needs a connection the caller may use, too.)
 """
 
 from __future__ import annotations
@@ -98,5 +102,5 @@ def can_edit_export(principal: Principal, export: Export, connection: Connection
     if principal.is_admin:
         return True
     if export.connection_id is None or connection is None:
-        return True
+        return export.created_by == principal.sub
     return can_use_connection(principal, connection)

@@ -16,6 +16,7 @@ from service.api.context import Info
 from service.api.descriptors import ConnectionUsableBy
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id, to_global_id
+from service.api.input_checks import check_text, json_object_problems, text_problems
 from service.api.nodes import Connection
 from service.api.pagination import ListConnection, page_args
 from service.connections.context import destination_context
@@ -183,7 +184,7 @@ def _display_name(value: str) -> str:
     name = value.strip()
     if not name:
         raise UserInputError("displayName", "a display name is required", "REQUIRED")
-    return name
+    return check_text(name, ["displayName"], "a connection's display name")
 
 
 async def load_connection(info: Info, global_id: str, field: str) -> domain.Connection:
@@ -230,7 +231,11 @@ async def _create_connection(info: Info, input: CreateConnectionInput) -> domain
         )
     if not input.display_name.strip():
         errors.append(user_error("displayName", "a display name is required", "REQUIRED"))
+    errors.extend(
+        text_problems(input.display_name.strip(), ["displayName"], "a connection's display name")
+    )
     settings = _settings_object(input.settings, "settings")
+    errors.extend(json_object_problems(settings, ["settings"], "the setting"))
     if destination is not None:
         errors.extend(
             user_error(["settings", e.field], e.message, e.code)

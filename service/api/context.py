@@ -25,6 +25,7 @@ from service.access.permissions import (
     can_see_connection_details,
     can_use_connection,
 )
+from service.api.subscription_slots import SubscriptionSlots
 from service.connections.destinations import DestinationAccess
 from service.connections.oauth import OAuthFlow
 from service.coordination.events import RunEvents
@@ -53,6 +54,8 @@ class ApiParts:
     events: RunEvents
     """Run changes, for the subscriptions."""
     metrics: Metrics
+    subscription_slots: SubscriptionSlots = field(default_factory=SubscriptionSlots)
+    """Open subscriptions per user, for ``SEGPORT_MAX_SUBSCRIPTIONS_PER_USER``."""
 
 
 @dataclass
@@ -92,9 +95,21 @@ class RequestContext:
         return value if isinstance(value, str) else None
 
     async def authenticate(self) -> Principal:
-        """Verify the caller's token once per operation; raises AuthenticationError."""
+        """Verify the caller's token once per context; raises AuthenticationError.
+
+        Over HTTP a context is one operation. A websocket keeps one context for
+        all its operations, verified at ``connection_init``: every later
+        operation is refused once the token has expired.
+        """
         if self._principal is None:
-            self._principal = await self.parts.verifier.verify(self.authorization())
+            authorization = self.authorization()
+            limit = self.parts.settings.max_header_bytes
+            if authorization is not None and len(authorization) > limit:
+                # Refused before decoding: a huge token costs nothing to turn away.
+                raise AuthenticationError(f"Authorization is longer than {limit} characters")
+            self._principal = await self.parts.verifier.verify(authorization)
+        elif self._principal.expired(domain.utcnow()):
+            raise AuthenticationError("the token expired")
         return self._principal
 
     @property

@@ -9,6 +9,7 @@ once as userErrors; nothing is saved when there is one.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import strawberry
@@ -20,6 +21,7 @@ from service.api.descriptors import Frequency, ScheduleMode, Weekday
 from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
+from service.api.input_checks import json_object_problems, search_text, text_problems
 from service.api.nodes import Export
 from service.api.pagination import ListConnection, page_args
 from service.domain.recurrence import InvalidRecurrence, parse_recurrence
@@ -28,8 +30,17 @@ from service.plugins.api import Destination
 
 @strawberry.input
 class FieldMappingInput:
-    source: str = strawberry.field(description="A profile attribute name.")
+    source: str = strawberry.field(
+        description="A profile attribute name: one that profiles have (see profileAttributes), "
+        "unless allowUnknownSource."
+    )
     target: str = strawberry.field(description="A MappingTarget name of the destination.")
+    allow_unknown_source: bool = strawberry.field(
+        default=False,
+        description="Save the mapping although no profile has the source attribute yet "
+        "(profiles loaded later will). Without it, such a source is refused: every profile "
+        "would be sent without it, or skipped when it is required.",
+    )
 
 
 @strawberry.input
@@ -117,7 +128,7 @@ class Query:
     ) -> ListConnection[Export]:
         args = page_args(info.context.parts.settings, first, after)
         page = await info.context.parts.store.list_exports(
-            args.first, after=args.after, search=search or None
+            args.first, after=args.after, search=search_text(search)
         )
         return ListConnection.of(page, Export.of)
 
@@ -244,6 +255,7 @@ async def _create_export(info: Info, input: CreateExportInput) -> domain.Export:
         updated_at=now,
     )
     export.segment_ids = await _segment_ids(info, input.segment_ids, errors)
+    errors.extend(await _unknown_sources(info, input.field_mapping))
     await _check(info, export, destination, connection, errors)
     await info.context.parts.store.save_export(export)
     return export
@@ -260,6 +272,8 @@ async def _update_export(info: Info, input: UpdateExportInput) -> domain.Export:
         export.field_mapping = [
             domain.FieldMapping(m.source, m.target) for m in input.field_mapping
         ]
+        # Only a mapping being given is checked: profiles may have changed since it was saved.
+        errors.extend(await _unknown_sources(info, input.field_mapping))
     if input.segment_ids is not None:
         export.segment_ids = await _segment_ids(info, input.segment_ids, errors)
     if input.schedule is not None:
@@ -370,6 +384,8 @@ async def _check(
     destination's remote check of the settings. Raises with every problem found."""
     if not export.display_name:
         errors.append(user_error("displayName", "a display name is required", "REQUIRED"))
+    errors.extend(text_problems(export.display_name, ["displayName"], "an export's display name"))
+    errors.extend(json_object_problems(export.settings, ["settings"], "the setting"))
     errors.extend(
         user_error(["settings", e.field], e.message, e.code)
         for e in destination.validate_export_settings(export.settings)
@@ -396,11 +412,60 @@ async def _check(
             )
 
 
+async def _unknown_sources(info: Info, mappings: list[FieldMappingInput]) -> list[UserError]:
+    """Sources no profile has, each with the closest attribute names profiles do have.
+
+    Before any profile is loaded there is nothing to compare with, and every
+    source is taken as given.
+    """
+    checked = [
+        (position, m.source)
+        for position, m in enumerate(mappings)
+        if not m.allow_unknown_source and m.source.strip()
+    ]
+    if not checked:
+        return []
+    known = await info.context.parts.store.profile_attribute_names()
+    if not known:
+        return []
+    names = set(known)
+    errors: list[UserError] = []
+    for position, source in checked:
+        if source in names:
+            continue
+        suggestions = closest_attributes(source, known)
+        hint = f"; did you mean {' or '.join(map(repr, suggestions))}?" if suggestions else "."
+        errors.append(
+            user_error(
+                ["fieldMapping", str(position), "source"],
+                f"no profile has the attribute {source!r}{hint} "
+                "(set allowUnknownSource when profiles will have it later)",
+                "UNKNOWN_SOURCE",
+            )
+        )
+    return errors
+
+
+def closest_attributes(source: str, known: list[str], count: int = 3) -> list[str]:
+    """Known names that differ from ``source`` only in case first, then the most similar."""
+    same_but_case = [k for k in known if k.casefold() == source.casefold()]
+    lowered = {k.casefold(): k for k in known}
+    similar = [
+        lowered[m]
+        for m in difflib.get_close_matches(source.casefold(), list(lowered), n=count, cutoff=0.6)
+    ]
+    return list(dict.fromkeys([*same_but_case, *similar]))[:count]
+
+
 def _mapping_errors(export: domain.Export, destination: Destination) -> list[UserError]:
     errors: list[UserError] = []
     positions: dict[str, int] = {}
     for position, mapping in enumerate(export.field_mapping):
         positions.setdefault(mapping.target, position)
+        where = ["fieldMapping", str(position)]
+        for part in ("source", "target"):
+            value = getattr(mapping, part)
+            errors.extend(text_problems(value, [*where, part], f"mapping {position}'s {part}"))
         if not mapping.source.strip():
             errors.append(
                 user_error(

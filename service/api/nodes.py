@@ -43,6 +43,14 @@ def destination_type(destinations: DestinationRegistry, key: str) -> Destination
     return DestinationType.of(destination) if destination else DestinationType.missing(key)
 
 
+def connection_ready(connection: domain.Connection, destinations: DestinationRegistry) -> bool:
+    """What a run checks of its connection before sending (see service.runs.lifecycle)."""
+    return (
+        connection.status is domain.ConnectionStatus.CONNECTED
+        and destinations.get(connection.destination_type) is not None
+    )
+
+
 @strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
 class Node:
     id: strawberry.ID
@@ -97,6 +105,14 @@ class Connection(Node):
     @strawberry.field
     def destination_type(self, info: Info) -> DestinationType:
         return destination_type(info.context.parts.destinations, self.record.destination_type)
+
+    @strawberry.field(
+        description="Whether exports can run through this connection now: it is authorized "
+        "and its destination is installed. Visible to whoever sees the connection; why it is "
+        "not ready (status, statusMessage) is for admins."
+    )
+    def ready(self, info: Info) -> bool:
+        return connection_ready(self.record, info.context.parts.destinations)
 
     def _details(self, info: Info) -> domain.Connection | None:
         if info.context.may_see_connection_details():

@@ -17,12 +17,16 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import FieldExtension
 from strawberry.extensions.field_extension import AsyncExtensionResolver, SyncExtensionResolver
 
 from service.access.auth import AuthenticationError
 from service.access.permissions import Action, allows
 from service.api.errors import forbidden, unauthenticated
+from service.api.subscription_slots import TooManySubscriptions
+
+TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
 
 ANY_CALLER = None
 """Needs no action: any caller with a valid token."""
@@ -69,7 +73,9 @@ class RoleGuard(FieldExtension):
     checked on its first step, inside the stream, after authenticating from
     ``connectionParams``: the Authentication extension's verdict does not stop
     a subscription, and a refusal then reaches the client as any failure of
-    the stream does.
+    the stream does. An open subscription holds one of its user's
+    ``SEGPORT_MAX_SUBSCRIPTIONS_PER_USER`` slots; the next one is refused
+    (``TOO_MANY_SUBSCRIPTIONS``) while they are all taken.
     """
 
     def __init__(self, action: Action | None, *, stream: bool) -> None:
@@ -101,12 +107,21 @@ class RoleGuard(FieldExtension):
     ) -> AsyncIterator[Any]:
         try:
             try:
-                await info.context.authenticate()
+                principal = await info.context.authenticate()
             except AuthenticationError as exc:
                 raise unauthenticated(str(exc)) from exc
             self._check(info)
-            async for item in stream:
-                yield item
+            parts = info.context.parts
+            try:
+                # One of the caller's slots while the stream is open (only the stream's
+                # start can be refused: nothing else raises TooManySubscriptions).
+                with parts.subscription_slots.hold(
+                    principal.sub, parts.settings.max_subscriptions_per_user
+                ):
+                    async for item in stream:
+                        yield item
+            except TooManySubscriptions as exc:
+                raise GraphQLError(str(exc), extensions={"code": TOO_MANY_SUBSCRIPTIONS}) from exc
         finally:
             # Closed here, so what the stream holds open (a subscription to run events,
             # the open-subscriptions gauge) ends when the client stops listening.

@@ -38,6 +38,7 @@ from service.api import (
 )
 from service.api.errors import UserErrorsPayload
 from service.api.extensions import Authentication, MaskUnexpectedErrors, log_unexpected
+from service.api.input_checks import RefuseLoneSurrogates
 from service.api.metrics import OperationMetrics
 from service.api.nodes import Connection, Export, ExportRun, RefreshSchedule, Segment
 from service.api.permissions import ROOT_FIELD_ACTIONS, RoleGuard
@@ -79,6 +80,8 @@ def _guarded(root: str, field: StrawberryField, names: NameConverter) -> Strawbe
             f"root field {key} needs an entry in service.api.permissions.ROOT_FIELD_ACTIONS"
         )
     if root == "Mutation":
+        # Inside UserErrorsPayload, whose userErrors answer what it refuses.
+        field.extensions.append(RefuseLoneSurrogates())
         field.extensions.append(UserErrorsPayload())
     # Last is outermost: the role is checked before anything else runs.
     field.extensions.append(RoleGuard(ROOT_FIELD_ACTIONS[key], stream=field.is_subscription))

@@ -13,6 +13,13 @@ from service import domain
 from service.api.context import Info
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
+from service.api.input_checks import (
+    DESCRIPTION_MAX_CHARS,
+    PROFILE_ID_MAX_CHARS,
+    json_object_problems,
+    search_text,
+    text_problems,
+)
 from service.api.nodes import Segment
 from service.api.pagination import ListConnection, page_args
 
@@ -62,7 +69,7 @@ class Query:
     ) -> ListConnection[Segment]:
         args = page_args(info.context.parts.settings, first, after)
         page = await info.context.parts.store.list_segments(
-            args.first, after=args.after, search=search or None
+            args.first, after=args.after, search=search_text(search)
         )
         return ListConnection.of(page, Segment.of)
 
@@ -94,6 +101,13 @@ async def _upsert_segment(info: Info, input: UpsertSegmentInput) -> domain.Segme
     name = input.name.strip()
     if not name:
         raise UserInputError("name", "a segment needs a name", "REQUIRED")
+    problems = text_problems(name, ["name"], "a segment name")
+    if input.description is not None:
+        problems += text_problems(
+            input.description, ["description"], "a segment description", DESCRIPTION_MAX_CHARS
+        )
+    if problems:
+        raise UserInputError.of(problems)
     now = domain.utcnow()
     if input.id is None:
         segment = domain.Segment(
@@ -145,6 +159,9 @@ async def _checked_profiles(info: Info, input: UpsertProfilesInput) -> list[doma
             errors.append(
                 user_error([*where, "id"], f"profile id {item.id!r} is given twice", "DUPLICATE")
             )
+        else:
+            what = f"profile {index}'s id"
+            errors.extend(text_problems(item.id, [*where, "id"], what, PROFILE_ID_MAX_CHARS))
         seen.add(item.id)
         attributes: Any = item.attributes
         if not isinstance(attributes, dict):
@@ -157,6 +174,9 @@ async def _checked_profiles(info: Info, input: UpsertProfilesInput) -> list[doma
                 )
             )
             attributes = {}
+        errors.extend(
+            json_object_problems(attributes, [*where, "attributes"], f"profile {index}'s attribute")
+        )
         segment_ids: list[str] = []
         for position, global_id in enumerate(item.segment_ids):
             try:

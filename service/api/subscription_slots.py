@@ -1,0 +1,47 @@
+"""Open subscriptions per user: the cap of ``SEGPORT_MAX_SUBSCRIPTIONS_PER_USER``.
+
+One open subscription holds a run-events listener and a task for as long as
+the client stays; without a cap one viewer could open thousands over many
+sockets (graphql-transport-ws itself only caps each socket). The count is per
+API process: several replicas each allow the cap.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class TooManySubscriptions(Exception):
+    """The user holds ``limit`` subscriptions already."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"you have {limit} subscriptions open, the most one user may hold at once; "
+            "complete one before starting another"
+        )
+        self.limit = limit
+
+
+class SubscriptionSlots:
+    """Open subscriptions per user (token ``sub``) in this process."""
+
+    def __init__(self) -> None:
+        self._open: Counter[str] = Counter()
+
+    def open_for(self, sub: str) -> int:
+        return self._open[sub]
+
+    @contextmanager
+    def hold(self, sub: str, limit: int) -> Iterator[None]:
+        """One slot of ``sub``'s while the block runs; raises TooManySubscriptions when full."""
+        if self._open[sub] >= limit:
+            raise TooManySubscriptions(limit)
+        self._open[sub] += 1
+        try:
+            yield
+        finally:
+            self._open[sub] -= 1
+            if self._open[sub] <= 0:
+                del self._open[sub]

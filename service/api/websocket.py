@@ -1,0 +1,82 @@
+"""The graphql-transport-ws handler: a socket lives no longer than the token that opened it.
+
+The token travels once, in ``connection_init``; after that strawberry would
+serve the socket for as long as the client keeps it. Here the socket is
+closed when the token's ``exp`` passes, and a ``subscribe`` that arrives
+after it (before the close reaches the client) is refused the same way; the
+Authentication extension and the subscriptions' role guard refuse any
+operation that still starts after ``exp`` (see
+:meth:`~service.api.context.RequestContext.authenticate`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+
+from service import domain
+from service.api.context import RequestContext
+
+TOKEN_EXPIRED_CLOSE_CODE = 4403
+"""``4403: Forbidden``, not ``4401: Unauthorized``.
+
+The protocol keeps 4401 for one case: an operation sent before the server
+acknowledged the connection (a client out of step with the protocol). 4403
+is how a server refuses a connection's authentication: strawberry, like the
+reference graphql-ws server, closes with it when ``connection_init`` carries
+no valid token, and graphql-ws clients take it as "get a fresh token and
+connect again". A token that expires on an open socket is the same case as
+one that had expired at ``connection_init``, so it gets the same code.
+"""
+EXPIRED_CLOSE_REASON = "Token expired"
+
+
+class TokenBoundTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    """strawberry's handler, closing the socket with 4403 when its token expires."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._expiry_timer: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if not self.connection_acknowledged or self._expiry_timer is not None:
+            return
+        expires_at = self.context.principal.expires_at
+        if expires_at is not None:
+            self._expiry_timer = asyncio.create_task(self.close_when_expired(expires_at))
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged and self.context.principal.expired(domain.utcnow()):
+            await self.close_expired()
+            return
+        await super().handle_subscribe(message)
+
+    async def close_when_expired(self, expires_at: datetime) -> None:
+        """Wait for ``expires_at``, then close the socket."""
+        await asyncio.sleep(max(0.0, (expires_at - domain.utcnow()).total_seconds()))
+        await self.close_expired()
+
+    async def close_expired(self) -> None:
+        # Operations stop first, so none of them sends on a closing socket.
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        await self.websocket.close(code=TOKEN_EXPIRED_CLOSE_CODE, reason=EXPIRED_CLOSE_REASON)
+
+    async def shutdown(self) -> None:
+        timer, self._expiry_timer = self._expiry_timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+            with suppress(asyncio.CancelledError):
+                await timer
+        await super().shutdown()
