@@ -229,6 +229,14 @@ def import_profiles(
     )
     if summary.segments_created:
         out.print("segments created: " + ", ".join(summary.segments_created), markup=False)
+    if summary.spanning_rows:
+        # Said so that a quote left open which happens to fit is seen, not silent.
+        spans = ", ".join(f"{first}-{last}" for first, last in summary.spanning_lines)
+        more = ", ..." if summary.spanning_rows > len(summary.spanning_lines) else ""
+        out.print(
+            f"rows with a line break in a quoted cell: {summary.spanning_rows} "
+            f"(lines {spans}{more})"
+        )
     if summary.rejected:
         for rejection in summary.rejections:
             out.print(f"  line {rejection.line}: {rejection.reason}", markup=False)
