@@ -9,11 +9,15 @@ needs them, so ``segport token`` stays quick.
 from __future__ import annotations
 
 import asyncio
+import errno
 import re
+import socket
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from urllib.parse import urlsplit
 
 import structlog
 import typer
@@ -27,7 +31,9 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from typer.models import CommandFunctionType
 
+from service.access.auth import TokenLifetimeError, mint_token
 from service.domain import Role
 from service.observability.logging import configure_logging
 from service.settings import Settings, SettingsError
@@ -39,16 +45,52 @@ USAGE_ERROR = 2
 """Exit status for bad arguments or configuration (as click uses for usage errors)."""
 
 DEV_TOKEN_TTL = timedelta(hours=12)
-"""Lifetime of the admin token ``segport serve`` prints in embedded mode."""
+"""Lifetime of the admin token ``segport serve`` prints in embedded mode (at most the cap)."""
 
-app = typer.Typer(
+REDIS_CHECK_SECONDS = 5.0
+"""How long ``segport worker`` waits for Redis to answer before giving up at start."""
+
+
+class _FlagHelp:
+    """Help without a value placeholder for flags: ``--follow``, not ``--follow <bool>``."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_FlagHelp, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_FlagHelp, typer.core.TyperGroup):
+    pass
+
+
+class _Typer(typer.Typer):
+    """A Typer whose commands and groups print flags without a value placeholder."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(cls=_Group, **options)
+
+    def command(
+        self, *args: Any, **options: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        options.setdefault("cls", _Command)
+        return super().command(*args, **options)
+
+
+app = _Typer(
     name="segport",
     help="Export customer segments to marketing destinations.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-import_app = typer.Typer(help="Load data into segport.", no_args_is_help=True)
+import_app = _Typer(help="Load data into segport.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -105,7 +147,19 @@ def parse_ttl(text: str) -> timedelta:
     match = _TTL.match(text)
     if match is None or int(match.group(1)) == 0:
         raise ValueError(f"--ttl {text!r} is not a positive duration like 45s, 30m, 1h or 7d")
-    return timedelta(**{_TTL_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_TTL_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise ValueError(f"--ttl {text!r} is too long to be a duration") from None
+
+
+def format_duration(duration: timedelta) -> str:
+    """A duration in the largest unit ``--ttl`` takes that divides it: ``30d``, ``12h``."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def parse_roles(names: list[str]) -> list[Role]:
@@ -114,6 +168,12 @@ def parse_roles(names: list[str]) -> list[Role]:
         raise ValueError(f"give at least one --role ({allowed})")
     roles: list[Role] = []
     for name in names:
+        if "," in name:
+            parts = [part.strip() for part in name.split(",") if part.strip()]
+            repeated = " ".join(f"--role {part}" for part in parts)
+            raise ValueError(
+                f"--role {name!r} names several roles: repeat --role for each ({repeated})"
+            )
         try:
             role = Role(name.strip().lower())
         except ValueError:
@@ -132,10 +192,12 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the GraphQL API. Without SEGPORT_REDIS_URL it also runs jobs and the schedule."""
-    settings = settings_or_exit()
+    settings = settings_or_exit().listening_on(host, port)
+    # Bind before printing anything: on a busy port the banner and the token would
+    # describe (and serve) the other process.
+    listener = bind_or_exit(host, port)
     import uvicorn
 
-    from service.access.auth import mint_token
     from service.app import create_app_from_settings
 
     asgi_app = create_app_from_settings(settings)
@@ -146,11 +208,32 @@ def serve(
     typer.echo(f"segport serving in {mode} mode ({store}, {queue})")
     typer.echo(f"GraphiQL: {url}")
     if settings.embedded and settings.jwt_jwks_url is None:
-        token = mint_token(settings, "admin", [Role.ADMIN], ttl=DEV_TOKEN_TTL)
-        hours = int(DEV_TOKEN_TTL.total_seconds() // 3600)
-        typer.echo(f"Development admin token (valid {hours}h): {token}")
+        lifetime = min(DEV_TOKEN_TTL, timedelta(seconds=settings.token_max_ttl_seconds))
+        token = mint_token(settings, "admin", [Role.ADMIN], ttl=lifetime)
+        typer.echo(f"Development admin token (valid {format_duration(lifetime)}): {token}")
         typer.echo(f"Use it as the header  Authorization: Bearer {token}")
-    uvicorn.run(asgi_app, host=host, port=port, log_config=None)
+    server = uvicorn.Server(uvicorn.Config(asgi_app, host=host, port=port, log_config=None))
+    server.run(sockets=[listener])
+    if not server.started:  # the app failed to start; uvicorn has logged why
+        raise typer.Exit(3)
+
+
+def bind_or_exit(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for the server; one line naming the port when not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: a restarted server may bind while old connections are in TIME_WAIT.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"port {port} on {host} is already in use by another process (choose --port)")
+        reason = exc.strerror or str(exc)
+        fail(f"cannot listen on {host} port {port}: {reason}")
+    listener.set_inheritable(True)
+    return listener
 
 
 @app.command()
@@ -162,9 +245,38 @@ def worker() -> None:
             "segport worker needs SEGPORT_REDIS_URL (the arq queue on Redis); "
             "without Redis, `segport serve` runs jobs in-process"
         )
+    redis_or_exit(settings.redis_url)
     from service.worker import run_worker
 
     run_worker(settings)
+
+
+def redis_or_exit(url: str) -> None:
+    """Check that Redis answers at ``url``; one line naming it and the variable when not."""
+    from redis.exceptions import RedisError
+
+    from service.coordination.redis import close_redis, connect_redis
+
+    async def ping() -> None:
+        client = connect_redis(url)
+        try:
+            await asyncio.wait_for(client.ping(), REDIS_CHECK_SECONDS)
+        finally:
+            await close_redis(client)
+
+    try:
+        asyncio.run(ping())
+    except (RedisError, OSError, TimeoutError) as exc:
+        reason = str(exc) or f"no answer within {REDIS_CHECK_SECONDS:g}s"
+        fail(f"cannot reach Redis at {redis_address(url)} (SEGPORT_REDIS_URL): {reason}")
+
+
+def redis_address(url: str) -> str:
+    """Where a Redis URL points, without its password: ``host:port`` or the socket path."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
 
 
 @app.command()
@@ -174,9 +286,24 @@ def token(
         list[str],
         typer.Option("--role", help="admin, contributor or viewer; repeat for several."),
     ],
-    ttl: Annotated[str, typer.Option(help="Lifetime: 45s, 30m, 1h, 7d.")] = "1h",
+    ttl: Annotated[
+        str,
+        typer.Option(help="Lifetime: 45s, 30m, 1h, 7d (at most SEGPORT_TOKEN_MAX_TTL_SECONDS)."),
+    ] = "1h",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Embedded mode: the data directory whose secrets to sign with "
+            "(default: the directory of SEGPORT_DATABASE_URL's file; the demo's is demo-data).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Mint a JWT signed with the configured secret (for development and scripts)."""
+    """Mint a JWT signed with the server's secret (for development and scripts).
+
+    It signs with SEGPORT_JWT_SECRET or, in embedded mode, with the secret `segport serve`
+    generated into the data directory; it never makes a secret of its own.
+    """
     try:
         roles = parse_roles(role)
         lifetime = parse_ttl(ttl)
@@ -184,15 +311,33 @@ def token(
         fail(str(exc))
     if not sub.strip():
         fail("--sub must not be empty")
-    settings = settings_or_exit()
-    from service.access.auth import mint_token
-
-    if settings.jwt_secret is None:
+    configured = settings_or_exit(resolve_secrets=False)
+    if data_dir is not None and not configured.embedded:
         fail(
-            "segport token signs with SEGPORT_JWT_SECRET, which is not set "
-            "(tokens of a JWKS issuer are minted by that issuer)"
+            "--data-dir is for embedded mode; with SEGPORT_DATABASE_URL on MongoDB "
+            "tokens are signed with SEGPORT_JWT_SECRET"
         )
-    typer.echo(mint_token(settings, sub.strip(), roles, ttl=lifetime))
+    try:
+        settings = configured.with_secrets(generate=False, data_dir=data_dir)
+    except SettingsError as exc:
+        fail(f"invalid configuration: {exc}")
+    if settings.jwt_secret is None:
+        if settings.jwt_jwks_url is not None:
+            fail(
+                "segport token signs with SEGPORT_JWT_SECRET, which is not set "
+                "(tokens of a JWKS issuer are minted by that issuer)"
+            )
+        folder = settings.secrets_dir(data_dir)
+        fail(
+            f"no JWT secret to sign with: SEGPORT_JWT_SECRET is not set and {folder}/jwt_secret "
+            "does not exist; start `segport serve` with this SEGPORT_DATABASE_URL first (it "
+            "makes the secret), or point --data-dir at the server's data directory "
+            "(--data-dir demo-data for `segport demo`)"
+        )
+    try:
+        typer.echo(mint_token(settings, sub.strip(), roles, ttl=lifetime))
+    except TokenLifetimeError as exc:
+        fail(f"--ttl {ttl!r}: {exc}")
 
 
 @import_app.command("profiles")
@@ -233,6 +378,14 @@ def import_profiles(
     )
     if summary.segments_created:
         out.print("segments created: " + ", ".join(summary.segments_created), markup=False)
+    if summary.spanning_rows:
+        # Said so that a quote left open which happens to fit is seen, not silent.
+        spans = ", ".join(f"{first}-{last}" for first, last in summary.spanning_lines)
+        more = ", ..." if summary.spanning_rows > len(summary.spanning_lines) else ""
+        out.print(
+            f"rows with a line break in a quoted cell: {summary.spanning_rows} "
+            f"(lines {spans}{more})"
+        )
     if summary.rejected:
         for rejection in summary.rejections:
             out.print(f"  line {rejection.line}: {rejection.reason}", markup=False)

@@ -2,16 +2,21 @@
 
 Embedded mode (a SQLite database URL) generates the JWT secret and the
 encryption key once into the data directory beside the database; distributed
-mode (MongoDB) refuses to start without them.
+mode (MongoDB) refuses to start without them. A value that cannot work (a
+malformed key, a URL without a scheme, a JWT secret too short to be safe) is
+refused when the settings are read, with a message naming the variable.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import structlog
 from cryptography.fernet import Fernet
@@ -22,6 +27,15 @@ log = structlog.get_logger(__name__)
 
 _ORIGIN = re.compile(r"https?://[^/?#\s]+")
 """What a browser sends as ``Origin``: scheme, host and optional port, nothing after."""
+MIN_JWT_SECRET_BYTES = 32
+"""Shortest accepted ``SEGPORT_JWT_SECRET``: RFC 7518 section 3.2 requires an HS256 key of at
+least the hash's size (256 bits)."""
+
+SECRETS_FOLDER = ".segport-secrets"
+"""Where embedded mode keeps the secrets it generated, inside the data directory."""
+
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+"""Listening on every interface: a browser reaches the server through the loopback address."""
 
 
 class SettingsError(Exception):
@@ -109,6 +123,10 @@ class Settings(BaseSettings):
             origins.append(origin)
         return origins
 
+    # tokens
+    token_max_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    """Longest lifetime ``segport token`` (or any minting) may give a token."""
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -117,6 +135,73 @@ class Settings(BaseSettings):
                 f"SEGPORT_DATABASE_URL {value!r} must start with sqlite:///, mongodb:// "
                 "or mongodb+srv://"
             )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        # The value is not repeated: a Redis URL may carry a password.
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "SEGPORT_REDIS_URL must start with redis://, rediss:// or unix:// "
+                "(for example redis://127.0.0.1:6379/0)"
+            )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base_url(cls, value: str) -> str:
+        problem = _web_url_problem(value)
+        if problem is None and (urlsplit(value).query or urlsplit(value).fragment):
+            problem = "must not have a query or a fragment"
+        if problem is not None:
+            raise ValueError(
+                f"SEGPORT_PUBLIC_URL {value!r} {problem}: give the service's external base "
+                "URL, like https://segport.example.com"
+            )
+        return value
+
+    @field_validator("ui_url", "notify_webhook_url", "jwt_jwks_url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        # The value is not repeated: webhook URLs often carry a token in their path.
+        problem = None if value is None else _web_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem}: give an absolute http:// or https:// URL")
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            size = len(value.get_secret_value().encode())
+            if size < MIN_JWT_SECRET_BYTES:
+                raise ValueError(
+                    f"SEGPORT_JWT_SECRET is too short ({size} bytes): HS256 needs at least "
+                    f"{MIN_JWT_SECRET_BYTES} bytes (RFC 7518 section 3.2); make one with "
+                    "`openssl rand -base64 48`"
+                )
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        keys = [k.strip() for k in value.get_secret_value().split(",")]
+        if not any(keys):
+            raise ValueError("SEGPORT_ENCRYPTION_KEY is empty")
+        for number, key in enumerate(keys, start=1):
+            try:
+                Fernet(key.encode())
+            except ValueError:
+                which = f"key {number} of {len(keys)}" if len(keys) > 1 else "the key"
+                raise ValueError(
+                    f"SEGPORT_ENCRYPTION_KEY: {which} is not a Fernet key (32 url-safe "
+                    "base64-encoded bytes, 44 characters); make one with "
+                    '`python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())"`'
+                ) from None
         return value
 
     @property
@@ -130,6 +215,46 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self.sqlite_path.resolve().parent
+
+    def secrets_dir(self, data_dir: Path | None = None) -> Path:
+        """Where embedded mode keeps generated secrets (of ``data_dir`` if given)."""
+        return (data_dir.resolve() if data_dir is not None else self.data_dir) / SECRETS_FOLDER
+
+    def listening_on(self, host: str, port: int) -> Settings:
+        """This configuration for a server listening on ``host:port``.
+
+        Unless ``SEGPORT_PUBLIC_URL`` is set, the public URL (and so the OAuth redirect
+        URI) is that address. When it is set and names this machine on another port, the
+        mismatch is logged as a warning: the destination would send browsers elsewhere.
+        """
+        listening = _http_url(host, port)
+        if "public_url" not in self.model_fields_set:
+            return self.model_copy(update={"public_url": listening})
+        public = urlsplit(self.public_url)
+        public_host = public.hostname or ""
+        public_port = public.port or (443 if public.scheme == "https" else 80)
+        this_machine = public_host in {"localhost", host, _browser_host(host)} or _is_loopback(
+            public_host
+        )
+        if (public_host, public_port) == (_browser_host(host), port):
+            return self
+        if this_machine and public_port != port:
+            log.warning(
+                "public_url_not_listening_address",
+                public_url=self.public_url,
+                listening=listening,
+                hint="SEGPORT_PUBLIC_URL names this machine on another port, so OAuth "
+                "callbacks go there: unset it or make it match --host/--port",
+            )
+        else:
+            # Behind a proxy the two differ by design; say once which one OAuth uses.
+            log.info(
+                "public_url_not_listening_address",
+                public_url=self.public_url,
+                listening=listening,
+                oauth_redirect_uri=self.oauth_redirect_uri,
+            )
+        return self
 
     @property
     def oauth_redirect_uri(self) -> str:
@@ -145,12 +270,16 @@ class Settings(BaseSettings):
             raise SettingsError("SEGPORT_ENCRYPTION_KEY is not set")
         return [k.strip() for k in self.encryption_key.get_secret_value().split(",") if k.strip()]
 
-    def with_secrets(self) -> Settings:
+    def with_secrets(self, *, generate: bool = True, data_dir: Path | None = None) -> Settings:
         """This configuration with its secrets present.
 
         Embedded mode makes any missing one once, into ``<data dir>/.segport-secrets/``
         (mode 0600), and reuses it afterwards; distributed mode raises
         :class:`SettingsError` naming the missing variable.
+
+        ``generate=False`` only reads the secrets embedded mode made before (from the
+        secrets of ``data_dir`` if given) and leaves the others missing: for commands
+        that must use the server's secrets, never new ones of their own.
         """
         missing = []
         if self.jwt_secret is None and self.jwt_jwks_url is None:
@@ -164,32 +293,69 @@ class Settings(BaseSettings):
                 f"{' and '.join(missing)} must be set when SEGPORT_DATABASE_URL is MongoDB "
                 "(distributed mode); only embedded (SQLite) mode generates them"
             )
+        folder = self.secrets_dir(data_dir)
+        makers: dict[str, Callable[[], str]] = {
+            "jwt_secret": lambda: secrets.token_urlsafe(48),
+            "encryption_key": lambda: Fernet.generate_key().decode(),
+        }
         update: dict[str, SecretStr] = {}
-        if "SEGPORT_JWT_SECRET" in missing:
-            update["jwt_secret"] = SecretStr(
-                _generated_secret(self.data_dir, "jwt_secret", lambda: secrets.token_urlsafe(48))
-            )
-        if "SEGPORT_ENCRYPTION_KEY" in missing:
-            update["encryption_key"] = SecretStr(
-                _generated_secret(
-                    self.data_dir, "encryption_key", lambda: Fernet.generate_key().decode()
-                )
-            )
+        for name, make in makers.items():
+            if f"SEGPORT_{name.upper()}" not in missing:
+                continue
+            value = _stored_secret(folder, name)
+            if value is None and generate:
+                value = _generate_secret(folder, name, make)
+            if value is not None:
+                update[name] = SecretStr(value)
         return self.model_copy(update=update)
 
 
-def _generated_secret(data_dir: Path, name: str, make: object) -> str:
-    folder = data_dir / ".segport-secrets"
+def _stored_secret(folder: Path, name: str) -> str | None:
     path = folder / name
-    if path.exists():
-        return path.read_text().strip()
+    return path.read_text().strip() if path.exists() else None
+
+
+def _generate_secret(folder: Path, name: str, make: Callable[[], str]) -> str:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    assert callable(make)
-    value = str(make())
+    value = make()
+    path = folder / name
     path.touch(mode=0o600)
     path.write_text(value + "\n")
     log.warning("generated_secret", name=name, path=str(path), mode="embedded")
     return value
+
+
+def _web_url_problem(value: str) -> str | None:
+    """Why ``value`` is not an absolute http(s) URL, or None when it is one."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in {"http", "https"}:
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "has no host name"
+    if port == 0:
+        return "has port 0"
+    return None
+
+
+def _browser_host(host: str) -> str:
+    """The host a browser uses to reach a server listening on ``host``."""
+    return _WILDCARD_HOSTS.get(host, host)
+
+
+def _http_url(host: str, port: int) -> str:
+    reachable = _browser_host(host)
+    return f"http://[{reachable}]:{port}" if ":" in reachable else f"http://{reachable}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings() -> Settings:

@@ -16,6 +16,10 @@ class AuthenticationError(Exception):
     """No token, a malformed, badly signed or expired token, or one with unknown roles."""
 
 
+class TokenLifetimeError(ValueError):
+    """A token was asked for with no lifetime or one above ``SEGPORT_TOKEN_MAX_TTL_SECONDS``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     sub: str
@@ -91,6 +95,20 @@ def principal_from_claims(claims: dict[str, object]) -> Principal:
 def mint_token(
     settings: Settings, sub: str, roles: list[Role], ttl: timedelta = timedelta(hours=1)
 ) -> str:
+    """A HS256 token for ``sub`` with ``roles``, valid for ``ttl``.
+
+    Raises :class:`TokenLifetimeError` when ``ttl`` is not positive or exceeds the
+    configured cap: a leaked long-lived admin token cannot be revoked short of
+    changing the secret.
+    """
+    longest = timedelta(seconds=settings.token_max_ttl_seconds)
+    if ttl <= timedelta(0):
+        raise TokenLifetimeError("a token's lifetime must be positive")
+    if ttl > longest:
+        raise TokenLifetimeError(
+            f"a token may live at most {_days_or_seconds(longest)} "
+            f"(SEGPORT_TOKEN_MAX_TTL_SECONDS={settings.token_max_ttl_seconds})"
+        )
     now = datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": sub,
@@ -103,3 +121,8 @@ def mint_token(
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     return jwt.encode(claims, settings.jwt_secret_value(), algorithm="HS256")
+
+
+def _days_or_seconds(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds} seconds"

@@ -15,7 +15,10 @@ or flat, where every key except ``id`` and ``segments`` is an attribute::
 
 CSV: a header row with an ``id`` column; an optional ``segments`` column holds
 ``;``-separated segment names; every other column is an attribute (kept as
-text); empty cells are omitted.
+text); empty cells are omitted. A quoted cell may span lines; a quote that is
+never closed (or closes only where the row no longer has the header's columns)
+rejects the row it opens on, and the lines it would have swallowed are read
+again as rows of their own, so every line is imported or rejected by number.
 
 A segment is named either by its name or by its id; names that do not exist
 yet are created.
@@ -24,7 +27,7 @@ yet are created.
 from __future__ import annotations
 
 import csv
-import re
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,12 +51,15 @@ _FORMATS: dict[str, ImportFormat] = {
     ".json": "jsonl",
     ".csv": "csv",
 }
+MAX_ROW_LINES = 1000
+"""Most lines one CSV row may span: a quote left open gives the lines back past this."""
+
 _SEGMENT_PAGE = 500
-_JSON_POSITION = re.compile(r": line \d+ column (\d+) \(char \d+\)$")
 
 
 class ImportFileError(Exception):
-    """The file as a whole cannot be imported (unknown type, unreadable, CSV without ``id``)."""
+    """The file as a whole cannot be imported (unknown type, unreadable, CSV without ``id``,
+    no rows at all)."""
 
 
 @dataclass(slots=True)
@@ -71,6 +77,15 @@ class ImportSummary:
     """The first :data:`MAX_LISTED_REJECTIONS` rejected rows."""
     segments_created: list[str] = field(default_factory=list)
     """Names of the segments the import created."""
+    spanning_rows: int = 0
+    """Imported CSV rows with a line break in a quoted cell (each took several lines)."""
+    spanning_lines: list[tuple[int, int]] = field(default_factory=list)
+    """The first and last line of the first :data:`MAX_LISTED_REJECTIONS` such rows."""
+
+    def span(self, first: int, last: int) -> None:
+        self.spanning_rows += 1
+        if len(self.spanning_lines) < MAX_LISTED_REJECTIONS:
+            self.spanning_lines.append((first, last))
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected += 1
@@ -148,12 +163,16 @@ def _json_segments(value: object) -> list[str]:
 
 def parse_json_row(line: int, text: bytes) -> _Row:
     """Validate one JSON Lines row (raises ``_RowError`` with the reason)."""
+    # Without its line ending the row is one line, so the parser's column is the line's.
+    text = text.rstrip(b"\r\n")
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        # The parser counts lines within the row; only the column helps next to our line number.
-        reason = _JSON_POSITION.sub(r" at column \1", str(exc))
-        raise _RowError(f"invalid JSON: {reason}") from None
+        if exc.pos >= len(text.rstrip()):
+            raise _RowError(
+                "invalid JSON: the line ends before the JSON value does (a truncated line?)"
+            ) from None
+        raise _RowError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(data, dict):
         raise _RowError(f"expected a JSON object, found {_describe(data)}")
     if "id" not in data:
@@ -201,55 +220,180 @@ def iter_json_rows(
                 summary.reject(number, str(exc))
 
 
-def _decoded(lines: Iterator[bytes]) -> Iterator[str]:
-    first = True
-    for raw in lines:
-        text = raw.decode("utf-8")
-        if first:
+@dataclass(slots=True)
+class _Line:
+    number: int
+    text: str
+    utf8: bool
+    """False when the bytes were not UTF-8 (``text`` then holds surrogate escapes)."""
+
+
+class _RowTooLong(Exception):
+    """A CSV row reached :data:`MAX_ROW_LINES` lines: a quote was left open."""
+
+
+class _CsvLines:
+    """The file's lines for :func:`csv.reader`, remembering the lines of the row being read.
+
+    A row that swallowed lines (an unclosed quote) gives them back with :meth:`give_back`,
+    and they are read again. ``reached_end`` tells that the reader asked past the last
+    line while reading the row, which it does only from inside a quoted cell.
+    """
+
+    def __init__(self, handle: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+        self._handle = handle
+        self._on_bytes = on_bytes
+        self._read = 0
+        self._returned: deque[_Line] = deque()
+        self.row: list[_Line] = []
+        self.reached_end = False
+
+    def start_row(self) -> None:
+        self.row = []
+        self.reached_end = False
+
+    def give_back(self, lines: list[_Line]) -> None:
+        self._returned.extendleft(reversed(lines))
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        if len(self.row) >= MAX_ROW_LINES:
+            raise _RowTooLong
+        line = self._returned.popleft() if self._returned else self._next_in_file()
+        self.row.append(line)
+        return line.text
+
+    def _next_in_file(self) -> _Line:
+        raw = self._handle.readline()
+        if not raw:
+            self.reached_end = True
+            raise StopIteration
+        self._on_bytes(len(raw))
+        self._read += 1
+        try:
+            text, utf8 = raw.decode("utf-8"), True
+        except UnicodeDecodeError:
+            # Kept (as surrogate escapes) so the row's shape is parsed; the row is rejected.
+            text, utf8 = raw.decode("utf-8", "surrogateescape"), False
+        if self._read == 1:
             # Spreadsheets like to start a UTF-8 CSV with a byte-order mark.
-            text, first = text.removeprefix("\ufeff"), False
-        yield text
+            text = text.removeprefix("\ufeff")
+        return _Line(self._read, text, utf8)
+
+
+def _csv_header(path: Path, lines: _CsvLines) -> list[str]:
+    lines.start_row()
+    try:
+        header = [name.strip() for name in next(csv.reader(lines))]
+    except StopIteration:
+        raise ImportFileError(f"{str(path)!r} is empty: a CSV needs a header row") from None
+    except (csv.Error, _RowTooLong) as exc:
+        raise ImportFileError(f"cannot read the CSV header of {str(path)!r}: {exc}") from None
+    if lines.reached_end:
+        raise ImportFileError(f"the CSV header of {str(path)!r} has an unclosed quote")
+    if not all(line.utf8 for line in lines.row):
+        raise ImportFileError(f"the CSV header of {str(path)!r} is not UTF-8 text")
+    if "id" not in header:
+        raise ImportFileError(
+            f"the CSV header of {str(path)!r} has no 'id' column "
+            f"(found: {', '.join(header) or 'nothing'})"
+        )
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise ImportFileError(
+            f"the CSV header of {str(path)!r} repeats column(s): {', '.join(duplicates)}"
+        )
+    return header
+
+
+def _read_again(rows: list[_Line]) -> str:
+    """What happens to the lines a broken row took after its first."""
+    first, last = rows[1].number, rows[-1].number
+    if first == last:
+        return f"line {first} is read again as a row"
+    return f"lines {first}-{last} are read again as rows"
+
+
+def _not_utf8(rows: list[_Line]) -> str:
+    text = next(line.text for line in rows if not line.utf8)
+    # surrogateescape decoded each undecodable byte b as the code point U+DC00 + b
+    byte = next(ord(char) - 0xDC00 for char in text if "\udc80" <= char <= "\udcff")
+    return f"not UTF-8 text (byte 0x{byte:02x})"
+
+
+def _csv_row_problem(lines: _CsvLines, cells: list[str], columns: int) -> str | None:
+    """Why the row just read as ``cells`` must not be kept as read (it swallowed lines),
+    or None; the caller then gives the row's lines after the first back to be read again."""
+    rows = lines.row
+    if lines.reached_end:
+        again = f"; {_read_again(rows)}" if len(rows) > 1 else ""
+        return f"unclosed quote: a quoted cell opened on this line never closes{again}"
+    if len(rows) == 1:
+        return None
+    if len(cells) != columns:
+        return (
+            f"expected {columns} columns as in the header, found {len(cells)} in a row "
+            f"running to line {rows[-1].number} (a quote left open?); {_read_again(rows)}"
+        )
+    if not _well_formed(rows):
+        return (
+            f"a quoted cell opened on this line closes on line {rows[-1].number} inside a "
+            f"cell (a quote left open?); {_read_again(rows)}"
+        )
+    return None
+
+
+def _well_formed(rows: list[_Line]) -> bool:
+    """Whether a row read across lines is strict CSV (RFC 4180): a genuine line break in a
+    cell is quoted cleanly, while a stray quote tends to close just before more text."""
+    try:
+        next(csv.reader([line.text for line in rows], strict=True))
+    except csv.Error:
+        return False
+    return True
 
 
 def iter_csv_rows(
     path: Path, summary: ImportSummary, on_bytes: Callable[[int], None]
 ) -> Iterator[_Row]:
     with _open(path) as handle:
-        reader = csv.reader(_decoded(_counted_lines(handle, on_bytes)))
-        try:
-            header = [name.strip() for name in next(reader)]
-        except StopIteration:
-            raise ImportFileError(f"{str(path)!r} is empty: a CSV needs a header row") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ImportFileError(f"cannot read the CSV header of {str(path)!r}: {exc}") from None
-        if "id" not in header:
-            raise ImportFileError(
-                f"the CSV header of {str(path)!r} has no 'id' column "
-                f"(found: {', '.join(header) or 'nothing'})"
-            )
-        duplicates = sorted({name for name in header if header.count(name) > 1})
-        if duplicates:
-            raise ImportFileError(
-                f"the CSV header of {str(path)!r} repeats column(s): {', '.join(duplicates)}"
-            )
+        lines = _CsvLines(handle, on_bytes)
+        header = _csv_header(path, lines)
         id_index = header.index("id")
         segments_index = header.index("segments") if "segments" in header else None
-        last_line = reader.line_num
+        reader = csv.reader(lines)
         while True:
-            start = last_line + 1
+            lines.start_row()
+            cells: list[str] | None = None
             try:
                 cells = next(reader)
             except StopIteration:
                 return
-            except (csv.Error, UnicodeDecodeError) as exc:
-                last_line = reader.line_num
+            except _RowTooLong:
+                problem: str | None = (
+                    f"unclosed quote: a quoted cell opened on this line runs past "
+                    f"{MAX_ROW_LINES} lines; {_read_again(lines.row)}"
+                )
+            except csv.Error as exc:
+                problem = f"unreadable CSV row: {exc}"
+            else:
+                problem = _csv_row_problem(lines, cells, len(header))
+            start = lines.row[0].number
+            if problem is not None:
                 summary.rows_read += 1
-                summary.reject(start, f"unreadable CSV row: {exc}")
+                summary.reject(start, problem)
+                lines.give_back(lines.row[1:])
+                reader = csv.reader(lines)  # a fresh parser: the old one may be inside a cell
                 continue
-            last_line = reader.line_num
+            assert cells is not None
             if not cells or all(not cell.strip() for cell in cells):
                 continue
             summary.rows_read += 1
+            if not all(line.utf8 for line in lines.row):
+                summary.reject(start, _not_utf8(lines.row))
+                continue
             if len(cells) != len(header):
                 summary.reject(
                     start, f"expected {len(header)} columns as in the header, found {len(cells)}"
@@ -267,6 +411,8 @@ def iter_csv_rows(
                 for index, (name, cell) in enumerate(zip(header, cells, strict=True))
                 if index not in (id_index, segments_index) and cell != ""
             }
+            if len(lines.row) > 1:
+                summary.span(start, lines.row[-1].number)
             yield _Row(start, profile_id, attributes, segments)
 
 
@@ -346,22 +492,23 @@ class ProfileImporter:
         summary = ImportSummary()
         resolver = SegmentResolver(self._store, summary)
         await resolver.load()
-        extra_ids = [await resolver.resolve(name) for name in self._extra_segments]
         rows = (iter_csv_rows if chosen == "csv" else iter_json_rows)(
             path, summary, self._count_bytes
         )
+        extra_ids: list[str] | None = None  # made with the first row: an empty file makes none
         batch: list[Profile] = []
-        try:
-            for row in rows:
-                segment_ids = [await resolver.resolve(name) for name in row.segments]
-                # dict.fromkeys: keep the order, drop repeats
-                merged = list(dict.fromkeys([*segment_ids, *extra_ids]))
-                batch.append(Profile(row.id, row.attributes, merged))
-                if len(batch) >= self._batch_size:
-                    summary.upserted += await self._store.upsert_profiles(batch)
-                    batch = []
-        except UnicodeDecodeError as exc:
-            raise ImportFileError(f"{str(path)!r} is not UTF-8 text: {exc}") from None
+        for row in rows:
+            if extra_ids is None:
+                extra_ids = [await resolver.resolve(name) for name in self._extra_segments]
+            segment_ids = [await resolver.resolve(name) for name in row.segments]
+            # dict.fromkeys: keep the order, drop repeats
+            merged = list(dict.fromkeys([*segment_ids, *extra_ids]))
+            batch.append(Profile(row.id, row.attributes, merged))
+            if len(batch) >= self._batch_size:
+                summary.upserted += await self._store.upsert_profiles(batch)
+                batch = []
         if batch:
             summary.upserted += await self._store.upsert_profiles(batch)
+        if summary.rows_read == 0:
+            raise ImportFileError(f"no profiles found in {str(path)!r}: it has no rows")
         return summary

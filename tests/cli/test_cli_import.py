@@ -188,7 +188,7 @@ def test_an_empty_file_imports_nothing_and_says_so(cli_env: Path, runner: CliRun
     source = cli_env.parent / "empty.jsonl"
     source.write_text("\n")
     result = runner.invoke(app, ["import", "profiles", str(source)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no profiles found" in result.stderr
 
 

@@ -16,6 +16,12 @@ from service.domain import Role
 from service.settings import load_settings
 
 
+@pytest.fixture(autouse=True)
+def server_secrets(cli_env: Path) -> None:
+    """The secrets `segport serve` makes on its first start: `segport token` signs with them."""
+    load_settings()
+
+
 def test_a_minted_token_is_accepted_by_the_verifier_with_its_roles(
     cli_env: Path, runner: CliRunner
 ) -> None:

@@ -10,6 +10,7 @@ half-done work.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,10 @@ from typing import TypeVar
 from service.store.sqlite.schema import create_schema
 
 T = TypeVar("T")
+
+FILE_MODE = 0o600
+"""The database holds customer e-mails: readable by its owner only, like the secrets. SQLite
+gives the -wal and -shm files it creates beside it the database file's permissions."""
 
 Work = Callable[[sqlite3.Connection], T]
 """What runs on a connection's thread: one function of the connection."""
@@ -113,6 +118,7 @@ class SQLiteDatabase:
         if self._opened:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         await self._writer.open(self.path, read_only=False)
         await self._writer.call(create_schema)
         await self._reader.open(self.path, read_only=True)
@@ -136,3 +142,13 @@ class SQLiteDatabase:
     async def write(self, fn: Work[T]) -> T:
         """``fn`` on the writer, in one write transaction."""
         return await self._writer.call(in_transaction(fn))
+
+
+def _create_private(path: Path) -> None:
+    """Make ``path`` an empty file (an empty SQLite database) of :data:`FILE_MODE` unless it
+    exists, so SQLite never creates it with the umask's permissions (usually 0644)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(descriptor)
