@@ -30,6 +30,7 @@ from strawberry.types.unset import UnsetType
 
 from service.access.auth import AuthenticationError
 from service.api.context import ApiParts, RequestContext
+from service.api.destination_answers import DestinationAnswers
 from service.api.graphql_http import GraphQLView
 from service.api.operation_limits import OperationLimits
 from service.api.schema import create_schema
@@ -197,6 +198,7 @@ def api_parts(services: Services) -> ApiParts:
         runs=services.runs,
         events=services.events,
         metrics=services.metrics,
+        destination_answers=DestinationAnswers.of(services.settings),
     )
 
 

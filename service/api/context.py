@@ -25,6 +25,7 @@ from service.access.permissions import (
     can_see_connection_details,
     can_use_connection,
 )
+from service.api.destination_answers import DestinationAnswers
 from service.connections.destinations import DestinationAccess
 from service.connections.oauth import OAuthFlow
 from service.coordination.events import RunEvents
@@ -53,6 +54,8 @@ class ApiParts:
     events: RunEvents
     """Run changes, for the subscriptions."""
     metrics: Metrics
+    destination_answers: DestinationAnswers
+    """Destination answers shared by the operations, and each user's budget of calls."""
 
 
 @dataclass

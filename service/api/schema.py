@@ -35,6 +35,7 @@ from service.api import (
     schedule,
     segments,
 )
+from service.api.destination_answers import OperationMemo
 from service.api.errors import UserErrorsPayload
 from service.api.extensions import Authentication, MaskUnexpectedErrors, log_unexpected
 from service.api.metrics import OperationMetrics
@@ -124,6 +125,7 @@ def create_schema(limits: OperationLimits | None = None) -> strawberry.Schema:
         # not validated at all (validation errors would describe the schema).
         Authentication,
         *limiting_extensions(limits),
+        OperationMemo,
         MaskUnexpectedErrors,
     ]
     return SegportSchema(
