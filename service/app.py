@@ -25,13 +25,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
 from service.access.auth import AuthenticationError
 from service.api.context import ApiParts, RequestContext
+from service.api.destination_answers import DestinationAnswers
+from service.api.graphql_http import GraphQLView
+from service.api.operation_limits import OperationLimits
 from service.api.schema import create_schema
 from service.api.transport_limits import BodyReadTimeoutMiddleware, HeaderSizeLimitMiddleware
 from service.api.websocket import TokenBoundTransportWSHandler
@@ -132,7 +134,7 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
-class SegportGraphQL(GraphQL[RequestContext, None]):
+class SegportGraphQL(GraphQLView):
     """Strawberry's ASGI view with segport's context and websocket authentication."""
 
     graphql_transport_ws_handler_class = TokenBoundTransportWSHandler
@@ -201,6 +203,7 @@ def api_parts(services: Services) -> ApiParts:
         runs=services.runs,
         events=services.events,
         metrics=services.metrics,
+        destination_answers=DestinationAnswers.of(services.settings),
     )
 
 
@@ -212,7 +215,8 @@ def _serve(app: Starlette, services: Services) -> None:
 
 def _build(settings: Settings, lifespan: Any = None) -> Starlette:
     graphql = SegportGraphQL(
-        create_schema(max_query_depth=settings.max_query_depth),
+        create_schema(OperationLimits.of(settings)),
+        max_ws_query_bytes=settings.graphql_max_query_bytes,
         graphql_ide="graphiql",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
     )

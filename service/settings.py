@@ -127,6 +127,21 @@ class Settings(BaseSettings):
     token_max_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     """Longest lifetime ``segport token`` (or any minting) may give a token."""
 
+    # Limits of one operation (issue 10, items 1-2)
+    graphql_max_aliases: int = Field(default=30, ge=1)
+    """Most aliased fields in one GraphQL document."""
+    graphql_max_tokens: int = Field(default=3000, ge=100)
+    """Most lexical tokens in one GraphQL document (parsing stops past them)."""
+    graphql_max_cost: int = Field(default=50_000, ge=1)
+    """Most field resolutions one operation may ask for, counting every item of the lists
+    around a field (see :mod:`service.api.operation_cost`)."""
+    graphql_max_query_bytes: int = Field(default=100_000, ge=1024)
+    """Longest query text (UTF-8 bytes) accepted over the websocket."""
+    destination_call_cache_seconds: float = Field(default=30.0, ge=0)
+    """How long a destination's answer to a picker is reused."""
+    destination_call_budget: int = Field(default=120, ge=1)
+    """Destination calls one user may cause per hour while waiting for the answer."""
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:

@@ -25,6 +25,7 @@ from service.access.permissions import (
     can_see_connection_details,
     can_use_connection,
 )
+from service.api.destination_answers import DestinationAnswers
 from service.api.subscription_slots import SubscriptionSlots
 from service.connections.destinations import DestinationAccess
 from service.connections.oauth import OAuthFlow
@@ -54,6 +55,8 @@ class ApiParts:
     events: RunEvents
     """Run changes, for the subscriptions."""
     metrics: Metrics
+    destination_answers: DestinationAnswers
+    """Destination answers shared by the operations, and each user's budget of calls."""
     subscription_slots: SubscriptionSlots = field(default_factory=SubscriptionSlots)
     """Open subscriptions per user, for ``SEGPORT_MAX_SUBSCRIPTIONS_PER_USER``."""
 

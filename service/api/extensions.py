@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import structlog
-from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
@@ -17,20 +16,21 @@ log = structlog.get_logger(__name__)
 
 
 class Authentication(SchemaExtension):
-    """Verify the caller's token before anything executes.
+    """Verify the caller's token before the document is validated.
 
-    Without a valid token no resolver runs: the operation answers one
-    ``UNAUTHENTICATED`` error and ``data: null``.
+    Without a valid token nothing is validated and no resolver runs: the
+    operation answers one ``UNAUTHENTICATED`` error and ``data: null``. Skipping
+    validation is the point: its errors ("Cannot query field 'x' on type 'Query'.
+    Did you mean 'viewer'?") would teach a caller without a token the schema.
     """
 
-    async def on_execute(self) -> AsyncIterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context.context
         try:
             await context.authenticate()
         except AuthenticationError as exc:
-            self.execution_context.result = GraphQLExecutionResult(
-                data=None, errors=[unauthenticated(str(exc))]
-            )
+            # Errors already present make strawberry skip validation and execution.
+            self.execution_context.pre_execution_errors = [unauthenticated(str(exc))]
         yield
 
 

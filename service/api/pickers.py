@@ -10,6 +10,7 @@ It is a query, so refusals are top-level GraphQL errors, each with a stable
 ``extensions.code``: ``FORBIDDEN`` (the role may not create exports, or not
 on this connection), ``BAD_USER_INPUT`` (not a connection id), ``NOT_FOUND``,
 ``DESTINATION_NOT_INSTALLED``, ``UNKNOWN_SETTING``, ``NOT_CONNECTED``,
+``DESTINATION_CALL_BUDGET_SPENT`` (see :mod:`service.api.destination_answers`),
 and the codes of :mod:`service.api.destination_calls` when the destination
 cannot answer (``NEEDS_REAUTHORIZATION``, ``DESTINATION_ERROR``,
 ``DESTINATION_UNAVAILABLE``). Messages name the caller's values, or are the
@@ -23,6 +24,10 @@ from graphql import GraphQLError
 
 from service import domain
 from service.api.context import Info
+from service.api.destination_answers import (
+    DESTINATION_CALL_BUDGET_SPENT,
+    DestinationCallBudgetSpent,
+)
 from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import FORBIDDEN, bad_user_input
 from service.api.ids import InvalidGlobalId, from_global_id
@@ -111,13 +116,23 @@ def _destination(info: Info, connection: domain.Connection, connection_id: str) 
 async def _ask(
     info: Info, destination: Destination, connection: domain.Connection, setting: str
 ) -> list[ListChoice]:
-    """The destination's choices; its refusals become coded errors, never a masked crash."""
+    """The destination's choices; its refusals become coded errors, never a masked crash.
+
+    Asked once per operation and shared for a short while (aliases and other
+    callers reuse the answer), each call charged to the caller's budget.
+    """
     try:
-        return await call_destination(
-            info.context.parts.destination_access,
-            connection,
-            destination,
-            lambda ctx: destination.list_choices(ctx, setting),
+        return await info.context.parts.destination_answers.answer(
+            ("choices", connection.id, setting),
+            info.context.principal.sub,
+            lambda: call_destination(
+                info.context.parts.destination_access,
+                connection,
+                destination,
+                lambda ctx: destination.list_choices(ctx, setting),
+            ),
         )
+    except DestinationCallBudgetSpent as exc:
+        raise _refused(exc.message, DESTINATION_CALL_BUDGET_SPENT) from None
     except DestinationUnanswered as exc:
         raise _refused(exc.message, exc.code) from None

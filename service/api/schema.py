@@ -18,7 +18,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
@@ -36,12 +35,15 @@ from service.api import (
     schedule,
     segments,
 )
+from service.api.destination_answers import OperationMemo
 from service.api.errors import UserErrorsPayload
 from service.api.extensions import Authentication, MaskUnexpectedErrors, log_unexpected
 from service.api.input_checks import RefuseLoneSurrogates
 from service.api.metrics import OperationMetrics
 from service.api.nodes import Connection, Export, ExportRun, RefreshSchedule, Segment
+from service.api.operation_limits import OperationLimits, limiting_extensions
 from service.api.permissions import ROOT_FIELD_ACTIONS, RoleGuard
+from service.settings import Settings
 
 AREAS: tuple[ModuleType, ...] = (
     root,
@@ -110,7 +112,10 @@ class SegportSchema(strawberry.Schema):
         log_unexpected(errors, execution_context.context if execution_context else None)
 
 
-def create_schema(max_query_depth: int = 12) -> strawberry.Schema:
+def create_schema(limits: OperationLimits | None = None) -> strawberry.Schema:
+    """The schema, bounding each operation by ``limits`` (the settings' defaults when None)."""
+    if limits is None:
+        limits = OperationLimits.of(Settings.model_construct())
     config = StrawberryConfig()
     roots = {name: _root(name, config.name_converter) for name in ROOTS}
     _check_nothing_stale(roots, config.name_converter)
@@ -119,9 +124,11 @@ def create_schema(max_query_depth: int = 12) -> strawberry.Schema:
     extensions: list[Any] = [
         # First, so it times the whole operation and sees its final outcome.
         OperationMetrics,
-        # A factory, so each operation gets a fresh extension instance.
-        lambda: QueryDepthLimiter(max_depth=max_query_depth),
+        # Before the limits' rules are added: an unauthenticated caller's document is
+        # not validated at all (validation errors would describe the schema).
         Authentication,
+        *limiting_extensions(limits),
+        OperationMemo,
         MaskUnexpectedErrors,
     ]
     return SegportSchema(

@@ -16,16 +16,13 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     SubscribeMessage,
 )
 
 from service import domain
-from service.api.context import RequestContext
+from service.api.graphql_http import QuerySizeLimitedHandler
 
 TOKEN_EXPIRED_CLOSE_CODE = 4403
 """``4403: Forbidden``, not ``4401: Unauthorized``.
@@ -41,8 +38,9 @@ one that had expired at ``connection_init``, so it gets the same code.
 EXPIRED_CLOSE_REASON = "Token expired"
 
 
-class TokenBoundTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
-    """strawberry's handler, closing the socket with 4403 when its token expires."""
+class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
+    """The graphql-transport-ws handler: closes the socket with 4403 when its token expires,
+    and refuses queries over the size limit (:class:`QuerySizeLimitedHandler`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
