@@ -10,6 +10,7 @@ once as userErrors; nothing is saved when there is one.
 from __future__ import annotations
 
 import difflib
+import json
 from typing import Any
 
 import strawberry
@@ -18,6 +19,10 @@ from strawberry.scalars import JSON
 from service import domain
 from service.api.context import Info
 from service.api.descriptors import Frequency, ScheduleMode, Weekday
+from service.api.destination_answers import (
+    DESTINATION_CALL_BUDGET_SPENT,
+    DestinationCallBudgetSpent,
+)
 from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
@@ -396,13 +401,21 @@ async def _check(
     if connection is not None and connection.status is domain.ConnectionStatus.CONNECTED:
         settings = export.settings
         try:
-            remote = await call_destination(
-                info.context.parts.destination_access,
-                connection,
-                destination,
-                lambda ctx: destination.check_export_settings(ctx, settings),
-                export_settings=settings,
+            # Aliased mutations share one check per connection and settings, within the
+            # caller's budget of destination calls (as the pickers do).
+            remote = await info.context.parts.destination_answers.answer(
+                ("check", connection.id, json.dumps(settings, sort_keys=True, default=str)),
+                info.context.principal.sub,
+                lambda: call_destination(
+                    info.context.parts.destination_access,
+                    connection,
+                    destination,
+                    lambda ctx: destination.check_export_settings(ctx, settings),
+                    export_settings=settings,
+                ),
             )
+        except DestinationCallBudgetSpent as exc:
+            raise UserInputError(None, exc.message, DESTINATION_CALL_BUDGET_SPENT) from None
         except DestinationUnanswered as exc:
             # The settings could not be checked: nothing is saved, and the caller learns why.
             raise UserInputError(None, exc.message, exc.code) from None

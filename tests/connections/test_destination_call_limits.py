@@ -24,8 +24,8 @@ from service.domain import Role
 from tests.support.settings import make_settings
 
 from .conftest import CallbackServer
-from .gql_client import GraphQLClient
-from .test_setting_choices import connected
+from .gql_client import GraphQLClient, export_input
+from .test_setting_choices import GENERAL_INTEREST, connected
 
 ALIASES = 200
 
@@ -121,3 +121,31 @@ async def test_past_the_budget_a_user_gets_a_clear_error_and_others_still_may_ca
     assert "SEGPORT_DESTINATION_CALL_BUDGET" in message
     assert "try again in 60 minutes" in message
     assert len(other["c0"]) == 2
+
+
+@pytest.mark.parametrize("limits", [{"destination_call_cache_seconds": 0}])
+async def test_aliased_create_exports_share_one_check_of_their_settings(
+    gql: GraphQLClient, fake: RunningFake
+) -> None:
+    connection_id = await connected(gql)
+    segment_id = await gql.segment()
+    count = 10
+    arguments = ", ".join(f"$i{n}: CreateExportInput!" for n in range(count))
+    fields = " ".join(
+        f"e{n}: createExport(input: $i{n}) {{ export {{ id }} userErrors {{ code }} }}"
+        for n in range(count)
+    )
+    variables = {
+        f"i{n}": {
+            **export_input(connection_id, segment_id, GENERAL_INTEREST),
+            "displayName": f"Newsletter {n}",
+        }
+        for n in range(count)
+    }
+    before = list_calls(fake)
+
+    data = await gql.data(f"mutation({arguments}) {{ {fields} }}", variables)
+
+    assert list_calls(fake) - before == 1
+    assert all(payload["userErrors"] == [] for payload in data.values()), data
+    assert await gql.export_count() == count
