@@ -65,9 +65,14 @@ class RateGate:
             if self._day_count >= self.config.requests_per_day:
                 return FakeAnswer(429, dict(QUOTA_BODIES[self.config.quota_body])), scopes
             self._day_count += 1
-            if self.rng.random() < self.config.throttle_share:
+            # The dice roll only for a fault that is switched on, so that requests made
+            # before a test turns faults on do not change which requests get them.
+            if self.config.throttle_share and self.rng.random() < self.config.throttle_share:
                 return FakeAnswer(429, dict(THROTTLED)), scopes
-            if self.rng.random() < self.config.server_error_share:
+            if (
+                self.config.server_error_share
+                and self.rng.random() < self.config.server_error_share
+            ):
                 return api_errors(503, "server_error", "Service Unavailable"), scopes
             return None, scopes
 
