@@ -1,13 +1,21 @@
-"""The Constant Contact destination: what segport asks of a destination, for the V3 API."""
+"""The Constant Contact destination: what segport asks of a destination, for the V3 API.
+
+Every call, field and limit it relies on is in docs/constant-contact.md, with its source.
+Beyond the plugin API it offers what the service can use once it knows of it (see the
+plugin README, "For the service"): :meth:`ConstantContact.build_record_with_warnings`,
+:meth:`ConstantContact.account_mapping_targets` and :meth:`ConstantContact.check_mapping`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from segport_constant_contact import fields, oauth
+from segport_constant_contact import account, fields, oauth
+from segport_constant_contact.fields import FieldWarning
 from segport_constant_contact.session import ConstantContactSession, envelope_size
 from segport_constant_contact.settings import ConstantContactSettings
+from segport_constant_contact.throttling import UnexplainedStreak
 from segport_constant_contact.transport import ApiTransport
 from service.plugins import (
     Destination,
@@ -16,15 +24,14 @@ from service.plugins import (
     DestinationLimits,
     InvalidCredentials,
     ListChoice,
+    MappingTarget,
     OAuthTokens,
     Rejection,
     SettingError,
     SettingSpec,
+    TransientDestinationError,
     is_uuid,
 )
-
-LISTS_PAGE_SIZE = 1000
-"""The largest page ``GET /contact_lists`` serves."""
 
 LIMITS = DestinationLimits(
     max_profiles_per_export=1_000_000,
@@ -67,6 +74,9 @@ class ConstantContact(Destination):
         # Settings are read at use time (from the environment unless given), so the
         # same installed plugin can be pointed at a fake server or a proxy.
         self._settings_source = settings
+        # The rate limits are the application's, so a streak of unexplained 429s is
+        # counted across every connection and run of this process.
+        self._streak = UnexplainedStreak()
 
     @property
     def settings(self) -> ConstantContactSettings:
@@ -77,22 +87,16 @@ class ConstantContact(Destination):
             return source
         return source()
 
+    def _transport(self, ctx: DestinationContext) -> ApiTransport:
+        return ApiTransport(ctx, self.settings, streak=self._streak)
+
     # -- settings ------------------------------------------------------------------
-    async def _lists(self, ctx: DestinationContext) -> list[dict[str, Any]]:
-        transport = ApiTransport(ctx, self.settings)
-        found: list[dict[str, Any]] = []
-        page: str | None = "/contact_lists"
-        params: dict[str, str | int] | None = {
-            "limit": LISTS_PAGE_SIZE,
-            "include_membership_count": "all",
-        }
-        while page:
-            body = await transport.get_json(page, params)
-            found.extend(item for item in body.get("lists", []) if isinstance(item, dict))
-            next_link = (body.get("_links") or {}).get("next") or {}
-            page = next_link.get("href") if isinstance(next_link, dict) else None
-            params = None  # the next link carries its own query
-        return found
+    def validate_connection_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
+        errors = super().validate_connection_settings(settings)
+        problem = self.settings.missing_configuration()
+        if problem is not None:
+            errors.append(SettingError("destinationType", problem, "NOT_CONFIGURED"))
+        return errors
 
     async def check_export_settings(
         self, ctx: DestinationContext, settings: Mapping[str, Any]
@@ -100,28 +104,34 @@ class ConstantContact(Destination):
         list_id = settings.get("listId")
         if not isinstance(list_id, str) or not is_uuid(list_id):
             return []  # the local validation names that problem
-        lists = await self._lists(ctx)
-        if any(str(item.get("list_id", "")).lower() == list_id.lower() for item in lists):
-            return []
-        return [
-            SettingError(
-                "listId",
-                f"list {list_id!r} does not exist in the connected Constant Contact account",
-                "NOT_FOUND",
-            )
-        ]
+        lists = await account.account_lists(self._transport(ctx))
+        found = next((item for item in lists if item.list_id.lower() == list_id.lower()), None)
+        if found is None:
+            return [
+                SettingError(
+                    "listId",
+                    f"list {list_id!r} does not exist in the connected Constant Contact account",
+                    "NOT_FOUND",
+                )
+            ]
+        if found.deleted:
+            return [
+                SettingError(
+                    "listId",
+                    f"list {found.name!r} ({list_id}) was deleted in Constant Contact; "
+                    "choose another list",
+                    "DELETED",
+                )
+            ]
+        return []
 
     async def list_choices(self, ctx: DestinationContext, setting: str) -> list[ListChoice]:
         if setting != "listId":
             return []
         return [
-            ListChoice(
-                id=str(item["list_id"]),
-                name=str(item.get("name", "")),
-                member_count=item.get("membership_count"),
-            )
-            for item in await self._lists(ctx)
-            if item.get("list_id") and not item.get("deleted_at")
+            ListChoice(id=item.list_id, name=item.name, member_count=item.membership_count)
+            for item in await account.account_lists(self._transport(ctx))
+            if not item.deleted
         ]
 
     # -- mapping ---------------------------------------------------------------------
@@ -142,7 +152,30 @@ class ConstantContact(Destination):
             )
         return errors
 
+    async def account_mapping_targets(self, ctx: DestinationContext) -> list[MappingTarget]:
+        """The standard targets and the connected account's custom fields (``cf:<name>``),
+        read with ``GET /contact_custom_fields``: what a mapping picker offers."""
+        custom = await account.account_custom_fields(self._transport(ctx))
+        return [*self.mapping_targets, *account.custom_field_targets(custom)]
+
+    async def check_mapping(
+        self, ctx: DestinationContext, targets: Sequence[str]
+    ) -> list[SettingError]:
+        """Remote checks of a mapping: each ``cf:`` target must be a custom field of the
+        connected account (Constant Contact refuses an import naming another)."""
+        if not any(fields.is_custom_field(t) for t in targets):
+            return []
+        custom = await account.account_custom_fields(self._transport(ctx))
+        return account.check_custom_fields(targets, custom)
+
     def build_record(self, values: Mapping[str, Any]) -> dict[str, Any] | Rejection:
+        return fields.build_contact(values)[0]
+
+    def build_record_with_warnings(
+        self, values: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | Rejection, list[FieldWarning]]:
+        """:meth:`build_record`, with the optional values it left out (or shortened) and
+        why: what the service should count and sample as field warnings, with the profile id."""
         return fields.build_contact(values)
 
     def record_dedupe_key(self, record: Mapping[str, Any]) -> str:
@@ -172,7 +205,9 @@ class ConstantContact(Destination):
 
     async def verify_connection(self, ctx: DestinationContext) -> str | None:
         try:
-            summary = await ApiTransport(ctx, self.settings).get_json("/account/summary")
+            summary = await self._transport(ctx).get_json("/account/summary")
+        except TransientDestinationError:
+            raise  # worth trying again: not a verdict on the credentials
         except DestinationError as exc:
             raise InvalidCredentials(str(exc)) from None
         name = summary.get("organization_name") or summary.get("contact_email")
@@ -180,4 +215,4 @@ class ConstantContact(Destination):
 
     # -- uploads ---------------------------------------------------------------------
     def open_session(self, ctx: DestinationContext) -> ConstantContactSession:
-        return ConstantContactSession(ctx, self.settings, self.limits)
+        return ConstantContactSession(ctx, self.settings, self.limits, self._streak)

@@ -3,9 +3,12 @@
 They are read when used, not at import, so tests and the demo can point the
 plugin at a fake server by environment; pointing it at the real Constant
 Contact is a settings change only. Base URLs never come from user input.
+What each setting means for Constant Contact is in docs/constant-contact.md.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +23,11 @@ class ConstantContactSettings(BaseSettings):
     client_id: str = ""
     """The application's client id (the portal calls it the API key)."""
     client_secret: SecretStr = SecretStr("")
+    oauth_flow: Literal["server", "pkce"] = "server"
+    """How the app was registered (docs/constant-contact.md, "OAuth2"): ``server``, the
+    authorization code flow with the client secret (HTTP Basic at the token endpoint, no
+    PKCE: nothing Constant Contact publishes combines them); ``pkce``, the PKCE flow of
+    public-client registrations, which never sends a secret."""
     api_base_url: str = "https://api.cc.email/v3"
     auth_base_url: str = "https://authz.constantcontact.com"
 
@@ -32,6 +40,22 @@ class ConstantContactSettings(BaseSettings):
     confirm_max_interval_seconds: float = Field(default=30.0, gt=0)
     queued_activities_wait_seconds: float = Field(default=30.0, gt=0)
     """First wait after "1,000 queued activities"; it doubles up to 5 minutes."""
+
+    def missing_configuration(self) -> str | None:
+        """What keeps this configuration from connecting an account, naming the variable;
+        None when nothing does."""
+        if not self.client_id.strip():
+            return (
+                "Constant Contact is not configured: set SEGPORT_CONSTANT_CONTACT_CLIENT_ID "
+                "to the application's client id (the developer portal's API key)"
+            )
+        if self.oauth_flow == "server" and not self.client_secret.get_secret_value():
+            return (
+                "Constant Contact is not configured: set SEGPORT_CONSTANT_CONTACT_CLIENT_SECRET "
+                "(the server flow needs the client secret), or "
+                "SEGPORT_CONSTANT_CONTACT_OAUTH_FLOW=pkce for a public-client registration"
+            )
+        return None
 
     @property
     def authorize_url(self) -> str:

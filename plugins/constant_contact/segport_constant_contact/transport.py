@@ -2,11 +2,14 @@
 
 It waits on the deployment's shared rate limiter before each request, sends the
 connection's bearer token (refreshed once after a 401), and absorbs what Constant
-Contact asks callers to absorb: ``throttled`` 429s and 500/503s are retried with
-exponential backoff and full jitter (bounded), the daily ``quota_exceeded`` 429
-pauses every process until 00:00 UTC, "1,000 queued activities" waits and retries.
-Anything else is handed back to the caller, or raised as the plugin API's errors with
-Constant Contact's own words. Tokens never appear in a message.
+Contact asks callers to absorb (docs/constant-contact.md, "Rate limits" and "Errors"):
+per-second throttling and 500/503s are retried with exponential backoff and full jitter
+(bounded, honouring ``Retry-After``); "1,000 queued activities" waits and retries; the
+daily quota (as :mod:`.throttling` recognises it) pauses every process until it ends,
+and either waits (during a run, saying so on the run) or raises
+:class:`~.errors.DailyQuotaSpent` (outside a run). It follows links only on the
+configured API base. Anything else is handed back to the caller, or raised as the
+plugin API's errors with Constant Contact's own words. Tokens never appear in a message.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from typing import Any
 import httpx
 import orjson
 
+from segport_constant_contact.errors import DailyQuotaSpent, ForeignLink
 from segport_constant_contact.settings import ConstantContactSettings
+from segport_constant_contact.throttling import (
+    TooMany,
+    UnexplainedStreak,
+    classify_429,
+    quota_pause_end,
+)
 from service.plugins import (
     AuthorizationLost,
     DestinationContext,
@@ -84,8 +94,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def next_utc_midnight(now: dt.datetime | None = None) -> dt.datetime:
-    now = now or dt.datetime.now(dt.UTC)
-    return dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return quota_pause_end(None, now)
 
 
 class ApiTransport:
@@ -96,28 +105,46 @@ class ApiTransport:
         ctx: DestinationContext,
         settings: ConstantContactSettings,
         rng: random.Random | None = None,
+        streak: UnexplainedStreak | None = None,
     ) -> None:
         self.ctx = ctx
         self.settings = settings
         self._rng = rng or random.Random()
+        self._streak = streak or UnexplainedStreak()
         self._tokens: OAuthTokens | None = None
 
     def url(self, path_or_href: str) -> str:
-        """An API path (``/contact_lists``), or a ``_links`` href (``/v3/contact_lists?..``)."""
-        if path_or_href.startswith(("http://", "https://")):
-            return path_or_href
-        if path_or_href.startswith("/v3/"):
+        """An API path (``/contact_lists``), or a ``_links`` href (``/v3/contact_lists?..``
+        or an absolute URL). Only URLs on the configured API base are returned: a link to
+        another host or path raises :class:`ForeignLink` before anything is sent there."""
+        base = httpx.URL(self.settings.api_base_url.rstrip("/") + "/")
+        if path_or_href.startswith(("http://", "https://", "//")):
+            target = httpx.URL(path_or_href)
+            same_origin = (target.scheme, target.host, target.port) == (
+                base.scheme,
+                base.host,
+                base.port,
+            )
+            if not same_origin or not target.path.startswith(base.path):
+                raise ForeignLink(
+                    "Constant Contact answered with a link outside the configured API base "
+                    f"({target.scheme}://{target.host}); it was not followed"
+                )
+            return str(target)
+        if path_or_href.startswith(base.path):
+            # A root-relative href (``/v3/...``) under the base's own path.
+            path_or_href = "/" + path_or_href[len(base.path) :]
+        elif path_or_href.startswith("/v3/"):
             path_or_href = path_or_href[len("/v3") :]
         return self.settings.api_url(path_or_href)
 
-    def _backoff(self, attempt: int, response: httpx.Response | None) -> float:
+    def _backoff(self, attempt: int, hinted: float | None) -> float:
         # Full jitter: a random wait up to an exponentially growing ceiling, so that
         # several workers throttled at once do not come back at once.
         ceiling = min(
             self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2**attempt
         )
         delay = self._rng.uniform(0, ceiling)
-        hinted = retry_after_seconds(response) if response is not None else None
         return max(delay, hinted) if hinted is not None else delay
 
     async def _wait(self, seconds: float, reason: str, until: dt.datetime | None = None) -> None:
@@ -127,6 +154,16 @@ class ApiTransport:
         await self.ctx.sleep(seconds)
         if reporter is not None and reporter.cancelled():
             raise TransientDestinationError(f"cancelled while waiting: {reason}")
+
+    async def _quota_spent(self, words: str, retry_after: float | None) -> None:
+        until = quota_pause_end(retry_after)
+        # The reason says what and why; the service adds when it ends (no repeated time).
+        reason = f"Constant Contact's daily request quota is spent ({words})"
+        await self.ctx.rate_limiter.pause_until(until, reason)
+        if self.ctx.reporter is None:
+            raise DailyQuotaSpent(reason, until)
+        seconds = (until - dt.datetime.now(dt.UTC)).total_seconds()
+        await self._wait(max(seconds, 1.0), reason, until)
 
     async def request(
         self,
@@ -169,6 +206,30 @@ class ApiTransport:
                 continue
 
             status = response.status_code
+            if status == 429:
+                words = error_messages(response)
+                hinted = retry_after_seconds(response)
+                kind = classify_429(words, error_key(response), hinted).kind
+                if kind is TooMany.UNEXPLAINED:
+                    if self._streak.unexplained():
+                        kind = TooMany.QUOTA
+                else:
+                    self._streak.answered()
+                if kind is TooMany.QUOTA:
+                    await self._quota_spent(words, hinted)
+                    continue
+                if kind is TooMany.QUEUED_ACTIVITIES:
+                    queued_waits += 1
+                    if queued_waits > QUEUED_ACTIVITIES_MAX_TRIES:
+                        raise TransientDestinationError(words)
+                    seconds = min(
+                        QUEUED_ACTIVITIES_MAX_WAIT,
+                        self.settings.queued_activities_wait_seconds * 2 ** (queued_waits - 1),
+                    )
+                    await self._wait(max(seconds, hinted or 0.0), f"Constant Contact: {words}")
+                    continue
+            else:
+                self._streak.answered()
             if status == 401:
                 if refreshed:
                     raise AuthorizationLost(
@@ -183,29 +244,6 @@ class ApiTransport:
                     "Constant Contact refused the request (missing scope or privilege): "
                     + error_messages(response)
                 )
-            if status == 429:
-                key = error_key(response)
-                words = error_messages(response)
-                if key == "quota_exceeded":
-                    until = next_utc_midnight()
-                    reason = (
-                        f"Constant Contact's daily request quota is spent ({words}); "
-                        f"waiting until {until.isoformat()}"
-                    )
-                    await self.ctx.rate_limiter.pause_until(until, reason)
-                    seconds = (until - dt.datetime.now(dt.UTC)).total_seconds()
-                    await self._wait(max(seconds, 1.0), reason, until)
-                    continue
-                if "queued activities" in words:
-                    queued_waits += 1
-                    if queued_waits > QUEUED_ACTIVITIES_MAX_TRIES:
-                        raise TransientDestinationError(words)
-                    seconds = min(
-                        QUEUED_ACTIVITIES_MAX_WAIT,
-                        self.settings.queued_activities_wait_seconds * 2 ** (queued_waits - 1),
-                    )
-                    await self._wait(seconds, f"Constant Contact: {words}")
-                    continue
             if status == 429 or status in RETRYABLE_STATUS:
                 attempt += 1
                 if attempt >= self.settings.max_tries:
@@ -213,7 +251,7 @@ class ApiTransport:
                         f"Constant Contact answered {status} {error_messages(response)}; "
                         f"gave up after {attempt} tries"
                     )
-                await self.ctx.sleep(self._backoff(attempt, response))
+                await self.ctx.sleep(self._backoff(attempt, retry_after_seconds(response)))
                 continue
             return response
 
@@ -223,10 +261,32 @@ class ApiTransport:
         response = await self.request("GET", path, params=params)
         if response.status_code != 200:
             raise DestinationError(
-                f"Constant Contact answered {response.status_code} to GET {path}: "
+                f"Constant Contact answered {response.status_code} to GET {path.split('?')[0]}: "
                 + error_messages(response)
             )
         body = orjson.loads(response.content)
         if not isinstance(body, dict):
             raise DestinationError(f"Constant Contact answered GET {path} with a non-object")
         return body
+
+    async def get_pages(
+        self, path: str, params: Mapping[str, str | int], items: str
+    ) -> list[dict[str, Any]]:
+        """Every item of a paged collection: the ``items`` array of each page, following
+        ``_links.next`` (only on the API base: :meth:`url` refuses any other link)."""
+        found: list[dict[str, Any]] = []
+        page: str | None = path
+        query: Mapping[str, str | int] | None = params
+        seen: set[str] = set()
+        while page:
+            body = await self.get_json(page, query)
+            found.extend(item for item in body.get(items) or [] if isinstance(item, dict))
+            links = body.get("_links")
+            next_link = links.get("next") if isinstance(links, dict) else None
+            href = next_link.get("href") if isinstance(next_link, dict) else None
+            page = href if isinstance(href, str) and href and href not in seen else None
+            if page is not None:
+                seen.add(page)
+                self.url(page)  # refuse a foreign link before any request is made
+            query = None  # the next link carries its own query
+        return found

@@ -1,5 +1,6 @@
-"""The fake Constant Contact behaves as the fact sheet says: limits, error bodies,
-activities, and the admin surface."""
+"""The fake Constant Contact behaves as docs/constant-contact.md says (the published
+description): limits, refusals and their bodies, activities, lists, custom fields, and
+the admin surface."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ async def test_fifth_request_within_one_second_is_throttled(
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [200, 200, 200, 200, 429, 429]
     throttled = next(a for a in answers if a.status_code == 429)
-    assert throttled.json() == {"error_key": "throttled", "error_message": "Too Many Requests"}
+    assert throttled.json() == {"error_message": "You exceeded the request rate limit"}
 
 
 async def test_daily_quota_answers_quota_exceeded(
@@ -133,7 +134,7 @@ async def test_activity_moves_to_completed_and_counts_every_contact(
         {"email": "ana@example.com", "first_name": "Ana"},
         {"email": "gone@example.com"},
         {"email": "not-an-email"},
-        {"email": "bad.date@example.com", "anniversary": "someday"},
+        {"email": "bad.date@example.com", "anniversary": "2019-02-30"},
         {"first_name": "No Email"},
     ]
     created = await http.post(
@@ -149,7 +150,9 @@ async def test_activity_moves_to_completed_and_counts_every_contact(
     assert [s["state"] for s in states] == ["processing", "completed"]
     status = states[-1]["status"]
     assert status["items_total_count"] == 5
-    assert status["person_count"] == 2  # ana, and gone (updated, not added to the list)
+    assert status["items_completed_count"] == 5
+    assert states[0]["percent_done"] == 50
+    assert status["person_count"] == 5  # every contact of the request, as published
     assert status["cannot_add_to_list_count"] == 1
     assert status["correctable_count"] == 2
     assert status["error_count"] == 1
@@ -254,3 +257,121 @@ async def test_request_log_measures_the_busiest_second(
     stats = (await http.get(f"{fake.url}/__fake__/stats")).json()
     assert stats["requests"] == 3
     assert stats["statuses"] == {"200": 3}
+
+
+async def post_import(
+    fake: RunningFake, http: httpx.AsyncClient, contacts: list[Any]
+) -> httpx.Response:
+    return await http.post(
+        f"{fake.api_base_url}/activities/contacts_json_import",
+        content=import_body(contacts),
+        headers={**bearer(fake), **JSON},
+    )
+
+
+async def test_contacts_the_published_schema_does_not_allow_are_refused_with_400(
+    fake: RunningFake, http: httpx.AsyncClient
+) -> None:
+    fake.state.configure(requests_per_second=10_000)
+    ok = {"email": "a@example.com"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({**ok, "first_name": "F" * 51}, "first_name is longer than 50"),
+        ({**ok, "phone": "5" * 51}, "phone is longer than 50"),
+        ({**ok, "street": "S" * 256}, "street is longer than 255"),
+        ({**ok, "sms_number": "1" * 17}, "sms_number is longer than 16"),
+        ({**ok, "sms_number": "+1 123 123 1234"}, "US number"),
+        ({**ok, "cf:favourite_colour": "red"}, "custom field 'favourite_colour' does not exist"),
+        ({**ok, "favourite_colour": "red"}, "unknown property 'favourite_colour'"),
+        ({**ok, "home_country": "FR"}, "unknown property 'home_country'"),
+        ({**ok, **dict.fromkeys(("phone", "home_phone", "work_phone", "mobile_phone"), "1")},
+         "more than 3 phone numbers"),
+        ({**ok, "city": "A", "home_city": "B", "work_city": "C", "other_city": "D"},
+         "more than 3 addresses"),
+        ({**ok, "birthday_month": "7", "birthday_day": 1}, "birthday_month must be an integer"),
+    ]  # fmt: skip
+    for contact, words in cases:
+        response = await post_import(fake, http, [ok, contact])
+        assert response.status_code == 400, contact
+        [error] = response.json()
+        assert error["error_key"] == "contacts.api.validation.error"
+        assert error["error_message"].startswith("import_data row 2: ")
+        assert words in error["error_message"], (words, error)
+    assert fake.state.contacts == {}
+
+
+async def test_impossible_dates_are_correctable_errors_of_their_contact(
+    fake: RunningFake, http: httpx.AsyncClient
+) -> None:
+    contacts = [
+        {"email": "a@example.com", "birthday_month": 2, "birthday_day": 31},
+        {"email": "b@example.com", "anniversary": "6-31-2019"},
+        {"email": "c@example.com", "anniversary": "6-1-2019", "birthday_month": 2,
+         "birthday_day": 29, "cf:Shoe_size": "42"},
+    ]  # fmt: skip
+    created = await post_import(fake, http, contacts)
+    assert created.status_code == 201, created.text
+    activity = fake.state.activities[created.json()["activity_id"]]
+    assert (activity.person_count, activity.correctable_count) == (3, 2)
+    assert fake.state.list_members(GENERAL_LIST) == {"c@example.com"}
+
+
+async def test_activities_collection_lists_newest_first_with_limit_and_state(
+    fake: RunningFake, http: httpx.AsyncClient
+) -> None:
+    fake.state.configure(requests_per_second=10_000, ending_states=["completed", "failed"])
+    first = (await post_import(fake, http, [{"email": "a@example.com"}])).json()["activity_id"]
+    second = (await post_import(fake, http, [{"email": "b@example.com"}])).json()["activity_id"]
+    url = f"{fake.api_base_url}/activities"
+    headers = bearer(fake)
+    listed = (await http.get(url, params={"limit": 500}, headers=headers)).json()
+    assert [a["activity_id"] for a in listed["activities"]] == [second, first]
+    assert {a["state"] for a in listed["activities"]} == {"processing"}
+    await http.get(url, params={"limit": 500}, headers=headers)
+    failed = (await http.get(url, params={"state": "failed"}, headers=headers)).json()
+    assert [a["activity_id"] for a in failed["activities"]] == [second]
+    assert failed["activities"][0]["activity_errors"]
+    for params in ({"limit": 501}, {"limit": 0}, {"state": "initialized"}):
+        refused = await http.get(url, params=params, headers=headers)
+        assert refused.status_code == 400, params
+        assert isinstance(refused.json(), list)
+
+
+async def test_contact_lists_refuse_limits_over_500_and_filter_by_status(
+    fake: RunningFake, http: httpx.AsyncClient
+) -> None:
+    fake.state.configure(requests_per_second=10_000)
+    gone = fake.state.add_list("Old")
+    fake.state.delete_list(gone)
+    url = f"{fake.api_base_url}/contact_lists"
+    headers = bearer(fake)
+    refused = await http.get(url, params={"limit": 501}, headers=headers)
+    assert refused.status_code == 400
+    active = (await http.get(url, headers=headers)).json()
+    assert gone not in {item["list_id"] for item in active["lists"]}
+    deleted = (await http.get(url, params={"status": "deleted"}, headers=headers)).json()
+    [item] = deleted["lists"]
+    assert (item["list_id"], bool(item["deleted_at"])) == (gone, True)
+    both = (await http.get(url, params={"status": "all"}, headers=headers)).json()
+    assert both["lists_count"] == 3
+    into_deleted = await post_import(fake, http, [{"email": "a@example.com"}])
+    assert into_deleted.status_code == 201  # the general list is alive
+    body = orjson.dumps({"import_data": [{"email": "a@example.com"}], "list_ids": [gone]})
+    response = await http.post(f"{fake.api_base_url}/activities/contacts_json_import",
+                               content=body, headers={**headers, **JSON})  # fmt: skip
+    assert response.status_code == 400
+    assert "is deleted" in response.json()[0]["error_message"]
+
+
+async def test_custom_fields_page_and_new_ones_can_be_added(
+    fake: RunningFake, http: httpx.AsyncClient
+) -> None:
+    fake.state.configure(requests_per_second=10_000)
+    answer = await http.post(f"{fake.url}/__fake__/custom_fields", json={"label": "Pet name"})
+    assert answer.json()["name"] == "Pet_name"
+    url = f"{fake.api_base_url}/contact_custom_fields"
+    headers = bearer(fake)
+    assert (await http.get(url, params={"limit": 101}, headers=headers)).status_code == 400
+    page = (await http.get(url, params={"limit": 2}, headers=headers)).json()
+    assert [f["name"] for f in page["custom_fields"]] == ["Shoe_size", "Loyalty_tier"]
+    rest = (await http.get(f"{fake.url}{page['_links']['next']['href']}", headers=headers)).json()
+    assert [f["name"] for f in rest["custom_fields"]] == ["Pet_name"]

@@ -1,5 +1,6 @@
-"""OAuth2 against the fake: authorization code + PKCE, code reuse, rotating refresh tokens,
-and the account and list calls a connection makes."""
+"""OAuth2 against the fake, in both of Constant Contact's flows (docs/constant-contact.md,
+"OAuth2"): the server flow with the secret and the PKCE flow without; code reuse,
+rotating refresh tokens, the account id, and the account and list calls a connection makes."""
 
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ from pydantic import SecretStr
 from segport_constant_contact import ConstantContact, ConstantContactSettings
 from segport_constant_contact.fake import RunningFake
 
-from service.plugins import AuthorizationLost, InvalidCredentials
+from service.plugins import AuthorizationLost, DestinationError, InvalidCredentials
+
+
+@pytest.fixture
+def pkce_destination(settings: ConstantContactSettings) -> ConstantContact:
+    """The plugin registered as a public client: the PKCE flow, no secret."""
+    return ConstantContact(
+        settings.model_copy(update={"oauth_flow": "pkce", "client_secret": SecretStr("")})
+    )
 
 
 def pkce() -> tuple[str, str]:
@@ -43,9 +52,10 @@ async def authorize(
     return query["code"][0]
 
 
-def test_authorization_url_asks_for_code_with_pkce_s256_and_the_scopes(
+def test_the_server_flow_asks_for_a_code_without_pkce(
     destination: ConstantContact, fake: RunningFake
 ) -> None:
+    assert destination.settings.oauth_flow == "server"
     url = urlsplit(
         destination.authorization_url(
             state="s", code_challenge="c", redirect_uri=REDIRECT_URI, settings={}
@@ -60,26 +70,57 @@ def test_authorization_url_asks_for_code_with_pkce_s256_and_the_scopes(
         "redirect_uri": [REDIRECT_URI],
         "scope": ["contact_data offline_access account_read"],
         "state": ["s"],
-        "code_challenge": ["c"],
-        "code_challenge_method": ["S256"],
     }
+
+
+def test_the_pkce_flow_asks_for_a_code_with_an_s256_challenge(
+    pkce_destination: ConstantContact,
+) -> None:
+    url = urlsplit(
+        pkce_destination.authorization_url(
+            state="s", code_challenge="c", redirect_uri=REDIRECT_URI, settings={}
+        )
+    )
+    query = parse_qs(url.query)
+    assert (query["code_challenge"], query["code_challenge_method"]) == (["c"], ["S256"])
 
 
 def test_base_urls_and_client_come_from_the_environment_at_use_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("SEGPORT_CONSTANT_CONTACT_CLIENT_ID", "client-from-env")
+    monkeypatch.setenv("SEGPORT_CONSTANT_CONTACT_CLIENT_SECRET", "secret-from-env")
     destination = ConstantContact()
     default = destination.authorization_url(
         state="s", code_challenge="c", redirect_uri=REDIRECT_URI, settings={}
     )
     assert default.startswith("https://authz.constantcontact.com/oauth2/default/v1/authorize?")
     monkeypatch.setenv("SEGPORT_CONSTANT_CONTACT_AUTH_BASE_URL", "http://127.0.0.1:9/")
-    monkeypatch.setenv("SEGPORT_CONSTANT_CONTACT_CLIENT_ID", "client-from-env")
     moved = destination.authorization_url(
         state="s", code_challenge="c", redirect_uri=REDIRECT_URI, settings={}
     )
     assert moved.startswith("http://127.0.0.1:9/oauth2/default/v1/authorize?")
     assert "client_id=client-from-env" in moved
+
+
+def test_without_a_client_id_no_authorize_url_is_made_and_connections_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SEGPORT_CONSTANT_CONTACT_CLIENT_ID", raising=False)
+    destination = ConstantContact()
+    with pytest.raises(DestinationError, match="set SEGPORT_CONSTANT_CONTACT_CLIENT_ID"):
+        destination.authorization_url(
+            state="s", code_challenge="c", redirect_uri=REDIRECT_URI, settings={}
+        )
+    [error] = destination.validate_connection_settings({})
+    assert error.code == "NOT_CONFIGURED"
+    assert "SEGPORT_CONSTANT_CONTACT_CLIENT_ID" in error.message
+    monkeypatch.setenv("SEGPORT_CONSTANT_CONTACT_CLIENT_ID", "an-id")
+    monkeypatch.delenv("SEGPORT_CONSTANT_CONTACT_CLIENT_SECRET", raising=False)
+    [error] = destination.validate_connection_settings({})
+    assert "SEGPORT_CONSTANT_CONTACT_CLIENT_SECRET" in error.message
+    monkeypatch.setenv("SEGPORT_CONSTANT_CONTACT_OAUTH_FLOW", "pkce")
+    assert destination.validate_connection_settings({}) == []
 
 
 async def test_code_exchange_gives_tokens_expiring_at_the_jwt_exp(
@@ -96,6 +137,9 @@ async def test_code_exchange_gives_tokens_expiring_at_the_jwt_exp(
     assert tokens.expires_at == dt.datetime.fromtimestamp(exp, dt.UTC)
     assert tokens.refresh_token
     assert tokens.scope == "contact_data offline_access account_read"
+    assert tokens.extra == {"encoded_account_id": fake.state.account["encoded_account_id"]}
+    refreshed = await destination.refresh_tokens(ctx, tokens)
+    assert refreshed.extra == tokens.extra  # the refresh answer names no account: kept
 
 
 async def test_code_is_single_use(
@@ -113,16 +157,85 @@ async def test_code_is_single_use(
         )
 
 
-async def test_wrong_pkce_verifier_is_refused(
-    destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
+async def test_pkce_flow_connects_a_public_client_without_any_secret(
+    pkce_destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
+    fake.state.configure(oauth_flow="pkce")
+    verifier, challenge = pkce()
+    code = await authorize(pkce_destination, http, challenge)
+    ctx = fast_context(fake, pkce_destination, http)
+    sent: list[httpx.Request] = []
+    http.event_hooks["request"].append(lambda request: _record(sent, request))
+    tokens = await pkce_destination.exchange_code(
+        ctx, code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI
+    )
+    assert tokens.refresh_token
+    token_request = next(r for r in sent if r.url.path.endswith("/token"))
+    assert "authorization" not in token_request.headers
+    assert b"client_id=fake-client-id" in token_request.content
+    assert fake.state.config.client_secret.encode() not in token_request.content
+    assert (await pkce_destination.refresh_tokens(ctx, tokens)).access_token
+
+
+async def _record(sent: list[httpx.Request], request: httpx.Request) -> None:
+    sent.append(request)
+
+
+async def test_wrong_pkce_verifier_is_refused(
+    pkce_destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
+) -> None:
+    fake.state.configure(oauth_flow="pkce")
     _, challenge = pkce()
-    code = await authorize(destination, http, challenge)
-    ctx = fast_context(fake, destination, http)
+    code = await authorize(pkce_destination, http, challenge)
+    ctx = fast_context(fake, pkce_destination, http)
     with pytest.raises(InvalidCredentials, match="PKCE verification failed"):
-        await destination.exchange_code(
+        await pkce_destination.exchange_code(
             ctx, code=code, code_verifier=pkce()[0], redirect_uri=REDIRECT_URI
         )
+
+
+async def test_a_public_client_registration_refuses_the_server_flow(
+    destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
+) -> None:
+    fake.state.configure(oauth_flow="pkce")
+    base = f"{fake.auth_base_url}/oauth2/default/v1/authorize"
+    url = destination.authorization_url(
+        state="s", code_challenge="c", redirect_uri=REDIRECT_URI, settings={}
+    )
+    refused = await http.get(url)
+    assert refused.status_code == 400
+    assert "code_challenge is required" in refused.text
+    assert url.startswith(base)
+    ctx = fast_context(fake, destination, http)
+    with pytest.raises(AuthorizationLost, match="public client"):
+        await destination.refresh_tokens(ctx, tokens_from(fake.state.issue_tokens()))
+
+
+async def test_a_server_registration_refuses_a_token_request_without_the_secret(
+    pkce_destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
+) -> None:
+    fake.state.configure(oauth_flow="server")
+    verifier, challenge = pkce()
+    code = await authorize(pkce_destination, http, challenge)
+    ctx = fast_context(fake, pkce_destination, http)
+    with pytest.raises(InvalidCredentials, match="client authentication failed"):
+        await pkce_destination.exchange_code(
+            ctx, code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI
+        )
+
+
+async def test_the_server_flow_sends_no_verifier_and_the_fake_holds_it_to_the_secret(
+    destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
+) -> None:
+    fake.state.configure(oauth_flow="server")
+    verifier, challenge = pkce()
+    code = await authorize(destination, http, challenge)
+    assert fake.state.codes[code].challenge is None
+    ctx = fast_context(fake, destination, http)
+    tokens = await destination.exchange_code(
+        ctx, code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI
+    )
+    assert tokens.access_token
 
 
 async def test_redirect_uri_must_match_the_authorization_request(
@@ -259,7 +372,7 @@ async def test_list_choices_page_through_every_list_with_member_counts(
     general = next(c for c in choices if c.id == GENERAL_LIST)
     assert (general.name, general.member_count) == ("General Interest", 2)
     pages = [r for r in fake.state.request_log if r.path == "/v3/contact_lists"]
-    assert len(pages) == 2
+    assert len(pages) == 3  # 500 a page, the published maximum
 
 
 async def test_check_export_settings_finds_the_list_or_names_the_missing_one(

@@ -1,4 +1,6 @@
-"""How mapped profile values become Constant Contact contacts: every field rule."""
+"""How mapped profile values become Constant Contact contacts: every field rule of
+docs/constant-contact.md ("Contact fields"). Only the e-mail keeps a contact out; an
+optional value that cannot be sent is left out with a field warning."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from email_validator import validate_email
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from segport_constant_contact import ConstantContact, fields
+from segport_constant_contact.fields import FieldWarning
 from segport_constant_contact.session import BODY_PREFIX, body_suffix
 
 from service.plugins import Rejection
@@ -19,6 +22,19 @@ CC = ConstantContact()
 
 def build(**values: object) -> dict[str, object] | Rejection:
     return CC.build_record({"email": "ana@example.com", **values})
+
+
+def left_out(values: dict[str, object], field: str, code: str) -> dict[str, object]:
+    """The contact built from ``values`` (with an e-mail) lacks ``field``, and one warning
+    names it with ``code``; the warning never holds the value."""
+    record, warnings = CC.build_record_with_warnings({"email": "ana@example.com", **values})
+    assert isinstance(record, dict), record
+    assert field not in record
+    assert [(w.field, w.code) for w in warnings] == [(field, code)], warnings
+    for value in values.values():
+        if isinstance(value, str) and len(value) > 3:
+            assert value not in warnings[0].reason
+    return record
 
 
 def rejected(result: object, code: str, field: str) -> Rejection:
@@ -51,7 +67,7 @@ def test_email_over_50_characters_is_refused_never_shortened() -> None:
     assert CC.build_record({"email": fifty}) == {"email": fifty}
 
 
-def test_names_job_title_and_company_are_trimmed_to_50_characters() -> None:
+def test_names_job_title_and_company_are_cut_to_50_characters() -> None:
     record = build(first_name="  " + "F" * 60, last_name="Ivanova", job_title="J" * 51,
                    company_name="C" * 50)  # fmt: skip
     assert isinstance(record, dict)
@@ -65,10 +81,13 @@ def test_blank_optional_values_are_left_out() -> None:
     assert build(first_name="  ", last_name=None, city="") == {"email": "ana@example.com"}
 
 
-def test_non_text_values_are_refused_naming_the_field() -> None:
-    result = rejected(build(first_name={"x": 1}), "VALUE_INVALID", "first_name")
-    assert "dict" in result.message
-    rejected(build(city=True), "VALUE_INVALID", "city")
+def test_non_text_values_are_left_out_with_a_warning_naming_the_field() -> None:
+    left_out({"first_name": {"x": 1}}, "first_name", "VALUE_INVALID")
+    left_out({"city": True}, "city", "VALUE_INVALID")
+
+
+def test_a_non_text_e_mail_is_refused() -> None:
+    rejected(CC.build_record({"email": ["a@example.com"]}), "EMAIL_INVALID", "email")
 
 
 def test_numbers_become_text_for_text_fields() -> None:
@@ -81,17 +100,23 @@ def test_birthday_month_and_day_are_integers_given_together() -> None:
         "birthday_month": 7,
         "birthday_day": 14,
     }
-    rejected(build(birthday_month=7), "BIRTHDAY_INCOMPLETE", "birthday_day")
-    rejected(build(birthday_day=7), "BIRTHDAY_INCOMPLETE", "birthday_month")
+    record = left_out({"birthday_month": 7}, "birthday_day", "BIRTHDAY_INCOMPLETE")
+    assert "birthday_month" not in record
+    left_out({"birthday_day": 7}, "birthday_month", "BIRTHDAY_INCOMPLETE")
 
 
 @pytest.mark.parametrize(
     ("month", "day", "field"),
     [(13, 1, "birthday_month"), (0, 1, "birthday_month"), (1, 32, "birthday_day"),
-     (2, 30, "birthday_day"), ("July", 1, "birthday_month"), (1, 1.5, "birthday_day")],
+     (2, 30, "birthday_day"), (2, 31, "birthday_day"), (4, 31, "birthday_day"),
+     ("July", 1, "birthday_month"), (1, 1.5, "birthday_day")],
 )  # fmt: skip
-def test_birthday_out_of_range_is_refused(month: object, day: object, field: str) -> None:
-    rejected(build(birthday_month=month, birthday_day=day), "VALUE_INVALID", field)
+def test_an_impossible_birthday_is_left_out_and_the_contact_still_sent(
+    month: object, day: object, field: str
+) -> None:
+    record = left_out({"birthday_month": month, "birthday_day": day}, field, "VALUE_INVALID")
+    assert "birthday_month" not in record
+    assert "birthday_day" not in record
 
 
 def test_leap_day_birthday_is_accepted() -> None:
@@ -100,23 +125,57 @@ def test_leap_day_birthday_is_accepted() -> None:
     assert (record["birthday_month"], record["birthday_day"]) == (2, 29)
 
 
-def test_anniversary_is_normalized_to_iso_date() -> None:
-    assert build(anniversary="2019-06-01")["anniversary"] == "2019-06-01"  # type: ignore[index]
-    assert build(anniversary=dt.date(2019, 6, 1))["anniversary"] == "2019-06-01"  # type: ignore[index]
-    stamped = build(anniversary="2019-06-01T10:00:00Z")
-    assert stamped["anniversary"] == "2019-06-01"  # type: ignore[index]
-    result = rejected(build(anniversary="June 1st"), "DATE_INVALID", "anniversary")
-    assert "'June 1st'" in result.message
+@pytest.mark.parametrize(
+    "written",
+    ["06/01/2019", "6/1/2019", "2019/06/01", "2019/6/1", "2019-06-01", "2019-6-1", "6-1-2019",
+     "6-01-2019", "06-01-2019", "2019-06-01T10:00:00Z", dt.date(2019, 6, 1),
+     dt.datetime(2019, 6, 1, 10, 0)],
+)  # fmt: skip
+def test_anniversary_in_every_published_format_is_normalized(written: object) -> None:
+    assert build(anniversary=written) == {"email": "ana@example.com", "anniversary": "2019-06-01"}
 
 
-def test_phone_over_25_characters_is_refused_not_cut() -> None:
-    rejected(build(phone="+1 555 0100 " * 3), "TOO_LONG", "phone")
+@pytest.mark.parametrize("written", ["June 1st", "2019-02-30", "13/01/2019", "01.06.2019", "2019"])
+def test_anniversary_in_no_published_format_is_left_out(written: str) -> None:
+    left_out({"anniversary": written}, "anniversary", "DATE_INVALID")
 
 
-def test_at_most_three_phones() -> None:
+def test_names_over_50_characters_are_cut_with_a_warning() -> None:
+    record, warnings = CC.build_record_with_warnings(
+        {"email": "ana@example.com", "first_name": "F" * 60}
+    )
+    assert record == {"email": "ana@example.com", "first_name": "F" * 50}
+    assert warnings == [
+        FieldWarning("first_name", "TRIMMED", "first_name is 60 characters; cut to 50")
+    ]
+
+
+def test_phones_up_to_50_characters_are_sent_and_longer_ones_left_out() -> None:
+    fifty = "+1 (555) 010-0100 ext. 1234567890 (ask for Ana) x1"
+    assert len(fifty) == 50
+    assert build(phone=fifty) == {"email": "ana@example.com", "phone": fifty}
+    left_out({"phone": fifty + "0"}, "phone", "TOO_LONG")
+
+
+def test_only_three_phones_are_kept() -> None:
     three = {"phone": "1", "home_phone": "2", "work_phone": "3"}
     assert isinstance(build(**three), dict)
-    rejected(build(**three, mobile_phone="4"), "TOO_MANY_PHONES", "phone")
+    record = left_out({**three, "mobile_phone": "4"}, "mobile_phone", "TOO_MANY_PHONES")
+    assert {k: record[k] for k in three} == three
+
+
+@pytest.mark.parametrize(
+    "written", ["1231231234", "123-123-1234", "(123) 123-1234", "+1 123 123 1234", "123.123.1234"]
+)
+def test_sms_numbers_in_us_formats_are_normalized_to_ten_digits(written: str) -> None:
+    assert build(sms_number=written) == {"email": "ana@example.com", "sms_number": "1231231234"}
+
+
+@pytest.mark.parametrize(
+    "written", ["12345678901234567890", "+44 20 7946 0958", "555-0100", "12-3123-12345x"]
+)
+def test_sms_numbers_that_are_no_us_number_are_left_out(written: str) -> None:
+    left_out({"sms_number": written}, "sms_number", "SMS_INVALID")
 
 
 def test_address_variants_are_sent_under_their_prefixed_names() -> None:
@@ -130,28 +189,54 @@ def test_address_variants_are_sent_under_their_prefixed_names() -> None:
     }
 
 
-def test_at_most_three_addresses() -> None:
-    result = build(city="A", home_city="B", work_city="C", other_city="D")
-    rejected(result, "TOO_MANY_ADDRESSES", "street")
+def test_home_country_is_sent_as_the_primary_country_the_schema_can_take() -> None:
+    assert build(home_city="Lyon", home_country="France") == {
+        "email": "ana@example.com",
+        "home_city": "Lyon",
+        "country": "France",
+    }
+    left_out({"country": "DE", "home_country": "FR"}, "home_country", "NOT_SENDABLE")
 
 
-def test_city_over_50_characters_is_refused() -> None:
-    rejected(build(home_city="X" * 51), "TOO_LONG", "home_city")
+def test_only_three_addresses_are_kept() -> None:
+    record = left_out(
+        {"city": "A", "home_city": "B", "work_city": "C", "other_city": "D"},
+        "other_city",
+        "TOO_MANY_ADDRESSES",
+    )
+    assert (record["city"], record["home_city"], record["work_city"]) == ("A", "B", "C")
+
+
+def test_a_street_over_255_or_a_city_over_50_characters_is_left_out_not_cut() -> None:
+    left_out({"home_city": "X" * 51}, "home_city", "TOO_LONG")
+    left_out({"street": "S" * 256}, "street", "TOO_LONG")
+    assert build(street="S" * 255) == {"email": "ana@example.com", "street": "S" * 255}
 
 
 def test_custom_fields_are_sent_with_their_cf_prefix() -> None:
     assert build(**{"cf:shoe_size": " 42 "}) == {"email": "ana@example.com", "cf:shoe_size": "42"}
 
 
-def test_custom_field_value_over_255_characters_is_refused() -> None:
-    rejected(build(**{"cf:notes": "n" * 256}), "TOO_LONG", "cf:notes")
+def test_custom_field_value_over_255_characters_is_left_out() -> None:
+    left_out({"cf:notes": "n" * 256}, "cf:notes", "TOO_LONG")
     assert isinstance(build(**{"cf:notes": "n" * 255}), dict)
 
 
-def test_at_most_25_custom_fields_per_contact() -> None:
-    custom = {f"cf:f{i}": "x" for i in range(25)}
+def test_only_25_custom_fields_are_kept_per_contact() -> None:
+    custom: dict[str, object] = {f"cf:f{i}": "x" for i in range(25)}
     assert isinstance(build(**custom), dict)
-    rejected(build(**custom, **{"cf:f25": "x"}), "TOO_MANY_CUSTOM_FIELDS", "cf:")
+    left_out({**custom, "cf:f25": "x"}, "cf:f25", "TOO_MANY_CUSTOM_FIELDS")
+
+
+def test_warnings_add_up_and_the_contact_keeps_every_sendable_value() -> None:
+    record, warnings = CC.build_record_with_warnings(
+        {"email": "ana@example.com", "phone": "p" * 51, "anniversary": "someday",
+         "birthday_month": 2, "birthday_day": 31, "last_name": "Ivanova", "sms_number": "1" * 20}
+    )  # fmt: skip
+    assert record == {"email": "ana@example.com", "last_name": "Ivanova"}
+    assert sorted(w.field for w in warnings) == [
+        "anniversary", "birthday_day", "phone", "sms_number"
+    ]  # fmt: skip
 
 
 def test_permission_fields_are_never_produced() -> None:

@@ -1,9 +1,11 @@
 """A fake Constant Contact (OAuth2 authorization server and V3 API) for tests and demos.
 
-It behaves as docs/constant-contact-v3.md describes: PKCE-checked single-use codes,
-rotating refresh tokens, JWT access tokens, per-application rate limits, JSON bulk
-imports with activities, and the silent drop past 4 MB (recorded, so tests can assert it
-never happens). Knobs inject faults. Start it with :func:`run_fake` or
+It behaves as docs/constant-contact.md describes (Constant Contact's published
+description): both OAuth code flows with single-use codes, rotating refresh tokens, JWT
+access tokens, per-application rate limits, JSON bulk imports refused when they break
+the published schema, activities alone and as a collection, lists (paged, deleted ones
+with ``deleted_at``), custom fields, and the silent drop past 4 MB (recorded, so tests
+can assert it never happens). Knobs inject faults. Start it with :func:`run_fake` or
 ``python -m segport_constant_contact.fake --port 8765``.
 """
 

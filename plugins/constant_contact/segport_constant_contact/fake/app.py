@@ -108,6 +108,12 @@ def create_app(state: FakeConstantContact) -> Starlette:
     def contact_lists(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
         return state.handle_contact_lists(dict(request.query_params)), None
 
+    def custom_fields(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_custom_fields(dict(request.query_params)), None
+
+    def activities(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_activities(dict(request.query_params)), None
+
     def json_import(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, int]:
         return state.handle_json_import(request.headers.get("content-type"), raw)
 
@@ -142,6 +148,21 @@ def create_app(state: FakeConstantContact) -> Starlette:
         list_id = state.add_list(name, body.get("list_id"), body.get("description", ""))
         return _respond(FakeAnswer(201, {"list_id": list_id, "name": name}))
 
+    async def admin_delete_list(request: Request) -> Response:
+        list_id = request.path_params["list_id"]
+        if list_id not in state.lists:
+            return _respond(FakeAnswer(404, {"error": f"no list {list_id!r}"}))
+        state.delete_list(list_id)
+        return Response(status_code=204)
+
+    async def admin_custom_fields(request: Request) -> Response:
+        body = orjson.loads(await request.body() or b"{}")
+        label = body.get("label") if isinstance(body, dict) else None
+        if not isinstance(label, str) or not label.strip():
+            return _respond(FakeAnswer(400, {"error": "label is required"}))
+        name = state.add_custom_field(label, str(body.get("type", "string")))
+        return _respond(FakeAnswer(201, {"name": name, "label": label}))
+
     async def admin_expire(request: Request) -> Response:
         state.expire_access_tokens()
         return Response(status_code=204)
@@ -168,6 +189,8 @@ def create_app(state: FakeConstantContact) -> Starlette:
         Route("/oauth2/default/v1/token", token, methods=["POST"]),
         Route("/v3/account/summary", api(account_summary), methods=["GET"]),
         Route("/v3/contact_lists", api(contact_lists), methods=["GET"]),
+        Route("/v3/contact_custom_fields", api(custom_fields), methods=["GET"]),
+        Route("/v3/activities", api(activities), methods=["GET"]),
         Route("/v3/activities/contacts_json_import", api(json_import), methods=["POST"]),
         Route("/v3/activities/add_list_memberships", api(add_members), methods=["POST"]),
         Route("/v3/activities/remove_list_memberships", api(remove_members), methods=["POST"]),
@@ -175,6 +198,8 @@ def create_app(state: FakeConstantContact) -> Starlette:
         Route("/v3/contacts", api(contacts), methods=["GET"]),
         Route("/__fake__/config", admin_config, methods=["GET", "POST"]),
         Route("/__fake__/lists", admin_lists, methods=["POST"]),
+        Route("/__fake__/lists/{list_id}", admin_delete_list, methods=["DELETE"]),
+        Route("/__fake__/custom_fields", admin_custom_fields, methods=["POST"]),
         Route("/__fake__/expire-tokens", admin_expire, methods=["POST"]),
         Route("/__fake__/tokens", admin_tokens, methods=["POST"]),
         Route("/__fake__/stats", admin_stats, methods=["GET"]),

@@ -24,6 +24,11 @@ class FakeConfig:
     redirect_uris: list[str] = field(default_factory=lambda: list(DEFAULT_REDIRECT_URIS))
     consent_page: bool = False
     """Show a minimal consent page at the authorize step instead of approving at once."""
+    oauth_flow: str = "either"
+    """How the application is registered: ``server`` (authorization code with the client
+    secret, HTTP Basic; a code asked with a PKCE challenge also needs its verifier),
+    ``pkce`` (a public client: PKCE S256 required, no secret, ``client_id`` in the form),
+    or ``either`` (the default: each request is held to the rules of the flow it uses)."""
 
     # tokens
     rotating_refresh_tokens: bool = True
@@ -50,6 +55,14 @@ class FakeConfig:
     """E-mails (any case) of unsubscribed contacts: counted, never added to a list."""
     failing_activities: int = 0
     """The next N import activities end ``failed``."""
+    ending_states: list[str] = field(default_factory=list)
+    """How the next import activities end, one state each (``failed``, ``cancelled``,
+    ``timed_out`` or ``completed``); consumed before ``failing_activities``."""
+    foreign_next_link: str | None = None
+    """When set (``https://elsewhere.example``), ``_links.next`` hrefs point to that host."""
+    quota_body: str = "keyed"
+    """The daily quota's 429 body, which nothing published shows: ``keyed``
+    (``error_key`` ``quota_exceeded``) or ``bare`` (a body no rule explains)."""
 
     # fault injection
     throttle_share: float = 0.0
@@ -71,10 +84,16 @@ class FakeConfig:
             if name not in known:
                 raise ValueError(f"unknown knob {name!r}; known: {', '.join(sorted(known))}")
             current = getattr(self, name)
+            if name == "oauth_flow" and value not in ("server", "pkce", "either"):
+                raise ValueError(f"knob 'oauth_flow' must be server, pkce or either, not {value!r}")
+            if name == "quota_body" and value not in ("keyed", "bare"):
+                raise ValueError(f"knob 'quota_body' must be keyed or bare, not {value!r}")
             if isinstance(current, set):
                 value = {str(v).lower() for v in value}
             elif isinstance(current, list):
                 value = [str(v) for v in value]
+            elif name == "foreign_next_link":
+                value = None if value is None else str(value)
             elif isinstance(current, bool):
                 if not isinstance(value, bool):
                     raise ValueError(f"knob {name!r} must be true or false, not {value!r}")

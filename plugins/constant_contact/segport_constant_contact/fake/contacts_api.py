@@ -1,10 +1,13 @@
-"""The fake's V3 API behind the gate: the account, contact lists, JSON contact imports,
-list memberships, activities and contact look-ups.
+"""The fake's V3 API behind the gate: the account, contact lists, custom fields, JSON
+contact imports, list memberships, activities and contact look-ups.
 
-Imports behave as Constant Contact's do: bodies past ``max_body_bytes`` are silently
-cut (recorded, so tests can assert it never happens), contacts are matched by e-mail
-and partially updated, unsubscribed ones are never added to a list, and activities
-complete after a number of polls.
+Imports behave as the published description says (docs/constant-contact.md): bodies
+past ``max_body_bytes`` are silently cut (recorded, so tests can assert it never
+happens), a contact that breaks the import schema makes the request a 400
+(:mod:`.contact_rules`), contacts are matched by e-mail and partially updated,
+unsubscribed ones are never added to a list, ``person_count`` counts every contact of
+the request, and activities move on each time they are read (alone or in the
+``GET /activities`` collection, newest first).
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from typing import Any
 
 import orjson
 
-from segport_constant_contact.fake.answers import FakeAnswer, api_errors, with_query
+from segport_constant_contact.fake.answers import FakeAnswer, api_errors, iso, utc_now, with_query
 from segport_constant_contact.fake.config import FakeConfig
+from segport_constant_contact.fake.contact_rules import contact_problem, schema_problem
 from segport_constant_contact.fake.records import (
+    ENDED_BADLY,
     FakeActivity,
     FakeContact,
+    FakeCustomField,
     FakeList,
-    contact_problem,
 )
 
 GENERAL_INTEREST_LIST_ID = "07936f78-662a-11eb-af0a-fa163e56c9b0"
@@ -29,6 +34,13 @@ GENERAL_INTEREST_LIST_ID = "07936f78-662a-11eb-af0a-fa163e56c9b0"
 NEWSLETTER_LIST_ID = "8a2b3c4d-0000-4000-8000-00000000a001"
 """The fake's "Newsletter" list, always there with this id."""
 MAX_LIST_IDS = 50
+LISTS_MAX_LIMIT = 500
+CUSTOM_FIELDS_MAX_LIMIT = 100
+ACTIVITIES_MAX_LIMIT = 500
+ACTIVITY_STATES = ("processing", "completed", "cancelled", "failed", "timed_out")
+LIST_STATUSES = ("all", "active", "deleted")
+SEEDED_CUSTOM_FIELDS = ("shoe_size", "loyalty_tier")
+"""Custom fields the fake account has from the start."""
 MAX_MEMBERSHIP_CONTACTS = 500
 KEPT_ACTIVITY_ERRORS = 1000
 QUEUED_ACTIVITIES = {
@@ -54,17 +66,32 @@ class FakeContactsApi:
         self.lists: dict[str, FakeList] = {}
         self.contacts: dict[str, FakeContact] = {}
         self.activities: dict[str, FakeActivity] = {}
+        self.custom_fields: dict[str, FakeCustomField] = {}
         self.truncated_imports = 0
         """Imports whose body passed ``max_body_bytes`` (their excess contacts were lost)."""
         self.dropped_contacts = 0
         self.add_list("General Interest", GENERAL_INTEREST_LIST_ID)
         self.add_list("Newsletter", NEWSLETTER_LIST_ID)
+        for name in SEEDED_CUSTOM_FIELDS:
+            self.add_custom_field(name.replace("_", " ").capitalize())
 
     def add_list(self, name: str, list_id: str | None = None, description: str = "") -> str:
         with self.lock:
             list_id = list_id or str(uuid.uuid4())
             self.lists[list_id] = FakeList(list_id, name, description)
             return list_id
+
+    def delete_list(self, list_id: str) -> None:
+        """Delete a list as Constant Contact does: it stays readable with ``deleted_at``."""
+        with self.lock:
+            self.lists[list_id].deleted_at = iso(utc_now())
+
+    def add_custom_field(self, label: str, field_type: str = "string") -> str:
+        """A custom field; its ``name`` (what ``cf:`` names) is the label with underscores."""
+        with self.lock:
+            name = label.strip().replace(" ", "_")
+            self.custom_fields[name] = FakeCustomField(str(uuid.uuid4()), name, label, field_type)
+            return name
 
     def list_members(self, list_id: str) -> set[str]:
         with self.lock:
@@ -75,27 +102,87 @@ class FakeContactsApi:
             return api_errors(403, "unauthorized", "The account_read scope is required")
         return FakeAnswer(200, dict(self.account))
 
-    def handle_contact_lists(self, params: dict[str, str]) -> FakeAnswer:
+    def _page(self, params: dict[str, str], maximum: int) -> tuple[int, int] | FakeAnswer:
         try:
             limit = int(params.get("limit", "50"))
             offset = int(params.get("cursor", "0"))
         except ValueError:
             return api_errors(400, "contacts.api.bad.request", "limit and cursor must be numbers")
-        if not 1 <= limit <= 1000:
-            return api_errors(400, "contacts.api.bad.request", f"limit {limit} is not 1 to 1000")
+        if not 1 <= limit <= maximum:
+            return api_errors(
+                400, "contacts.api.bad.request", f"limit {limit} is not from 1 to {maximum}"
+            )
+        return limit, offset
+
+    def _next(self, path: str, query: dict[str, str]) -> dict[str, Any]:
+        href = with_query(path, query)
+        if self.config.foreign_next_link:
+            href = f"{self.config.foreign_next_link.rstrip('/')}{href}"
+        return {"href": href}
+
+    def handle_contact_lists(self, params: dict[str, str]) -> FakeAnswer:
+        paging = self._page(params, LISTS_MAX_LIMIT)
+        if isinstance(paging, FakeAnswer):
+            return paging
+        limit, offset = paging
+        statuses = set(params.get("status", "active").split(","))
+        if not statuses <= set(LIST_STATUSES):
+            return api_errors(400, "contacts.api.bad.request", f"status {params['status']!r}")
         with_count = params.get("include_membership_count") in ("all", "active")
         with self.lock:
             every = list(self.lists.values())
+            if "all" not in statuses:
+                every = [
+                    fl for fl in every if ("deleted" if fl.deleted_at else "active") in statuses
+                ]
             name = params.get("name")
             if name:
                 every = [fl for fl in every if fl.name == name]
             page = [fl.as_json(with_count) for fl in every[offset : offset + limit]]
         body: dict[str, Any] = {"lists": page, "lists_count": len(every), "_links": {}}
         if offset + limit < len(every):
+            query = {k: v for k, v in params.items() if k != "cursor"}
+            query.update(limit=str(limit), cursor=str(offset + limit))
+            body["_links"]["next"] = self._next("/v3/contact_lists", query)
+        return FakeAnswer(200, body)
+
+    def handle_custom_fields(self, params: dict[str, str]) -> FakeAnswer:
+        paging = self._page(params, CUSTOM_FIELDS_MAX_LIMIT)
+        if isinstance(paging, FakeAnswer):
+            return paging
+        limit, offset = paging
+        with self.lock:
+            every = list(self.custom_fields.values())
+            page = [cf.as_json() for cf in every[offset : offset + limit]]
+        body: dict[str, Any] = {"custom_fields": page, "_links": {}}
+        if offset + limit < len(every):
             query = {"limit": str(limit), "cursor": str(offset + limit)}
-            if with_count:
-                query["include_membership_count"] = params["include_membership_count"]
-            body["_links"]["next"] = {"href": with_query("/v3/contact_lists", query)}
+            body["_links"]["next"] = self._next("/v3/contact_custom_fields", query)
+        return FakeAnswer(200, body)
+
+    def handle_activities(self, params: dict[str, str]) -> FakeAnswer:
+        paging = self._page(params, ACTIVITIES_MAX_LIMIT)
+        if isinstance(paging, FakeAnswer):
+            return paging
+        limit, offset = paging
+        state = params.get("state")
+        if state is not None and state not in ACTIVITY_STATES:
+            return api_errors(400, "contacts.api.bad.request", f"state {state!r} is not valid")
+        polls = self.config.polls_to_complete
+        with self.lock:
+            newest_first = list(reversed(self.activities.values()))
+            if state is not None:
+                newest_first = [a for a in newest_first if a.state(polls) == state]
+            chosen = newest_first[offset : offset + limit]
+            for activity in chosen:
+                activity.polls += 1
+            page = [a.as_json(polls) for a in chosen]
+        body: dict[str, Any] = {"activities": page, "_links": {}}
+        if offset + limit < len(newest_first):
+            query = {"limit": str(limit), "cursor": str(offset + limit)}
+            if state is not None:
+                query["state"] = state
+            body["_links"]["next"] = self._next("/v3/activities", query)
         return FakeAnswer(200, body)
 
     def _check_list_ids(self, list_ids: Any) -> FakeAnswer | None:
@@ -111,6 +198,10 @@ class FakeContactsApi:
             if not isinstance(list_id, str) or list_id not in self.lists:
                 return api_errors(
                     400, "contacts.api.validation.error", f"list_ids: {list_id!r} is not a list"
+                )
+            if self.lists[list_id].deleted_at is not None:
+                return api_errors(
+                    400, "contacts.api.validation.error", f"list_ids: {list_id!r} is deleted"
                 )
         return None
 
@@ -146,6 +237,14 @@ class FakeContactsApi:
                 ), sent
             if not contacts:
                 return api_errors(400, "contacts.api.validation.error", "import_data is empty"), 0
+            for row, contact in enumerate(contacts, start=1):
+                problem_text = schema_problem(contact, self.custom_fields.keys())
+                if problem_text is not None:
+                    return api_errors(
+                        400,
+                        "contacts.api.validation.error",
+                        f"import_data row {row}: {problem_text}",
+                    ), sent
             if self.config.queued_activities_429s > 0:
                 self.config.queued_activities_429s -= 1
                 return FakeAnswer(429, dict(QUEUED_ACTIVITIES)), sent
@@ -162,11 +261,18 @@ class FakeContactsApi:
 
     def _import(self, contacts: list[Any], list_ids: list[str]) -> FakeActivity:
         activity = FakeActivity(str(uuid.uuid4()), items=len(contacts))
-        if self.config.failing_activities > 0:
+        if self.config.ending_states:
+            activity.ends = self.config.ending_states.pop(0)
+        elif self.config.failing_activities > 0:
             self.config.failing_activities -= 1
-            activity.fails = True
+            activity.ends = "failed"
+        self.activities[activity.activity_id] = activity
+        if activity.ends in ENDED_BADLY:
+            return activity  # it ends before it changed anything
         unsubscribed = self.config.unsubscribed
         for row, contact in enumerate(contacts, start=1):
+            # Every contact of the request counts in person_count, refused ones too.
+            activity.person_count += 1
             problem, correctable = contact_problem(contact)
             if problem is not None:
                 if correctable:
@@ -176,7 +282,7 @@ class FakeContactsApi:
                 if len(activity.errors) < KEPT_ACTIVITY_ERRORS:
                     activity.errors.append(f"Row {row}: {problem}")
                 continue
-            email = str(contact["email"])
+            email = str(contact.get("email") or contact["sms_number"])
             key = email.lower()
             stored = self.contacts.get(key)
             if stored is None:
@@ -184,7 +290,6 @@ class FakeContactsApi:
                 self.contacts[key] = stored
             # Partial update: only the fields sent change.
             stored.fields.update({k: v for k, v in contact.items() if k != "email"})
-            activity.person_count += 1
             if key in unsubscribed:
                 stored.unsubscribed = True
                 activity.cannot_add_to_list_count += 1
@@ -192,7 +297,6 @@ class FakeContactsApi:
             for list_id in list_ids:
                 stored.list_ids.add(list_id)
                 self.lists[list_id].members.add(key)
-        self.activities[activity.activity_id] = activity
         return activity
 
     def handle_memberships(self, raw: bytes, add: bool) -> FakeAnswer:

@@ -1,5 +1,12 @@
-"""The fake's OAuth2 authorization server: PKCE-checked single-use codes, rotating (or
-long-lived) refresh tokens, JWT access tokens, and the token endpoint's own rate limit."""
+"""The fake's OAuth2 authorization server: single-use codes, both of Constant Contact's
+code flows (docs/constant-contact.md, "OAuth2"), rotating (or long-lived) refresh tokens,
+JWT access tokens, and the token endpoint's own rate limit.
+
+The server flow authenticates the client with HTTP Basic (client id and secret); the
+PKCE flow (public clients) sends ``client_id`` in the form, no secret, and the
+``code_verifier`` of the authorization's S256 challenge. Which flows the registered
+application may use is the ``oauth_flow`` knob; each request is held to its flow's rules.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +32,8 @@ SCOPES = ("contact_data", "offline_access", "account_read", "account_update", "c
 class AuthorizationCode:
     client_id: str
     redirect_uri: str
-    challenge: str
+    challenge: str | None
+    """The PKCE challenge the authorization was asked with; None in the server flow."""
     scope: str
     expires: float
 
@@ -53,9 +61,9 @@ class FakeAuthorizationServer:
             problem = f"redirect_uri {params.get('redirect_uri')!r} is not registered"
         elif params.get("response_type") != "code":
             problem = f"response_type {params.get('response_type')!r} is not supported"
-        elif not params.get("code_challenge"):
+        elif not params.get("code_challenge") and self.config.oauth_flow == "pkce":
             problem = "code_challenge is required (PKCE)"
-        elif params.get("code_challenge_method") != "S256":
+        elif params.get("code_challenge") and params.get("code_challenge_method") != "S256":
             problem = f"code_challenge_method {params.get('code_challenge_method')!r} is not S256"
         elif not params.get("state"):
             problem = "state is required"
@@ -74,7 +82,7 @@ class FakeAuthorizationServer:
             self.codes[code] = AuthorizationCode(
                 params["client_id"],
                 params["redirect_uri"],
-                params["code_challenge"],
+                params.get("code_challenge") or None,
                 params["scope"],
                 time.monotonic() + self.config.code_ttl_seconds,
             )
@@ -89,19 +97,37 @@ class FakeAuthorizationServer:
             if limit is not None and len(self._token_calls) >= limit:
                 return oauth_error(429, "too_many_requests", "Too Many Requests")
             self._token_calls.append(now)
-            client_id = _basic_client(authorization)
-            if client_id != (self.config.client_id, self.config.client_secret):
-                return oauth_error(401, "invalid_client", "client authentication failed")
+            public = authorization is None
+            refusal = self._authenticate(authorization, form)
+            if refusal is not None:
+                return refusal
             grant = form.get("grant_type")
             if grant == "authorization_code":
-                return self._grant_code(form)
+                return self._grant_code(form, public)
             if grant == "refresh_token":
                 return self._grant_refresh(form)
             return oauth_error(
                 400, "unsupported_grant_type", f"grant_type {grant!r} is not supported"
             )
 
-    def _grant_code(self, form: dict[str, str]) -> FakeAnswer:
+    def _authenticate(self, authorization: str | None, form: dict[str, str]) -> FakeAnswer | None:
+        """A refusal unless the client authenticates as its registration allows: HTTP Basic
+        with the secret (server flow), or its ``client_id`` alone in the form (PKCE flow)."""
+        if authorization is None:
+            if self.config.oauth_flow == "server":
+                return oauth_error(401, "invalid_client", "client authentication failed")
+            if form.get("client_id") != self.config.client_id:
+                return oauth_error(401, "invalid_client", "client_id is missing or unknown")
+            return None
+        if self.config.oauth_flow == "pkce":
+            return oauth_error(
+                401, "invalid_client", "a public client does not authenticate with a secret"
+            )
+        if _basic_client(authorization) != (self.config.client_id, self.config.client_secret):
+            return oauth_error(401, "invalid_client", "client authentication failed")
+        return None
+
+    def _grant_code(self, form: dict[str, str], public: bool) -> FakeAnswer:
         # A code is spent by any attempt to use it, as authorization servers do.
         code = self.codes.pop(form.get("code", ""), None)
         if code is None:
@@ -115,10 +141,20 @@ class FakeAuthorizationServer:
                 400, "invalid_grant", "redirect_uri does not match the authorization request"
             )
         verifier = form.get("code_verifier")
-        if not verifier:
-            return oauth_error(400, "invalid_request", "code_verifier is required")
-        if _s256(verifier) != code.challenge:
-            return oauth_error(400, "invalid_grant", "PKCE verification failed")
+        if code.challenge is None:
+            if public:
+                return oauth_error(
+                    400, "invalid_grant", "a code without a PKCE challenge needs the secret"
+                )
+            if verifier:
+                return oauth_error(
+                    400, "invalid_request", "code_verifier sent for a code asked without PKCE"
+                )
+        else:
+            if not verifier:
+                return oauth_error(400, "invalid_request", "code_verifier is required")
+            if _s256(verifier) != code.challenge:
+                return oauth_error(400, "invalid_grant", "PKCE verification failed")
         return FakeAnswer(200, self.token_answer(code.client_id, code.scope, None))
 
     def _grant_refresh(self, form: dict[str, str]) -> FakeAnswer:

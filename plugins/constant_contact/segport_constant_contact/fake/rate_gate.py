@@ -12,8 +12,13 @@ from segport_constant_contact.fake.answers import FakeAnswer, api_errors, utc_no
 from segport_constant_contact.fake.config import FakeConfig
 from segport_constant_contact.fake.oauth_server import FakeAuthorizationServer
 
-THROTTLED = {"error_key": "throttled", "error_message": "Too Many Requests"}
-QUOTA_EXCEEDED = {"error_key": "quota_exceeded", "error_message": "Limit Exceeded"}
+THROTTLED = {"error_message": "You exceeded the request rate limit"}
+"""The published text of the per-second 429 (no error_key is published)."""
+QUOTA_BODIES = {
+    "keyed": {"error_key": "quota_exceeded", "error_message": "Limit Exceeded"},
+    "bare": {"error_key": "too_many_requests", "error_message": "Too Many Requests"},
+}
+"""The daily quota's 429, unpublished: one a classifier can read, one it cannot."""
 
 
 class RateGate:
@@ -58,11 +63,16 @@ class RateGate:
             if today != self._day:
                 self._day, self._day_count = today, 0
             if self._day_count >= self.config.requests_per_day:
-                return FakeAnswer(429, dict(QUOTA_EXCEEDED)), scopes
+                return FakeAnswer(429, dict(QUOTA_BODIES[self.config.quota_body])), scopes
             self._day_count += 1
-            if self.rng.random() < self.config.throttle_share:
+            # The dice roll only for a fault that is switched on, so that requests made
+            # before a test turns faults on do not change which requests get them.
+            if self.config.throttle_share and self.rng.random() < self.config.throttle_share:
                 return FakeAnswer(429, dict(THROTTLED)), scopes
-            if self.rng.random() < self.config.server_error_share:
+            if (
+                self.config.server_error_share
+                and self.rng.random() < self.config.server_error_share
+            ):
                 return api_errors(503, "server_error", "Service Unavailable"), scopes
             return None, scopes
 

@@ -1,18 +1,14 @@
-"""What the fake Constant Contact stores: lists, contacts, import activities, logged requests,
-and the rules by which it refuses a contact."""
+"""What the fake Constant Contact stores: lists, custom fields, contacts, import activities
+and logged requests, each answering in the published shapes (docs/constant-contact.md)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from segport_constant_contact.fake.answers import iso, utc_now
 
-MAX_CUSTOM_FIELDS = 25
-# Good enough for a fake: something@something.tld without spaces.
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ENDED_BADLY = ("failed", "cancelled", "timed_out")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +30,7 @@ class FakeList:
     created_at: str = field(default_factory=lambda: iso(utc_now()))
     members: set[str] = field(default_factory=set)
     """Lower-cased e-mails."""
+    deleted_at: str | None = None
 
     def as_json(self, with_count: bool) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -42,8 +39,10 @@ class FakeList:
             "description": self.description,
             "favorite": False,
             "created_at": self.created_at,
-            "updated_at": self.created_at,
+            "updated_at": self.deleted_at or self.created_at,
         }
+        if self.deleted_at is not None:
+            data["deleted_at"] = self.deleted_at
         if with_count:
             data["membership_count"] = len(self.members)
         return data
@@ -70,7 +69,29 @@ class FakeContact:
 
 
 @dataclass
+class FakeCustomField:
+    custom_field_id: str
+    name: str
+    label: str
+    type: str = "string"
+    created_at: str = field(default_factory=lambda: iso(utc_now()))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "custom_field_id": self.custom_field_id,
+            "label": self.label,
+            "name": self.name,
+            "type": self.type,
+            "updated_at": self.created_at,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass
 class FakeActivity:
+    """One import (or membership) activity. Counted as the description says:
+    ``person_count`` is every contact of the request, refused ones included."""
+
     activity_id: str
     items: int
     person_count: int = 0
@@ -79,28 +100,36 @@ class FakeActivity:
     cannot_add_to_list_count: int = 0
     errors: list[str] = field(default_factory=list)
     polls: int = 0
-    fails: bool = False
+    """Times the activity was read (alone or in the collection): it moves on each."""
+    ends: str = "completed"
     created_at: str = field(default_factory=lambda: iso(utc_now()))
     completed_at: str | None = None
 
     def state(self, polls_to_complete: int) -> str:
         if self.polls >= polls_to_complete:
-            return "failed" if self.fails else "completed"
+            return self.ends
         return "processing" if self.polls > 0 else "initialized"
 
     def as_json(self, polls_to_complete: int) -> dict[str, Any]:
         state = self.state(polls_to_complete)
-        done = state in ("completed", "failed")
+        done = state == "completed" or state in ENDED_BADLY
         if done and self.completed_at is None:
             self.completed_at = iso(utc_now())
+        share = 1.0 if done else min(self.polls / max(polls_to_complete, 1), 1.0)
+        if state in ENDED_BADLY:
+            share = 0.5  # it stopped halfway
+        completed = round(self.items * share)
+        errors = list(self.errors) if done else []
+        if state in ENDED_BADLY:
+            errors.append(f"The import {state.replace('_', ' ')} before it completed")
         return {
             "activity_id": self.activity_id,
             "state": state,
-            "percent_done": 100 if done else (50 if state == "processing" else 0),
-            "activity_errors": list(self.errors) if done else [],
+            "percent_done": round(100 * share),
+            "activity_errors": errors,
             "status": {
                 "items_total_count": self.items,
-                "items_completed_count": self.items if done else 0,
+                "items_completed_count": completed,
                 "person_count": self.person_count if done else 0,
                 "error_count": self.error_count if done else 0,
                 "correctable_count": self.correctable_count if done else 0,
@@ -112,31 +141,3 @@ class FakeActivity:
             "updated_at": self.completed_at or self.created_at,
             "_links": {"self": {"href": f"/v3/activities/{self.activity_id}"}},
         }
-
-
-def contact_problem(contact: Any) -> tuple[str | None, bool]:
-    """What Constant Contact would refuse in one contact, and whether it counts as
-    correctable (bad e-mail or date formats) rather than an error."""
-    if not isinstance(contact, dict):
-        return "not a contact object", False
-    email = contact.get("email")
-    if not email:
-        return "email is required", False
-    if not isinstance(email, str) or len(email) > 50 or not EMAIL_RE.match(email):
-        return f"invalid email address {email!r}", True
-    anniversary = contact.get("anniversary")
-    if anniversary is not None and not (
-        isinstance(anniversary, str) and DATE_RE.match(anniversary)
-    ):
-        return f"invalid anniversary date {anniversary!r}", True
-    month, day = contact.get("birthday_month"), contact.get("birthday_day")
-    if (month is None) != (day is None):
-        return "birthday_month and birthday_day must be given together", True
-    if month is not None and not (
-        isinstance(month, int) and isinstance(day, int) and 1 <= month <= 12 and 1 <= day <= 31
-    ):
-        return f"invalid birthday {month!r}/{day!r}", True
-    custom = [k for k in contact if k.startswith("cf:")]
-    if len(custom) > MAX_CUSTOM_FIELDS:
-        return f"{len(custom)} custom fields; at most {MAX_CUSTOM_FIELDS} allowed", False
-    return None, False

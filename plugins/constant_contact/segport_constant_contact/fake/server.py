@@ -42,6 +42,11 @@ class RunningFake:
             "SEGPORT_CONSTANT_CONTACT_CLIENT_SECRET": self.state.config.client_secret,
             "SEGPORT_CONSTANT_CONTACT_API_BASE_URL": self.api_base_url,
             "SEGPORT_CONSTANT_CONTACT_AUTH_BASE_URL": self.auth_base_url,
+            # A registration open to both flows is driven with PKCE, so that the service's
+            # tests exercise the challenge; a server-only one with the secret.
+            "SEGPORT_CONSTANT_CONTACT_OAUTH_FLOW": (
+                "server" if self.state.config.oauth_flow == "server" else "pkce"
+            ),
         }
 
 

@@ -29,6 +29,7 @@ from segport_constant_contact.fake.rate_gate import RateGate
 from segport_constant_contact.fake.records import (
     FakeActivity,
     FakeContact,
+    FakeCustomField,
     FakeList,
     LoggedRequest,
 )
@@ -58,6 +59,10 @@ class FakeConstantContact:
     @property
     def lists(self) -> dict[str, FakeList]:
         return self.api.lists
+
+    @property
+    def custom_fields(self) -> dict[str, FakeCustomField]:
+        return self.api.custom_fields
 
     @property
     def contacts(self) -> dict[str, FakeContact]:
@@ -102,6 +107,18 @@ class FakeConstantContact:
 
     def add_list(self, name: str, list_id: str | None = None, description: str = "") -> str:
         return self.api.add_list(name, list_id, description)
+
+    def delete_list(self, list_id: str) -> None:
+        self.api.delete_list(list_id)
+
+    def add_custom_field(self, label: str, field_type: str = "string") -> str:
+        """Add a custom field; returns its name (``cf:<name>`` in an import)."""
+        return self.api.add_custom_field(label, field_type)
+
+    def requests_to(self, method: str, path: str) -> int:
+        """How many requests came for ``method path`` (any status)."""
+        with self.lock:
+            return sum(1 for r in self.request_log if (r.method, r.path) == (method, path))
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far is refused from now on (401)."""
@@ -175,6 +192,12 @@ class FakeConstantContact:
 
     def handle_contact_lists(self, params: dict[str, str]) -> FakeAnswer:
         return self.api.handle_contact_lists(params)
+
+    def handle_custom_fields(self, params: dict[str, str]) -> FakeAnswer:
+        return self.api.handle_custom_fields(params)
+
+    def handle_activities(self, params: dict[str, str]) -> FakeAnswer:
+        return self.api.handle_activities(params)
 
     def handle_json_import(self, content_type: str | None, raw: bytes) -> tuple[FakeAnswer, int]:
         """The answer and how many contacts it carried (for the request log)."""
