@@ -144,7 +144,12 @@ def _mismatch_warnings(lines: list[str]) -> list[dict[str, object]]:
 def test_the_oauth_redirect_uri_follows_the_port_serve_listens_on(
     tmp_path: Path, serve: type[Served]
 ) -> None:
-    served = serve(tmp_path, free_port(), SEGPORT_CONSTANT_CONTACT_CLIENT_ID="client-1")
+    served = serve(
+        tmp_path,
+        free_port(),
+        SEGPORT_CONSTANT_CONTACT_CLIENT_ID="client-1",
+        SEGPORT_CONSTANT_CONTACT_OAUTH_FLOW="pkce",
+    )
     token = served.read_until(r"admin token.*: (\S+)$").group(1)
     served.wait_healthy()
 
@@ -164,6 +169,7 @@ def test_an_explicit_public_url_on_another_port_is_warned_about_once_naming_both
         port,
         SEGPORT_PUBLIC_URL=public,
         SEGPORT_CONSTANT_CONTACT_CLIENT_ID="client-1",
+        SEGPORT_CONSTANT_CONTACT_OAUTH_FLOW="pkce",
     )
     token = served.read_until(r"admin token.*: (\S+)$").group(1)
     served.wait_healthy()
