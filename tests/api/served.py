@@ -6,24 +6,22 @@ shrinks them) and a real server on both transports.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from service.access.auth import mint_token
-from service.app import create_app
 from service.core import Services, open_services
 from service.domain import Role
 from service.settings import Settings
 from tests.api import destination_fixture
+from tests.support.served import serving
 
 
 @dataclass(frozen=True)
@@ -58,22 +56,14 @@ async def subscribe(ws: ClientConnection, query: str, operation_id: str = "1") -
 @asynccontextmanager
 async def served(settings: Settings) -> AsyncIterator[Served]:
     """Services opened on ``settings`` (with the test destination), and the app serving them."""
-    async with open_services(
-        settings, extra_plugins=[destination_fixture], load_entry_points=False
-    ) as services:
-        config = uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                assert not task.done(), "the server did not start"
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            yield Served(
-                services=services,
-                http_url=f"http://127.0.0.1:{port}/graphql",
-                ws_url=f"ws://127.0.0.1:{port}/graphql",
-            )
-        finally:
-            server.should_exit = True
-            await task
+    async with (
+        open_services(
+            settings, extra_plugins=[destination_fixture], load_entry_points=False
+        ) as services,
+        serving(services) as port,
+    ):
+        yield Served(
+            services=services,
+            http_url=f"http://127.0.0.1:{port}/graphql",
+            ws_url=f"ws://127.0.0.1:{port}/graphql",
+        )

@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from service.access.auth import mint_token
-from service.app import create_app
 from service.core import Services, open_services
 from service.domain import Role
 from service.settings import Settings
+from tests.support.served import serving
 
 GRAPHQL_TRANSPORT_WS = Subprotocol("graphql-transport-ws")
 RECEIVE_TIMEOUT_SECONDS = 30.0
@@ -68,17 +67,8 @@ async def receive(ws: ClientConnection) -> dict[str, Any]:
 @asynccontextmanager
 async def live_server(settings: Settings, **options: Any) -> AsyncIterator[LiveServer]:
     """Open the services for ``settings`` and serve them; ``options`` go to open_services."""
-    async with open_services(settings, load_entry_points=False, **options) as services:
-        config = uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                if task.done():
-                    await task
-                await asyncio.sleep(0.01)
-            port = int(server.servers[0].sockets[0].getsockname()[1])
-            yield LiveServer(services, "127.0.0.1", port)
-        finally:
-            server.should_exit = True
-            await task
+    async with (
+        open_services(settings, load_entry_points=False, **options) as services,
+        serving(services) as port,
+    ):
+        yield LiveServer(services, "127.0.0.1", port)

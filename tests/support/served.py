@@ -18,21 +18,29 @@ from service.domain import Role
 
 
 @asynccontextmanager
-async def served(services: Services) -> AsyncIterator[str]:
-    """Serve ``services`` over HTTP while open; yields the GraphQL endpoint's URL."""
+async def serving(services: Services) -> AsyncIterator[int]:
+    """The app of ``services`` behind uvicorn on a free loopback port, in this event loop
+    (the services belong to it); yields the port. The one way tests serve the app."""
     config = uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
             if task.done():
-                task.result()
+                task.result()  # raises why it did not start
+                raise RuntimeError("the server stopped before it started")
             await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}/graphql"
+        yield int(server.servers[0].sockets[0].getsockname()[1])
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def served(services: Services) -> AsyncIterator[str]:
+    """Serve ``services`` over HTTP while open; yields the GraphQL endpoint's URL."""
+    async with serving(services) as port:
+        yield f"http://127.0.0.1:{port}/graphql"
 
 
 async def graphql_text(
