@@ -76,18 +76,20 @@ run: $(RUN_STAMP)
 demo: $(RUN_STAMP)
 	$(BIN)/segport demo --host $(HOST) --port $(PORT)
 
-# The tests use Redis on 127.0.0.1:6379 (each suite its own database number).
+# The tests use Redis on 127.0.0.1:$(REDIS_PORT) (each suite its own database number);
+# SEGPORT_TEST_REDIS_PORT moves it, so that two checkouts can run their suites at once.
+REDIS_PORT ?= $(or $(SEGPORT_TEST_REDIS_PORT),6379)
 redis: $(TEST_STAMP)
-	@if $(BIN)/python -c "import redis; redis.Redis(host='127.0.0.1', port=6379, socket_timeout=1).ping()" 2>/dev/null; then \
-	  echo "redis: answering on 127.0.0.1:6379"; \
+	@if $(BIN)/python -c "import redis; redis.Redis(host='127.0.0.1', port=$(REDIS_PORT), socket_timeout=1).ping()" 2>/dev/null; then \
+	  echo "redis: answering on 127.0.0.1:$(REDIS_PORT)"; \
 	else \
-	  echo "redis: starting redis-server on 127.0.0.1:6379"; \
-	  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no; \
+	  echo "redis: starting redis-server on 127.0.0.1:$(REDIS_PORT)"; \
+	  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port $(REDIS_PORT) --save "" --appendonly no; \
 	  for _ in $$(seq 50); do \
-	    $(BIN)/python -c "import redis; redis.Redis(host='127.0.0.1', port=6379, socket_timeout=1).ping()" 2>/dev/null && exit 0; \
+	    $(BIN)/python -c "import redis; redis.Redis(host='127.0.0.1', port=$(REDIS_PORT), socket_timeout=1).ping()" 2>/dev/null && exit 0; \
 	    sleep 0.1; \
 	  done; \
-	  echo "error: redis-server did not answer on 127.0.0.1:6379" >&2; exit 1; \
+	  echo "error: redis-server did not answer on 127.0.0.1:$(REDIS_PORT)" >&2; exit 1; \
 	fi
 
 # mypy checks the core, the tests and both plugins (strict); lint-imports the layer

@@ -20,11 +20,11 @@ from service.coordination.locks import RedisLocks
 from service.core import Services
 from service.domain import Connection, ConnectionStatus
 from service.plugins.api import AuthorizationLost, OAuthTokens
-from tests.support.redis_db import flushed_redis
+from tests.support.redis_db import flushed_redis, shared_redis_url
 
 from .conftest import TokenRequests, new_connection
 
-REDIS_URL = "redis://127.0.0.1:6379/3"
+REDIS_URL = shared_redis_url(3)
 """Database 3 belongs to the limiter/lock tests and these; flushed before and after."""
 
 

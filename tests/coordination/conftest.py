@@ -27,9 +27,9 @@ from service.coordination.queue import (
     RunQueue,
     job_id,
 )
-from tests.support.redis_db import flushed_redis
+from tests.support.redis_db import flushed_redis, shared_redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = shared_redis_url(5)
 CONCURRENCY = 1
 """One job at a time: a held job keeps the others waiting, so tests control the order."""
 WAIT_SECONDS = 10.0

@@ -10,9 +10,9 @@ import pytest
 from redis.asyncio import Redis
 
 from service.coordination.redis import RedisClient, close_redis
-from tests.support.redis_db import flushed_redis
+from tests.support.redis_db import flushed_redis, shared_redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/3"
+REDIS_URL = shared_redis_url(3)
 """Database 3 belongs to these tests; the fixture flushes only it."""
 
 

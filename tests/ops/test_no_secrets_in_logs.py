@@ -35,10 +35,10 @@ from service.domain import Role
 from tests.runs.cc_world import NEWSLETTER_LIST, fast_cc_environment
 from tests.support.logscan import LogCapture, assert_contains, assert_no_secrets
 from tests.support.net import free_port
-from tests.support.redis_db import flushed_redis
+from tests.support.redis_db import flushed_redis, shared_redis_url
 from tests.support.settings import TEST_ENCRYPTION_KEY, TEST_JWT_SECRET, make_settings
 
-REDIS_URL = "redis://127.0.0.1:6379/6"
+REDIS_URL = shared_redis_url(6)
 SEGPORT = str(Path(sys.executable).with_name("segport"))
 START_TIMEOUT = 30.0
 VALID = 120

@@ -16,9 +16,9 @@ from service.coordination.events import (
     run_to_bytes,
 )
 from service.domain import ExportRun, ExportRunStatus, ExportRunTrigger, RunCounts, new_id, utcnow
-from tests.support.redis_db import flushed_redis
+from tests.support.redis_db import flushed_redis, shared_redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = shared_redis_url(5)
 
 
 def a_run(export_id: str = "export-1") -> ExportRun:

@@ -17,7 +17,7 @@ from segport_constant_contact.fake import RunningFake, run_fake
 from service.core import Services
 from service.domain import ExportRunStatus, ExportRunTrigger
 from tests.runs.cc_world import NEWSLETTER_LIST, cc_profiles, expected_emails, seed_cc_export
-from tests.support.redis_db import flushed_redis
+from tests.support.redis_db import flushed_redis, shared_redis_url
 from tests.support.workers import (
     WorkerProcesses,
     cc_services,
@@ -25,7 +25,7 @@ from tests.support.workers import (
     wait_for_sent,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = shared_redis_url(5)
 RATE = 10
 BATCH = 25
 
