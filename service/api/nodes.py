@@ -124,6 +124,16 @@ class Connection(Node):
         record = self._details(info)
         return record.status if record else None
 
+    @strawberry.field(
+        description="How many exports use this connection (what removing it detaches or "
+        "removes); null for callers other than admins."
+    )
+    async def export_count(self, info: Info) -> int | None:
+        record = self._details(info)
+        if record is None:
+            return None
+        return len(await info.context.parts.store.export_ids_using_connection(record.id))
+
     @strawberry.field(description="Why the connection needs attention, when it does.")
     def status_message(self, info: Info) -> str | None:
         record = self._details(info)

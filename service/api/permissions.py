@@ -42,6 +42,7 @@ ROOT_FIELD_ACTIONS: Mapping[str, Action | None] = {
     "Query.exportSettingChoices": Action.MANAGE_EXPORTS,
     "Query.exportRuns": Action.READ,
     "Query.refreshSchedule": Action.READ,
+    "Query.upcomingRunTimes": Action.READ,
     "Mutation.upsertSegment": Action.LOAD_DATA,
     "Mutation.upsertProfiles": Action.LOAD_DATA,
     "Mutation.createConnection": Action.MANAGE_CONNECTIONS,
