@@ -174,9 +174,10 @@ async function route(ctx) {
         const heading = ctx.main.querySelector("h1");
         if (heading && ctx.focusHeading) heading.focus();
       } catch (error) {
+        const forbidden = error.code === "FORBIDDEN";
         ctx.main.replaceChildren(
-          h("h1", { tabindex: "-1" }, "Something went wrong"),
-          notice(error.message, "error"),
+          h("h1", { tabindex: "-1" }, forbidden ? "Not for your role" : "Something went wrong"),
+          notice(error.message, forbidden ? "warning" : "error"),
         );
       }
       return;

@@ -92,7 +92,7 @@ export async function exportsScreen(ctx) {
         ["Name", "Connection", "Segments", "Schedule", "Last run", "Next run", "Actions"],
         exports.map((x) => [
           h("a", { href: `#/exports/${encodeURIComponent(x.id)}/runs`, class: "export-name" }, x.displayName),
-          x.connection ? x.connection.displayName : x.attached ? "(hidden)" : h("em", {}, "detached"),
+          x.connection ? x.connection.displayName : x.attached ? "attached (hidden from your role)" : h("em", {}, "detached"),
           x.segments.map((s) => s.name).join(", "),
           scheduleText(x.schedule),
           x.lastRun

@@ -126,7 +126,7 @@ export async function runsScreen(ctx, exportId) {
     h("p", { class: "crumbs" }, h("a", { href: "#/exports" }, "Exports"), " / "),
     h("h1", { id: "runs-title", tabindex: "-1" }, x.displayName),
     h("dl", { class: "facts" },
-      h("dt", {}, "Connection"), h("dd", {}, x.connection ? x.connection.displayName : x.attached ? "(hidden)" : "detached"),
+      h("dt", {}, "Connection"), h("dd", {}, x.connection ? x.connection.displayName : x.attached ? "attached (hidden from your role)" : "detached"),
       h("dt", {}, "Schedule"), h("dd", {}, scheduleText(x.schedule)),
       h("dt", {}, "Next run"), h("dd", {}, when(x.nextRunAt))),
     actions,
@@ -169,7 +169,7 @@ export async function runScreen(ctx, runId) {
     }),
   );
   const times = h("dl", { class: "facts" });
-  const cancel = h("button", { type: "button", class: "danger", hidden: true }, "Cancel run");
+  const cancel = h("button", { type: "button", class: "danger" }, "Cancel run");
   const problems = h("section", { class: "problems", "aria-labelledby": "problems-title" });
   const show = (run) => {
     status.replaceChildren("Status: ", badge(run.status));
@@ -188,7 +188,10 @@ export async function runScreen(ctx, runId) {
       h("dt", {}, "Finished"), h("dd", {}, when(run.finishedAt)),
       h("dt", {}, "Duration"), h("dd", {}, duration(run)),
     );
-    cancel.hidden = TERMINAL.has(run.status) || !(exportRef && exportRef.canEdit) || run.cancelRequested;
+    // Hidden but still taking its place: the card keeps its height when the run ends.
+    const cancellable = !TERMINAL.has(run.status) && exportRef && exportRef.canEdit && !run.cancelRequested;
+    cancel.style.visibility = cancellable ? "visible" : "hidden";
+    cancel.disabled = !cancellable;
   };
   const showProblems = (errors) => {
     const download = h("button", { type: "button", disabled: !errors.length }, "Download CSV");
@@ -221,12 +224,12 @@ export async function runScreen(ctx, runId) {
   });
   const live = h("p", { class: "hint live-state", "aria-live": "polite" });
   if (!TERMINAL.has(first.status)) {
-    live.textContent = "Live";
+    live.textContent = "Live: updates arrive as the run moves.";
     const stop = ctx.api.subscribe(LIVE, { id: runId }, {
       next: (update) => show(update.exportRun),
       error: (error) => (live.textContent = `Live updates stopped: ${error.message}`),
       complete: async () => {
-        live.textContent = "Finished";
+        live.textContent = "The run has ended.";
         try {
           const done = (await ctx.api.request(RUN, { id: runId })).node;
           if (done) {

@@ -151,7 +151,9 @@ export function table(caption, headers, rows, empty = "Nothing here yet.") {
       h(
         "tbody",
         {},
-        rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell)))),
+        // data-label: on narrow screens each row becomes a card naming its cells.
+        rows.map((cells) =>
+          h("tr", {}, cells.map((cell, i) => h("td", { "data-label": headers[i] }, cell)))),
       ),
     ),
   );

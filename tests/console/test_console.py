@@ -1,0 +1,353 @@
+"""The console in a real browser, end to end: the people of product.md at work.
+
+An admin connects Constant Contact through the fake's authorize page; a contributor
+builds an export with the list picker and the mapping editor, runs it and watches it
+succeed live; a viewer sees everything and can change nothing; a refused token brings
+the sign-in back with its reason; the API's userErrors appear beside their fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from playwright.async_api import Page, expect
+
+from service.domain import Role
+from tests.console.conftest import (
+    NEWSLETTER,
+    Console,
+    connected_connection,
+    sample_data,
+    screenshot,
+)
+
+NewPage = Callable[..., Awaitable[Page]]
+
+RUN_COUNTS = """
+query($id: ID!) { node(id: $id) { ... on ExportRun { status counts {
+  profilesTotal profilesRead contactsSent acceptedByDestination rejectedByDestination
+  skippedInvalid skippedDuplicate cannotAddToList } } } }"""
+
+
+async def signed_in(page: Page, console: Console, role: Role, sub: str) -> None:
+    await page.goto(console.sign_in_link(role, sub))
+    await expect(page.locator("#who .who-sub")).to_have_text(sub)
+    await expect(page.locator("#who .who-roles")).to_have_text(role.value)
+
+
+async def test_the_sign_in_link_keeps_the_token_out_of_the_address_bar_and_the_page(
+    console: Console, new_page: NewPage
+) -> None:
+    page = await new_page()
+    token = console.token(Role.ADMIN, "alice")
+    await page.goto(f"{console.url}#token={token}")
+    await expect(page.get_by_role("heading", name="Exports")).to_be_visible()
+
+    assert token not in page.url
+    assert page.url == f"{console.url}#/exports"
+    assert token not in await page.content()
+    # Back goes to where the browser was before (about:blank), not to a URL with the token.
+    await page.go_back()
+    assert token not in page.url
+    await screenshot(page, "exports-empty")
+
+
+async def test_an_admin_adds_a_connection_accepts_the_privacy_terms_and_returns_connected(
+    console: Console, new_page: NewPage
+) -> None:
+    page = await new_page()
+    await signed_in(page, console, Role.ADMIN, "alice")
+    await page.get_by_role("link", name="Connections").click()
+    form = page.get_by_role("form", name="Add a connection")
+    await form.get_by_label("Display name").fill("Marketing account")
+    await form.get_by_label("Who may use it").select_option("ADMINS_AND_CONTRIBUTORS")
+
+    # Not accepted yet: the API's userError stands beside the statement, nothing is made.
+    await form.get_by_role("button", name="Save and connect").click()
+    refusal = form.locator('[data-path="acceptDataPrivacy"] .field-error')
+    await expect(refusal).to_be_visible()
+    await expect(refusal).to_contain_text("privacy")
+    await screenshot(page, "connections-privacy-refused")
+    assert (await console.gql("{ connections { totalCount } }"))["connections"]["totalCount"] == 0
+
+    await form.get_by_label("I accept this statement").check()
+    await form.get_by_role("button", name="Save and connect").click()
+
+    # The fake approves at its authorize page and sends the browser to /oauth/callback,
+    # which sends it back to the console (SEGPORT_UI_URL unset: the console).
+    await page.wait_for_url(f"{console.url}#/connections")
+    await expect(page.get_by_role("status").filter(has_text="is authorized")).to_be_visible()
+    card = page.locator("article.connection", has_text="Marketing account")
+    await expect(card.locator(".status")).to_have_text("connected")
+    await expect(card).to_contain_text("Fake Outfitters")
+    assert "status=" not in page.url, "the callback's query is taken out of the address"
+
+    await card.get_by_role("button", name="Add yourself as export user").click()
+    await expect(card.locator(".export-user")).to_have_text("alice")
+    await screenshot(page, "connections")
+
+    listed = await console.gql(
+        "{ connections { edges { node { status exportUser usableBy dataPrivacyAcceptedBy } } } }"
+    )
+    assert listed["connections"]["edges"] == [
+        {
+            "node": {
+                "status": "CONNECTED",
+                "exportUser": "alice",
+                "usableBy": "ADMINS_AND_CONTRIBUTORS",
+                "dataPrivacyAcceptedBy": "alice",
+            }
+        }
+    ]
+
+
+async def test_an_admin_renames_a_connection_and_removes_it_detaching_its_exports(
+    console: Console, new_page: NewPage
+) -> None:
+    segment_id = await sample_data(console, profiles=2)
+    connection_id = await connected_connection(console)
+    await console.gql(
+        "mutation($c: ID!, $s: ID!) { createExport(input: {displayName: \"Weekly\", "
+        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
+        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
+        "{ userErrors { message } } }",
+        {"c": connection_id, "s": segment_id},
+    )
+    page = await new_page()
+    await signed_in(page, console, Role.ADMIN, "alice")
+    await page.get_by_role("link", name="Connections").click()
+    card = page.locator("article.connection", has_text="Marketing account")
+    await card.get_by_role("button", name="Edit").click()
+    edit = card.get_by_role("form", name="Edit Marketing account")
+    await edit.get_by_label("Display name").fill("Newsletter account")
+    await edit.get_by_role("button", name="Save").click()
+    card = page.locator("article.connection", has_text="Newsletter account")
+    await expect(card).to_be_visible()
+
+    await card.get_by_role("button", name="Remove…").click()
+    remove = card.get_by_role("form", name="Remove Newsletter account")
+    await expect(remove).to_contain_text("1 export(s) use it")
+    await remove.get_by_label("Detach its 1 export(s)", exact=False).check()
+    await remove.get_by_role("button", name="Remove connection").click()
+    await expect(page.get_by_text("No connection yet.")).to_be_visible()
+    exports = await console.gql("{ exports { edges { node { displayName attached } } } }")
+    assert exports["exports"]["edges"] == [{"node": {"displayName": "Weekly", "attached": False}}]
+
+
+async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_live(
+    console: Console, new_page: NewPage
+) -> None:
+    await sample_data(console, profiles=12)
+    await connected_connection(console)
+    page = await new_page()
+    await signed_in(page, console, Role.CONTRIBUTOR, "carol")
+    await page.get_by_role("link", name="New export").click()
+    editor = page.get_by_role("form", name="New export")
+    await editor.get_by_label("Display name").fill("Spring newsletter")
+    await expect(editor.get_by_label("Connection")).to_have_value(
+        await page.locator("select[name=connectionId] option:checked").get_attribute("value")
+        or ""
+    )
+    # The list picker offers the account's lists, read from the destination.
+    picker = editor.get_by_label("List ID (required)")
+    await expect(picker.locator("option", has_text="Newsletter")).to_have_count(1)
+    await picker.select_option(NEWSLETTER)
+
+    # The mapping editor starts with the required target, marked, and a guessed source.
+    await expect(editor.get_by_label("Destination field 1")).to_have_value("email")
+    await expect(
+        editor.get_by_label("Destination field 1").locator("option:checked")
+    ).to_have_text("E-mail address (required)")
+    await expect(editor.get_by_label("Profile attribute 1")).to_have_value("EmailAddress")
+    await editor.get_by_role("button", name="Add attribute").click()
+    await editor.get_by_label("Profile attribute 2").fill("FirstNam")
+    await editor.get_by_label("Destination field 2").select_option("first_name")
+    await editor.get_by_label("Spring buyers").check()
+
+    # An attribute no profile has: the API refuses it, beside that very field.
+    await editor.get_by_role("button", name="Save").click()
+    refusal = editor.locator('[data-path="fieldMapping.1.source"] .field-error')
+    await expect(refusal).to_be_visible()
+    await expect(refusal).to_contain_text("FirstNam")
+    await expect(editor.get_by_label("Profile attribute 2")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    await expect(editor.get_by_label("Profile attribute 2")).to_be_focused()
+    await screenshot(page, "export-editor-refused")
+    await editor.get_by_label("Profile attribute 2").fill("FirstName")
+    await editor.get_by_role("button", name="Save").click()
+
+    # Saved, not run: the export's page shows no run yet.
+    await expect(page.get_by_role("heading", name="Spring newsletter")).to_be_visible()
+    await expect(page.get_by_text("No run yet.")).to_be_visible()
+    saved = await console.gql(
+        "{ exports { edges { node { id settings fieldMapping { source target } lastRun { id } } } } }"
+    )
+    export = saved["exports"]["edges"][0]["node"]
+    assert export["settings"] == {"listId": NEWSLETTER}
+    assert export["fieldMapping"] == [
+        {"source": "EmailAddress", "target": "email"},
+        {"source": "FirstName", "target": "first_name"},
+    ]
+    assert export["lastRun"] is None
+    await screenshot(page, "export")
+
+    await page.get_by_role("button", name="Run now").click()
+    status = page.locator(".run-status")
+    await expect(status).to_have_attribute("data-status", "SUCCEEDED", timeout=60_000)
+    await expect(page.locator(".live-state")).to_have_text("The run has ended.")
+    await expect(page.locator("#run-progress")).to_have_attribute("aria-valuetext", "100 %")
+    run_id = page.url.rsplit("/", 1)[1]
+    answer = await console.gql(RUN_COUNTS, {"id": run_id.replace("%3D", "=")})
+    counts = answer["node"]["counts"]
+    assert counts["contactsSent"] == 12
+    for name, value in counts.items():
+        await expect(page.locator(f'[data-count="{name}"]')).to_have_text(str(value))
+    await screenshot(page, "run")
+
+    await page.get_by_role("link", name="Spring newsletter").click()
+    history = page.get_by_role("table", name="Runs of Spring newsletter")
+    await expect(history.locator("tbody tr")).to_have_count(1)
+    await expect(history).to_contain_text("on demand")
+    await expect(history).to_contain_text("succeeded")
+
+
+async def test_a_viewer_sees_everything_and_can_change_nothing(
+    console: Console, new_page: NewPage
+) -> None:
+    segment_id = await sample_data(console, profiles=3)
+    connection_id = await connected_connection(console)
+    await console.gql(
+        "mutation($c: ID!, $s: ID!) { createExport(input: {displayName: \"Weekly\", "
+        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
+        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
+        "{ userErrors { message } } }",
+        {"c": connection_id, "s": segment_id},
+    )
+    page = await new_page()
+    await signed_in(page, console, Role.VIEWER, "victor")
+
+    nav = page.get_by_role("navigation", name="Console")
+    await expect(nav.get_by_role("link")).to_have_text(["Exports", "Schedule", "Segments"])
+    row = page.get_by_role("row").filter(has_text="Weekly")
+    # Viewers may not see connections (api.md): the export says it has one, not which.
+    await expect(row).to_contain_text("attached (hidden from your role)")
+    await expect(row).to_contain_text("Spring buyers")
+    await expect(row).to_contain_text("read only")
+    await expect(page.get_by_role("button")).to_have_text(["Sign out", "Search"])
+    await expect(page.get_by_role("link", name="New export")).to_have_count(0)
+    await screenshot(page, "viewer-exports")
+
+    await nav.get_by_role("link", name="Schedule").click()
+    await expect(page.get_by_text("Only administrators change the refresh schedule.")).to_be_visible()
+    await expect(page.get_by_label("The refresh schedule is on")).to_be_disabled()
+    await expect(page.get_by_label("Frequency")).to_be_disabled()
+    await expect(page.get_by_role("button", name="Save schedule")).to_have_count(0)
+
+    await nav.get_by_role("link", name="Segments").click()
+    segments = page.get_by_role("table", name="Segments")
+    await expect(segments.get_by_role("row").filter(has_text="Spring buyers")).to_contain_text("3")
+
+    await page.goto(f"{console.url}#/connections")
+    await expect(page.get_by_role("heading", name="Not for your role")).to_be_visible()
+    await expect(page.get_by_role("main")).to_contain_text("may not see connections")
+
+
+async def test_a_refused_token_brings_back_the_sign_in_with_the_reason(
+    console: Console, new_page: NewPage
+) -> None:
+    page = await new_page()
+    await signed_in(page, console, Role.ADMIN, "alice")
+    # The session's token expires while the console is open: the next request says so.
+    expired = console.token(Role.ADMIN, "alice", ttl=timedelta(seconds=-60))
+    await page.evaluate(
+        "token => sessionStorage.setItem('segport.console.token', token)", expired
+    )
+    await page.get_by_role("link", name="Segments").click()
+    heading = page.get_by_role("heading", name="Sign in to segport")
+    await expect(heading).to_be_visible()
+    await expect(page.get_by_role("status")).to_contain_text("expired")
+    assert await page.evaluate("sessionStorage.getItem('segport.console.token')") is None
+    await screenshot(page, "sign-in-expired")
+
+    # With the keyboard alone: the token field has the focus, Enter signs in.
+    await expect(page.get_by_label("Access token")).to_be_focused()
+    await page.keyboard.type(console.token(Role.CONTRIBUTOR, "carol"))
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#who .who-sub")).to_have_text("carol")
+
+
+async def test_an_admin_edits_the_refresh_schedule_and_sees_its_next_run_times(
+    console: Console, new_page: NewPage
+) -> None:
+    page = await new_page()
+    await signed_in(page, console, Role.ADMIN, "alice")
+    await page.get_by_role("link", name="Schedule").click()
+    form = page.get_by_role("form", name="Refresh schedule")
+    await form.get_by_label("The refresh schedule is on").check()
+    await form.get_by_label("Frequency").select_option("WEEKLY")
+    await form.get_by_label("Mon", exact=True).check()
+    await form.get_by_label("Thu", exact=True).check()
+    await form.get_by_label("Time zone").fill("Europe/Paris")
+    await form.get_by_label("Time zone").press("Tab")
+    await form.get_by_label("Time 1", exact=True).fill("06:00")
+    await form.get_by_role("button", name="Add a time").click()
+    await form.get_by_label("Time 2", exact=True).fill("18:30")
+    await form.get_by_label("Time 2", exact=True).press("Tab")
+    upcoming = form.locator(".upcoming li")
+    await expect(upcoming).to_have_count(5)
+    await form.get_by_role("button", name="Save schedule").click()
+    await expect(form.get_by_role("status")).to_contain_text("Saved. Next refresh")
+    await screenshot(page, "schedule")
+
+    saved = await console.gql(
+        "{ refreshSchedule { enabled frequency weekdays times timeZone nextRunAt } }"
+    )
+    schedule = saved["refreshSchedule"]
+    assert schedule["enabled"] is True
+    assert schedule["weekdays"] == ["MONDAY", "THURSDAY"]
+    assert schedule["times"] == ["06:00", "18:30"]
+    assert schedule["timeZone"] == "Europe/Paris"
+    first = await upcoming.first.locator("time").get_attribute("datetime")
+    assert first is not None and first[:16] == schedule["nextRunAt"][:16]
+
+    # A zone that does not exist: the userError stands beside the time zone field.
+    await form.get_by_label("Time zone").fill("Mars/Olympus")
+    await form.get_by_role("button", name="Save schedule").click()
+    refusal = form.locator('[data-path="timeZone"] .field-error')
+    await expect(refusal).to_be_visible()
+    await expect(refusal).to_contain_text("Mars/Olympus")
+
+
+async def test_every_screen_reads_at_360_px_without_sideways_scrolling(
+    console: Console, new_page: NewPage
+) -> None:
+    segment_id = await sample_data(console, profiles=3)
+    connection_id = await connected_connection(console)
+    created = await console.gql(
+        "mutation($c: ID!, $s: ID!) { createExport(input: {displayName: \"Weekly digest "
+        f'for the spring campaign", connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, '
+        'fieldMapping: [{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
+        "{ export { id } userErrors { message } } }",
+        {"c": connection_id, "s": segment_id},
+    )
+    export_id = created["createExport"]["export"]["id"]
+    page = await new_page(width=360, height=780)
+    await signed_in(page, console, Role.ADMIN, "alice")
+    screens = {
+        "exports": "#/exports",
+        "connections": "#/connections",
+        "export-editor": f"#/exports/{export_id}/edit",
+        "export": f"#/exports/{export_id}/runs",
+        "schedule": "#/schedule",
+        "segments": "#/segments",
+    }
+    for name, hash_ in screens.items():
+        await page.goto(f"{console.url}{hash_}")
+        await expect(page.locator("main h1")).to_be_visible()
+        await expect(page.locator("main .loading")).to_have_count(0)
+        # Wide tables scroll inside their own box; the page itself never does.
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, f"{name} is {width} px wide at 360 px"
+        await screenshot(page, f"narrow-{name}")
