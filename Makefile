@@ -27,7 +27,7 @@ TEST_STAMP := $(VENV)/.installed-test
 MONGO_STAMP := .venv-mongo/.installed
 HELM_STAMP := .venv-helm/.installed
 
-.PHONY: help install run demo test lint format typecheck pytest redis bench clean
+.PHONY: help install run demo test lint format typecheck pytest redis chromium bench clean
 
 help:
 	@echo "make run     install and serve the API in embedded mode (prints a dev admin token)"
@@ -92,6 +92,19 @@ redis: $(TEST_STAMP)
 	  echo "error: redis-server did not answer on 127.0.0.1:$(REDIS_PORT)" >&2; exit 1; \
 	fi
 
+# The console's browser tests drive Debian's chromium through Playwright (never Playwright's
+# own browser download, which cannot work here).
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "chromium: $$(command -v chromium)"; \
+	else \
+	  echo "chromium: missing; installing Debian's chromium package for the console's browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  command -v chromium >/dev/null || { echo "error: chromium did not install" >&2; exit 1; }; \
+	fi
+
 # mypy checks the core, the tests and both plugins (strict); lint-imports the layer
 # contracts in .importlinter.
 lint: $(TEST_STAMP)
@@ -108,7 +121,7 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 
 # pytest exits with status 5 when it collects no test, which fails this target too.
-pytest: $(TEST_STAMP) $(MONGO_STAMP) $(HELM_STAMP) redis
+pytest: $(TEST_STAMP) $(MONGO_STAMP) $(HELM_STAMP) redis chromium
 	$(BIN)/pytest
 
 test: lint pytest

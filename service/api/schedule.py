@@ -66,8 +66,7 @@ class Query:
                 extensions={
                     "code": BAD_USER_INPUT,
                     "userErrors": [
-                        {"field": e.field, "message": e.message, "code": e.code}
-                        for e in exc.errors
+                        {"field": e.field, "message": e.message, "code": e.code} for e in exc.errors
                     ],
                 },
             ) from exc

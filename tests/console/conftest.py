@@ -197,7 +197,8 @@ async def connected_connection(console: Console, usable_by: str = "ADMINS_AND_CO
     async with httpx.AsyncClient(follow_redirects=True, timeout=30.0) as browser:
         await browser.get(authorized["authorizeConnection"]["authorizationUrl"])
     await console.gql(
-        "mutation($id: ID!) { addExportUser(input: {connectionId: $id}) { userErrors { message } } }",
+        "mutation($id: ID!) { addExportUser(input: {connectionId: $id}) "
+        "{ userErrors { message } } }",
         {"id": connection_id},
     )
     return connection_id

@@ -108,7 +108,7 @@ async def test_an_admin_renames_a_connection_and_removes_it_detaching_its_export
     segment_id = await sample_data(console, profiles=2)
     connection_id = await connected_connection(console)
     await console.gql(
-        "mutation($c: ID!, $s: ID!) { createExport(input: {displayName: \"Weekly\", "
+        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
         f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
         '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
         "{ userErrors { message } } }",
@@ -146,8 +146,7 @@ async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_liv
     editor = page.get_by_role("form", name="New export")
     await editor.get_by_label("Display name").fill("Spring newsletter")
     await expect(editor.get_by_label("Connection")).to_have_value(
-        await page.locator("select[name=connectionId] option:checked").get_attribute("value")
-        or ""
+        await page.locator("select[name=connectionId] option:checked").get_attribute("value") or ""
     )
     # The list picker offers the account's lists, read from the destination.
     picker = editor.get_by_label("List ID (required)")
@@ -156,9 +155,9 @@ async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_liv
 
     # The mapping editor starts with the required target, marked, and a guessed source.
     await expect(editor.get_by_label("Destination field 1")).to_have_value("email")
-    await expect(
-        editor.get_by_label("Destination field 1").locator("option:checked")
-    ).to_have_text("E-mail address (required)")
+    await expect(editor.get_by_label("Destination field 1").locator("option:checked")).to_have_text(
+        "E-mail address (required)"
+    )
     await expect(editor.get_by_label("Profile attribute 1")).to_have_value("EmailAddress")
     await editor.get_by_role("button", name="Add attribute").click()
     await editor.get_by_label("Profile attribute 2").fill("FirstNam")
@@ -182,7 +181,8 @@ async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_liv
     await expect(page.get_by_role("heading", name="Spring newsletter")).to_be_visible()
     await expect(page.get_by_text("No run yet.")).to_be_visible()
     saved = await console.gql(
-        "{ exports { edges { node { id settings fieldMapping { source target } lastRun { id } } } } }"
+        "{ exports { edges { node { id settings fieldMapping { source target } "
+        "lastRun { id } } } } }"
     )
     export = saved["exports"]["edges"][0]["node"]
     assert export["settings"] == {"listId": NEWSLETTER}
@@ -219,7 +219,7 @@ async def test_a_viewer_sees_everything_and_can_change_nothing(
     segment_id = await sample_data(console, profiles=3)
     connection_id = await connected_connection(console)
     await console.gql(
-        "mutation($c: ID!, $s: ID!) { createExport(input: {displayName: \"Weekly\", "
+        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
         f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
         '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
         "{ userErrors { message } } }",
@@ -240,7 +240,9 @@ async def test_a_viewer_sees_everything_and_can_change_nothing(
     await screenshot(page, "viewer-exports")
 
     await nav.get_by_role("link", name="Schedule").click()
-    await expect(page.get_by_text("Only administrators change the refresh schedule.")).to_be_visible()
+    await expect(
+        page.get_by_text("Only administrators change the refresh schedule.")
+    ).to_be_visible()
     await expect(page.get_by_label("The refresh schedule is on")).to_be_disabled()
     await expect(page.get_by_label("Frequency")).to_be_disabled()
     await expect(page.get_by_role("button", name="Save schedule")).to_have_count(0)
@@ -261,9 +263,7 @@ async def test_a_refused_token_brings_back_the_sign_in_with_the_reason(
     await signed_in(page, console, Role.ADMIN, "alice")
     # The session's token expires while the console is open: the next request says so.
     expired = console.token(Role.ADMIN, "alice", ttl=timedelta(seconds=-60))
-    await page.evaluate(
-        "token => sessionStorage.setItem('segport.console.token', token)", expired
-    )
+    await page.evaluate("token => sessionStorage.setItem('segport.console.token', token)", expired)
     await page.get_by_role("link", name="Segments").click()
     heading = page.get_by_role("heading", name="Sign in to segport")
     await expect(heading).to_be_visible()
@@ -310,7 +310,8 @@ async def test_an_admin_edits_the_refresh_schedule_and_sees_its_next_run_times(
     assert schedule["times"] == ["06:00", "18:30"]
     assert schedule["timeZone"] == "Europe/Paris"
     first = await upcoming.first.locator("time").get_attribute("datetime")
-    assert first is not None and first[:16] == schedule["nextRunAt"][:16]
+    assert first is not None
+    assert first[:16] == schedule["nextRunAt"][:16]
 
     # A zone that does not exist: the userError stands beside the time zone field.
     await form.get_by_label("Time zone").fill("Mars/Olympus")
@@ -326,7 +327,7 @@ async def test_every_screen_reads_at_360_px_without_sideways_scrolling(
     segment_id = await sample_data(console, profiles=3)
     connection_id = await connected_connection(console)
     created = await console.gql(
-        "mutation($c: ID!, $s: ID!) { createExport(input: {displayName: \"Weekly digest "
+        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly digest '
         f'for the spring campaign", connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, '
         'fieldMapping: [{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
         "{ export { id } userErrors { message } } }",
