@@ -250,7 +250,7 @@ export async function runScreen(ctx, runId) {
       h("a", { href: "#/exports" }, "Exports"), " / ",
       exportRef ? h("a", { href: `#/exports/${encodeURIComponent(exportRef.id)}/runs` }, exportRef.displayName) : "removed export",
       " /"),
-    h("h1", { id: "run-title", tabindex: "-1" }, "Run"),
+    h("h1", { id: "run-title", tabindex: "-1" }, exportRef ? `Run of ${exportRef.displayName}` : "Run"),
     h("div", { class: "card live" },
       status, live,
       h("div", { class: "bar" }, bar, percent),

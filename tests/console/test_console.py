@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
 from playwright.async_api import Page, expect
 
@@ -352,3 +353,65 @@ async def test_every_screen_reads_at_360_px_without_sideways_scrolling(
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{name} is {width} px wide at 360 px"
         await screenshot(page, f"narrow-{name}")
+
+
+async def test_a_run_s_rejected_records_are_listed_with_reasons_and_download_as_csv(
+    console: Console, new_page: NewPage
+) -> None:
+    segment_id = await sample_data(console, profiles=4)
+    await console.gql(
+        "mutation($p: [ProfileInput!]!) { upsertProfiles(input: {profiles: $p}) "
+        "{ upsertedCount } }",
+        {
+            "p": [
+                {
+                    "id": "bad1",
+                    "attributes": {"EmailAddress": "not-an-address"},
+                    "segmentIds": [segment_id],
+                },
+                {
+                    "id": "bad2",
+                    "attributes": {"EmailAddress": "two@@example.com"},
+                    "segmentIds": [segment_id],
+                },
+            ]
+        },
+    )
+    connection_id = await connected_connection(console)
+    created = await console.gql(
+        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
+        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
+        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
+        "{ export { id } userErrors { message } } }",
+        {"c": connection_id, "s": segment_id},
+    )
+    export_id = created["createExport"]["export"]["id"]
+    queued = await console.gql(
+        "mutation($id: ID!) { runExport(input: {exportId: $id}) { exportRun { id } } }",
+        {"id": export_id},
+    )
+    run_id = queued["runExport"]["exportRun"]["id"]
+
+    page = await new_page()
+    await signed_in(page, console, Role.VIEWER, "victor")
+    await page.goto(f"{console.url}#/runs/{run_id}")
+    await expect(page.locator(".run-status")).to_have_attribute(
+        "data-status", "SUCCEEDED", timeout=60_000
+    )
+    await expect(page.locator('[data-count="skippedInvalid"]')).to_have_text("2")
+    rows = page.get_by_role("table", name="Rejected records and field warnings").locator("tbody tr")
+    await expect(rows).to_have_count(2)
+    await expect(rows.filter(has_text="bad1")).to_be_visible()
+    await expect(page.get_by_role("button", name="Cancel run")).to_be_hidden()
+    await screenshot(page, "run-rejections")
+
+    async with page.expect_download() as download_info:
+        await page.get_by_role("button", name="Download CSV").click()
+    download = await download_info.value
+    text = Path(await download.path()).read_text()
+    lines = text.strip().splitlines()
+    assert lines[0] == '"profileId","field","code","message"'
+    assert len(lines) == 3
+    assert any(line.startswith('"bad1",') for line in lines)
+    # A value a spreadsheet would run as a formula is defused.
+    assert '"=cmd' not in text
