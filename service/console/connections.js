@@ -2,6 +2,7 @@
 // connection's actions (authorize, export user, rename, who may use it, remove).
 
 import {
+  append,
   badge,
   clearErrors,
   field,
@@ -69,7 +70,8 @@ export async function connectionsScreen(ctx) {
       ? connections.map((c) => connectionCard(ctx, c))
       : h("p", { class: "empty" }, "No connection yet."),
   );
-  view.append(
+  append(
+    view,
     title,
     h("p", { class: "lede" }, `${data.connections.totalCount} connection(s).`),
     messages,
@@ -248,7 +250,7 @@ function connectionCard(ctx, c) {
       messages.hidden = false;
     }
   };
-  actions.append(
+  const buttons = [
     button(c.status === "PENDING_AUTHORIZATION" ? "Connect" : "Re-authorize", async () => {
       try {
         await authorize(ctx, c.id, card);
@@ -268,7 +270,8 @@ function connectionCard(ctx, c) {
         )),
     button("Edit", () => panel.replaceChildren(editForm(ctx, c, panel))),
     button("Remove…", () => panel.replaceChildren(removeForm(ctx, c, panel))),
-  );
+  ];
+  actions.append(...buttons.filter(Boolean));
   return card;
 }
 

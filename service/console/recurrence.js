@@ -4,6 +4,24 @@
 
 import { field, h, select, when } from "./ui.js";
 
+/** An instant as the wall clock of `zone` shows it (the zone the schedule runs in). */
+function inZone(iso, zone) {
+  try {
+    const text = new Date(iso).toLocaleString(undefined, {
+      timeZone: zone,
+      weekday: "short",
+      year: "numeric",
+      month: "short",
+      day: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+    return `${text} (${zone})`;
+  } catch {
+    return when(iso);
+  }
+}
+
 const WEEKDAYS = [
   ["MONDAY", "Mon"],
   ["TUESDAY", "Tue"],
@@ -141,7 +159,7 @@ export function recurrenceEditor(api, initial, path, { disabled = false } = {}) 
       if (mine !== asked) return;
       upcomingNote.textContent = "";
       upcoming.replaceChildren(
-        ...data.upcomingRunTimes.map((t) => h("li", {}, h("time", { datetime: t }, when(t)))),
+        ...data.upcomingRunTimes.map((t) => h("li", {}, h("time", { datetime: t }, inZone(t, value().timeZone)))),
       );
     } catch (error) {
       if (mine !== asked) return;

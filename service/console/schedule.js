@@ -47,6 +47,9 @@ export async function scheduleScreen(ctx) {
         return;
       }
       const saved = answer.refreshSchedule;
+      state.textContent = saved.enabled
+        ? `On; next refresh ${when(saved.nextRunAt)}.`
+        : "Off: exports that follow it run only on demand.";
       messages.replaceChildren(notice(saved.enabled ? `Saved. Next refresh ${when(saved.nextRunAt)}.` : "Saved: the refresh schedule is off.", "success"));
     } catch (error) {
       showFormError(form, error.message);

@@ -13,14 +13,19 @@ export function h(tag, attrs = {}, ...children) {
     else if (name === "dataset") Object.assign(element.dataset, value);
     else element.setAttribute(name, value === true ? "" : String(value));
   }
-  append(element, children);
+  appendAll(element, children);
   return element;
 }
 
-function append(element, children) {
+/** Append children (skipping null, undefined and false; flattening arrays). */
+export function append(element, ...children) {
+  appendAll(element, children);
+}
+
+function appendAll(element, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
-    if (Array.isArray(child)) append(element, child);
+    if (Array.isArray(child)) appendAll(element, child);
     else element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
 }

@@ -86,6 +86,8 @@ async def test_an_admin_adds_a_connection_accepts_the_privacy_terms_and_returns_
 
     await card.get_by_role("button", name="Add yourself as export user").click()
     await expect(card.locator(".export-user")).to_have_text("alice")
+    await expect(card.get_by_role("button", name="Add yourself as export user")).to_have_count(0)
+    await expect(card).not_to_contain_text("null")
     await screenshot(page, "connections")
 
     listed = await console.gql(
@@ -143,6 +145,14 @@ async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_liv
     await connected_connection(console)
     page = await new_page()
     await signed_in(page, console, Role.CONTRIBUTOR, "carol")
+    # Contributors see the shared connection's name and type, and cannot add or change one.
+    await page.get_by_role("link", name="Connections").click()
+    shared = page.locator("article.connection", has_text="Marketing account")
+    await expect(shared).to_contain_text("ready")
+    await expect(shared.get_by_role("button")).to_have_count(0)
+    await expect(page.get_by_role("form", name="Add a connection")).to_have_count(0)
+    await expect(page.get_by_role("main")).not_to_contain_text("null")
+    await page.get_by_role("link", name="Exports").click()
     await page.get_by_role("link", name="New export").click()
     editor = page.get_by_role("form", name="New export")
     await editor.get_by_label("Display name").fill("Spring newsletter")
