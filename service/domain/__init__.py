@@ -7,6 +7,7 @@ layer may import it. :mod:`service.domain.model` holds the records,
 
 from service.domain.model import (
     ACTIVE_RUN_STATUSES,
+    DEFAULT_SYNC_MODE,
     RUN_ERROR_SAMPLE_SIZE,
     Connection,
     ConnectionStatus,
@@ -27,12 +28,14 @@ from service.domain.model import (
     RunError,
     ScheduleMode,
     Segment,
+    SyncMode,
     new_id,
     utcnow,
 )
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
+    "DEFAULT_SYNC_MODE",
     "RUN_ERROR_SAMPLE_SIZE",
     "Connection",
     "ConnectionStatus",
@@ -53,6 +56,7 @@ __all__ = [
     "RunError",
     "ScheduleMode",
     "Segment",
+    "SyncMode",
     "new_id",
     "utcnow",
 ]
