@@ -74,11 +74,13 @@ class Page(Generic[T]):
 
 # -- the export ledger -------------------------------------------------------
 #
-# Per export, per record the destination took: the record's de-duplication key, a 64-bit
-# fingerprint of the record as sent, its outcome and the run (an ordinal per export) that
-# wrote it. Nothing else: a million entries are tens of MB, not hundreds. Entries change
-# only through RunProgress.ledger, in the same write as the checkpoint that records what
-# the destination acknowledged, so a resumed run sees exactly what was confirmed.
+# Per export, per record the destination took: its de-duplication key (as a keyed 64-bit
+# hash, ``key_id``, and sealed: encrypted, so that no e-mail address is readable outside
+# the profiles), a 64-bit fingerprint of the record as sent, its outcome and the run (an
+# ordinal per export) that wrote it. Nothing else: a million entries are tens of MB, not
+# hundreds. Entries change only through RunProgress.ledger, in the same write as the
+# checkpoint that records what the destination acknowledged, so a resumed run sees
+# exactly what was confirmed.
 
 
 class LedgerOutcome(IntEnum):
@@ -91,7 +93,10 @@ class LedgerOutcome(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    key: str
+    key_id: int
+    """Signed 64-bit keyed hash of the de-duplication key (service.access.ledger_seal)."""
+    sealed: bytes
+    """The de-duplication key, encrypted (what a removal needs to name the contact)."""
     fingerprint: int
     """Signed 64-bit; 0 means unknown (the record is sent again whatever it holds)."""
     outcome: LedgerOutcome
@@ -114,12 +119,13 @@ class LedgerChanges:
 
     export_id: str
     run_no: int
-    sent: list[tuple[str, int]] = field(default_factory=list)
-    """(key, fingerprint) of records the destination took: upserted as SENT by ``run_no``."""
-    removed: list[str] = field(default_factory=list)
-    """Keys now off the list: their entries are deleted."""
-    removal_failed: list[str] = field(default_factory=list)
-    """Keys whose removal failed: marked REMOVAL_FAILED by ``run_no``."""
+    sent: list[tuple[int, bytes, int]] = field(default_factory=list)
+    """(key id, sealed key, fingerprint) of records the destination took: upserted as SENT
+    by ``run_no``."""
+    removed: list[int] = field(default_factory=list)
+    """Key ids now off the list: their entries are deleted."""
+    removal_failed: list[int] = field(default_factory=list)
+    """Key ids whose removal failed: marked REMOVAL_FAILED by ``run_no``."""
     forget_run: bool = False
     """The destination failed to process something ``run_no`` sent: the fingerprints of that
     run's entries become 0 (unknown), so the next run sends them again."""
@@ -305,14 +311,16 @@ class Store(Protocol):
         give the run the next ordinal, or its own again when it resumes (then ``reset``
         is ignored: the run started on this ledger already)."""
 
-    async def ledger_entries(self, export_id: str, keys: Sequence[str]) -> dict[str, LedgerEntry]:
-        """The entries of ``keys`` that exist, by key (one query)."""
+    async def ledger_entries(
+        self, export_id: str, key_ids: Sequence[int]
+    ) -> dict[int, LedgerEntry]:
+        """The entries of ``key_ids`` that exist, by key id (one query per few hundred)."""
 
     def iter_ledger(
-        self, export_id: str, *, after_key: str | None = None, batch_size: int = 1000
+        self, export_id: str, *, after_key_id: int | None = None, batch_size: int = 1000
     ) -> AsyncIterator[list[LedgerEntry]]:
-        """Every entry in key order, in batches (each one indexed range query), after
-        ``after_key`` when given."""
+        """Every entry in key-id order, in batches (each one indexed range query), after
+        ``after_key_id`` when given."""
 
     async def count_ledger(self, export_id: str) -> int: ...
 

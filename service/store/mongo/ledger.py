@@ -15,6 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from bson import Binary
 from pymongo import ASCENDING, DeleteOne, UpdateMany, UpdateOne
 
 from service.store.base import (
@@ -36,7 +37,7 @@ def journal(changes: LedgerChanges) -> Doc:
         "token": secrets.token_hex(8),
         "export_id": changes.export_id,
         "run_no": changes.run_no,
-        "sent": [[key, fp] for key, fp in changes.sent],
+        "sent": [[key_id, sealed, fp] for key_id, sealed, fp in changes.sent],
         "removed": list(changes.removed),
         "removal_failed": list(changes.removal_failed),
         "forget_run": changes.forget_run,
@@ -61,22 +62,23 @@ class MongoLedger:
         entries = self._db["ledger_entries"]
         if entry.get("forget_run"):
             await entries.update_many({"e": export_id, "r": run_no}, {"$set": {"f": 0}})
+        sent = LedgerOutcome.SENT.value
         ops: list[Any] = [
             UpdateOne(
-                {"e": export_id, "k": key},
-                {"$set": {"f": int(fp), "o": LedgerOutcome.SENT.value, "r": run_no}},
+                {"e": export_id, "k": int(key_id)},
+                {"$set": {"s": Binary(bytes(sealed)), "f": int(fp), "o": sent, "r": run_no}},
                 upsert=True,
             )
-            for key, fp in entry.get("sent", [])
+            for key_id, sealed, fp in entry.get("sent", [])
         ]
         ops += [
             UpdateMany(
-                {"e": export_id, "k": key},
+                {"e": export_id, "k": int(key)},
                 {"$set": {"o": LedgerOutcome.REMOVAL_FAILED.value, "r": run_no}},
             )
             for key in entry.get("removal_failed", [])
         ]
-        ops += [DeleteOne({"e": export_id, "k": key}) for key in entry.get("removed", [])]
+        ops += [DeleteOne({"e": export_id, "k": int(k)}) for k in entry.get("removed", [])]
         if ops:
             await entries.bulk_write(ops, ordered=True)
         await self._db["runs"].update_one(
@@ -113,25 +115,27 @@ class MongoLedger:
         )
         return LedgerState(dict(basis), run_id, run_no)
 
-    async def ledger_entries(self, export_id: str, keys: Sequence[str]) -> dict[str, LedgerEntry]:
-        if not keys:
+    async def ledger_entries(
+        self, export_id: str, key_ids: Sequence[int]
+    ) -> dict[int, LedgerEntry]:
+        if not key_ids:
             return {}
         cursor = self._db["ledger_entries"].find(
-            {"e": export_id, "k": {"$in": list(keys)}}, {"_id": 0, "k": 1, "f": 1, "o": 1, "r": 1}
+            {"e": export_id, "k": {"$in": [int(k) for k in key_ids]}}, _FIELDS
         )
-        return {doc["k"]: _entry(doc) async for doc in cursor}
+        return {int(doc["k"]): _entry(doc) async for doc in cursor}
 
     async def iter_ledger(
-        self, export_id: str, *, after_key: str | None = None, batch_size: int = 1000
+        self, export_id: str, *, after_key_id: int | None = None, batch_size: int = 1000
     ) -> AsyncIterator[list[LedgerEntry]]:
-        after = after_key
+        after = after_key_id
         while True:
             query: Doc = {"e": export_id}
             if after is not None:
                 query["k"] = {"$gt": after}
             docs = (
                 await self._db["ledger_entries"]
-                .find(query, {"_id": 0, "k": 1, "f": 1, "o": 1, "r": 1})
+                .find(query, _FIELDS)
                 .sort("k", ASCENDING)
                 .limit(batch_size)
                 .to_list()
@@ -151,8 +155,12 @@ class MongoLedger:
         await self._db["ledgers"].delete_one({"_id": export_id})
 
 
+_FIELDS = {"_id": 0, "k": 1, "s": 1, "f": 1, "o": 1, "r": 1}
+
+
 def _entry(doc: Mapping[str, Any]) -> LedgerEntry:
-    return LedgerEntry(str(doc["k"]), int(doc["f"]), LedgerOutcome(int(doc["o"])), int(doc["r"]))
+    outcome = LedgerOutcome(int(doc["o"]))
+    return LedgerEntry(int(doc["k"]), bytes(doc["s"]), int(doc["f"]), outcome, int(doc["r"]))
 
 
 def _state(doc: Mapping[str, Any]) -> LedgerState:

@@ -73,44 +73,49 @@ class SQLiteLedger:
 
         return await self._db.write(start)
 
-    async def ledger_entries(self, export_id: str, keys: Sequence[str]) -> dict[str, LedgerEntry]:
-        if not keys:
+    async def ledger_entries(
+        self, export_id: str, key_ids: Sequence[int]
+    ) -> dict[int, LedgerEntry]:
+        if not key_ids:
             return {}
 
-        def lookup(conn: sqlite3.Connection) -> dict[str, LedgerEntry]:
+        def lookup(conn: sqlite3.Connection) -> dict[int, LedgerEntry]:
             number = _number(conn, export_id)
-            found: dict[str, LedgerEntry] = {}
+            found: dict[int, LedgerEntry] = {}
             if number is None:
                 return found
-            for start in range(0, len(keys), LOOKUP_CHUNK):
-                chunk = list(keys[start : start + LOOKUP_CHUNK])
+            for start in range(0, len(key_ids), LOOKUP_CHUNK):
+                chunk = list(key_ids[start : start + LOOKUP_CHUNK])
                 rows = conn.execute(
-                    "SELECT key, fingerprint, outcome, run_no FROM ledger_entries "
-                    f"WHERE ledger_no = ? AND key IN ({marks(len(chunk))})",
+                    f"SELECT {_COLUMNS} FROM ledger_entries "
+                    f"WHERE ledger_no = ? AND key_id IN ({marks(len(chunk))})",
                     (number, *chunk),
                 )
-                for key, fingerprint, outcome, run_no in rows:
-                    found[key] = LedgerEntry(key, fingerprint, LedgerOutcome(outcome), run_no)
+                for row in rows:
+                    entry = _entry(row)
+                    found[entry.key_id] = entry
             return found
 
         return await self._db.read(lookup)
 
     async def iter_ledger(
-        self, export_id: str, *, after_key: str | None = None, batch_size: int = 1000
+        self, export_id: str, *, after_key_id: int | None = None, batch_size: int = 1000
     ) -> AsyncIterator[list[LedgerEntry]]:
         number = await self._db.read(lambda conn: _number(conn, export_id))
         if number is None:
             return
-        after = after_key
+        after = after_key_id
         while True:
 
-            def page(conn: sqlite3.Connection, after: str | None = after) -> list[LedgerEntry]:
+            def page(conn: sqlite3.Connection, after: int | None = after) -> list[LedgerEntry]:
+                # The first page starts at the smallest signed 64-bit value, included.
+                since = "key_id >= ?" if after is None else "key_id > ?"
                 rows = conn.execute(
-                    "SELECT key, fingerprint, outcome, run_no FROM ledger_entries "
-                    "WHERE ledger_no = ? AND key > ? ORDER BY key LIMIT ?",
-                    (number, "" if after is None else after, batch_size),
+                    f"SELECT {_COLUMNS} FROM ledger_entries "
+                    f"WHERE ledger_no = ? AND {since} ORDER BY key_id LIMIT ?",
+                    (number, -(2**63) if after is None else after, batch_size),
                 )
-                return [LedgerEntry(k, f, LedgerOutcome(o), r) for k, f, o, r in rows]
+                return [_entry(row) for row in rows]
 
             entries = await self._db.read(page)
             if not entries:
@@ -118,7 +123,7 @@ class SQLiteLedger:
             yield entries
             if len(entries) < batch_size:
                 return
-            after = entries[-1].key
+            after = entries[-1].key_id
 
     async def count_ledger(self, export_id: str) -> int:
         def count(conn: sqlite3.Connection) -> int:
@@ -142,19 +147,21 @@ def apply_ledger_changes(conn: sqlite3.Connection, changes: LedgerChanges) -> No
             "UPDATE ledger_entries SET fingerprint = 0 WHERE ledger_no = ? AND run_no = ?",
             (number, run_no),
         )
+    sent = LedgerOutcome.SENT.value
     conn.executemany(
-        "INSERT INTO ledger_entries (ledger_no, key, fingerprint, outcome, run_no) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ledger_no, key) DO UPDATE SET "
-        "fingerprint = excluded.fingerprint, outcome = excluded.outcome, run_no = excluded.run_no",
-        [(number, key, fp, LedgerOutcome.SENT.value, run_no) for key, fp in changes.sent],
+        "INSERT INTO ledger_entries (ledger_no, key_id, sealed, fingerprint, outcome, run_no) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ledger_no, key_id) DO UPDATE SET "
+        "sealed = excluded.sealed, fingerprint = excluded.fingerprint, "
+        "outcome = excluded.outcome, run_no = excluded.run_no",
+        [(number, key_id, sealed, fp, sent, run_no) for key_id, sealed, fp in changes.sent],
     )
     conn.executemany(
-        "UPDATE ledger_entries SET outcome = ?, run_no = ? WHERE ledger_no = ? AND key = ?",
+        "UPDATE ledger_entries SET outcome = ?, run_no = ? WHERE ledger_no = ? AND key_id = ?",
         [(LedgerOutcome.REMOVAL_FAILED.value, run_no, number, k) for k in changes.removal_failed],
     )
     conn.executemany(
-        "DELETE FROM ledger_entries WHERE ledger_no = ? AND key = ?",
-        [(number, key) for key in changes.removed],
+        "DELETE FROM ledger_entries WHERE ledger_no = ? AND key_id = ?",
+        [(number, key_id) for key_id in changes.removed],
     )
 
 
@@ -163,6 +170,14 @@ def delete_ledger(conn: sqlite3.Connection, export_id: str) -> None:
     if number is not None:
         conn.execute("DELETE FROM ledger_entries WHERE ledger_no = ?", (number,))
         conn.execute("DELETE FROM ledgers WHERE export_id = ?", (export_id,))
+
+
+_COLUMNS = "key_id, sealed, fingerprint, outcome, run_no"
+
+
+def _entry(row: Sequence[Any]) -> LedgerEntry:
+    key_id, sealed, fingerprint, outcome, run_no = row
+    return LedgerEntry(key_id, bytes(sealed), fingerprint, LedgerOutcome(outcome), run_no)
 
 
 def _number(conn: sqlite3.Connection, export_id: str) -> int | None:

@@ -119,11 +119,12 @@ CREATE TABLE IF NOT EXISTS ledgers (
 );
 CREATE TABLE IF NOT EXISTS ledger_entries (
     ledger_no INTEGER NOT NULL,
-    key TEXT NOT NULL,
+    key_id INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
     fingerprint INTEGER NOT NULL,
     outcome INTEGER NOT NULL,
     run_no INTEGER NOT NULL,
-    PRIMARY KEY (ledger_no, key)
+    PRIMARY KEY (ledger_no, key_id)
 ) WITHOUT ROWID;
 """
 
