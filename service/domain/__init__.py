@@ -32,10 +32,12 @@ from service.domain.model import (
     new_id,
     utcnow,
 )
+from service.domain.preview import PREVIEW_SAMPLE_SIZE, PreviewedContact, SyncPreview
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
     "DEFAULT_SYNC_MODE",
+    "PREVIEW_SAMPLE_SIZE",
     "RUN_ERROR_SAMPLE_SIZE",
     "Connection",
     "ConnectionStatus",
@@ -48,6 +50,7 @@ __all__ = [
     "FieldMapping",
     "Frequency",
     "OAuthState",
+    "PreviewedContact",
     "Profile",
     "Recurrence",
     "RefreshSchedule",
@@ -57,6 +60,7 @@ __all__ = [
     "ScheduleMode",
     "Segment",
     "SyncMode",
+    "SyncPreview",
     "new_id",
     "utcnow",
 ]

@@ -113,6 +113,8 @@ class SyncPlan:
     """MIRROR: after sending, take leavers off the list."""
     note: str | None = None
     """Why every record is sent although the mode sends changes (the ledger was reset)."""
+    pending_reset: LedgerReset = LedgerReset.KEEP
+    """A preview's view of a reset the next run would make (a run has made it already)."""
 
     async def classify(self, mapper: RecordMapper, profiles: Sequence[Profile]) -> Classified:
         """Map ``profiles`` (taking their keys for de-duplication) and decide each one."""
@@ -130,13 +132,18 @@ class SyncPlan:
                 assert key is not None  # set by map() for every record it returns
                 keyed.append((index, key, key_id(key), fingerprint(out.encoded)))
         ids = [identifier for _, _, identifier, _ in keyed]
-        known = await self.store.ledger_entries(self.export.id, ids)
+        if self.pending_reset is LedgerReset.CLEAR:
+            known = {}
+        else:
+            known = await self.store.ledger_entries(self.export.id, ids)
         classified = Classified(outcomes)
         for index, key, identifier, value in keyed:
             entry = known.get(identifier)
             record = outcomes[index]
             assert isinstance(record, EncodedRecord)
-            if self.skip_unchanged and entry is not None and entry.fingerprint == value:
+            forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
+            unchanged = entry is not None and entry.fingerprint == value and not forgotten
+            if self.skip_unchanged and unchanged:
                 outcomes[index] = Unchanged(record.profile_id)
                 continue
             if entry is None:
