@@ -29,6 +29,7 @@ from service.api import (
     connections,
     exports,
     pickers,
+    preview,
     root,
     run_history,
     runs,
@@ -53,6 +54,7 @@ AREAS: tuple[ModuleType, ...] = (
     pickers,
     run_history,
     runs,
+    preview,
     schedule,
 )
 

@@ -64,6 +64,12 @@ class SeenKeys:
         self._db.execute("BEGIN")  # never committed: the table dies with the run
         self._count = 0
 
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        found = self._db.execute(_FIND_KEY, (hash(key), hash(key + "\x1f"))).fetchone()
+        return found is not None
+
     def add_if_new(self, key: str) -> bool:
         """Remember ``key``; False when it was already there."""
         added = self._db.execute(_INSERT_KEY, (hash(key), hash(key + "\x1f"))).rowcount == 1
@@ -78,6 +84,7 @@ class SeenKeys:
 
 
 _INSERT_KEY = "INSERT OR IGNORE INTO seen (high, low) VALUES (?, ?)"
+_FIND_KEY = "SELECT 1 FROM seen WHERE high = ? AND low = ?"
 
 
 class RecordMapper:
@@ -99,6 +106,13 @@ class RecordMapper:
         # A record must fit in a request on its own: envelope + record < the byte limit.
         self._max_record_bytes = destination.limits.batch_max_bytes - envelope_size - 1
         self._seen = SeenKeys()
+        self.last_key: str | None = None
+        """The de-duplication key of the last record :meth:`map` returned."""
+
+    @property
+    def seen(self) -> SeenKeys:
+        """The keys of every record taken so far (sent, or unchanged)."""
+        return self._seen
 
     def __enter__(self) -> RecordMapper:
         return self
@@ -148,6 +162,7 @@ class RecordMapper:
                 "destination key (e.g. the same e-mail address)",
                 profile_id=profile.id,
             )
+        self.last_key = key
         # orjson's output keeps its ~4 KB working buffer; a right-sized copy keeps a
         # full batch (40,000 records for Constant Contact) at a few MB instead of 160.
         return EncodedRecord(profile_id=profile.id, encoded=memoryview(encoded).tobytes())

@@ -31,11 +31,10 @@ from service.runs.committer import BatchWork, Committer
 from service.runs.context import RunSettings
 from service.runs.errors import RunCancelled, RunFailed, RunStopped
 from service.runs.mapping import RecordMapper
+from service.runs.removals import remove_leavers
 from service.runs.state import RunState
+from service.runs.sync import SyncPlan, Unchanged
 from service.store.base import Store
-
-YIELD_EVERY = 256
-"""Profiles mapped between two yields to the event loop (a few milliseconds of work)."""
 
 
 async def stream_run(
@@ -46,9 +45,11 @@ async def stream_run(
     destination: Destination,
     session: DestinationSession,
     stopping: asyncio.Event,
+    plan: SyncPlan,
 ) -> None:
-    """Send the export's profiles after the checkpoint through ``session``, committing as
-    batches are acknowledged; returns when every batch is committed and confirmed.
+    """Send the export's profiles after the checkpoint through ``session`` (those the
+    ``plan`` does not skip as unchanged), committing as batches are acknowledged; then,
+    for a mirror, remove the leavers. Returns when every batch is committed and confirmed.
 
     Raises :class:`~service.runs.errors.RunStopped` once ``stopping`` is set and the
     batches under way are committed."""
@@ -58,7 +59,10 @@ async def stream_run(
         if state.last_profile_id is not None:
             await _replay(store, settings, export, mapper, state.last_profile_id)
         batcher = ContactBatcher(limits, envelope)
-        await _pipe(store, settings, state, export, mapper, batcher, session, stopping)
+        await _pipe(store, settings, state, export, mapper, batcher, session, stopping, plan)
+        if plan.removes:
+            batch = limits.removal_batch_max_records
+            await remove_leavers(state, plan, mapper.seen, session, batch, stopping)
 
 
 async def _pipe(
@@ -70,12 +74,13 @@ async def _pipe(
     batcher: ContactBatcher,
     session: DestinationSession,
     stopping: asyncio.Event,
+    plan: SyncPlan,
 ) -> None:
     limits = mapper.destination.limits
     profiles_q: asyncio.Queue[list[Profile] | None] = asyncio.Queue(settings.run_queue_size)
     work_q: asyncio.Queue[BatchWork | None] = asyncio.Queue(1)
     uploaders = max(1, limits.max_concurrent_uploads)
-    committer = Committer(state, session, window=2 * uploaders)
+    committer = Committer(state, session, window=2 * uploaders, plan=plan)
 
     async def read() -> None:
         async for profiles in _members(store, settings, export, state.last_profile_id):
@@ -83,7 +88,7 @@ async def _pipe(
         await profiles_q.put(None)
 
     async def assemble() -> None:
-        await _assemble(profiles_q, work_q, mapper, batcher, state)
+        await _assemble(profiles_q, work_q, mapper, batcher, state, plan)
         for _ in range(uploaders):
             await work_q.put(None)
 
@@ -194,6 +199,7 @@ async def _assemble(
     mapper: RecordMapper,
     batcher: ContactBatcher,
     state: RunState,
+    plan: SyncPlan,
 ) -> None:
     """Map each profile and cut batches; each emitted work covers a contiguous stretch."""
     seq = 0
@@ -208,17 +214,18 @@ async def _assemble(
         work = BatchWork(seq=seq, batch=None, last_profile_id=work.last_profile_id)
 
     while (profiles := await profiles_q.get()) is not None:
-        for index, profile in enumerate(profiles):
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
-                # Mapping is CPU work on the event loop; let requests already admitted by
-                # the rate limiter go out now, not after the whole read batch (the
-                # destination counts them on arrival).
-                await asyncio.sleep(0)
-            out = mapper.map(profile)
-            if isinstance(out, EncodedRecord):
+        # Maps the batch (yielding to the event loop as it goes) and asks the ledger once.
+        classified = await plan.classify(mapper, profiles)
+        for profile, out in zip(profiles, classified.outcomes, strict=True):
+            if isinstance(out, Unchanged):
+                work.unchanged += 1
+            elif isinstance(out, EncodedRecord):
+                key_id, sealed, value = classified.entries[out.profile_id]
                 closed = batcher.add(out)
                 if closed is not None:
                     await emit(closed)
+                # After emit: the record belongs to the batch still being filled.
+                work.entries.append((out.profile_id, key_id, sealed, value))
                 work.sent += 1
             elif out.code == "DUPLICATE":
                 work.duplicate += 1

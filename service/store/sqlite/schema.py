@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS exports (
     schedule_mode TEXT NOT NULL,
     created_by TEXT,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    sync_mode TEXT NOT NULL DEFAULT 'SEND_ALL'
 );
 CREATE INDEX IF NOT EXISTS exports_by_connection ON exports (connection_id, id);
 CREATE TABLE IF NOT EXISTS runs (
@@ -107,9 +108,35 @@ CREATE TABLE IF NOT EXISTS key_values (
 );
 CREATE INDEX IF NOT EXISTS key_values_by_expiry ON key_values (expires_at)
     WHERE expires_at IS NOT NULL;
+-- One ledger per export; its entries are keyed by a small number rather than the
+-- export's 26-character id, which would otherwise be repeated in every entry.
+CREATE TABLE IF NOT EXISTS ledgers (
+    export_id TEXT PRIMARY KEY,
+    ledger_no INTEGER NOT NULL UNIQUE,
+    basis TEXT NOT NULL,
+    run_id TEXT,
+    run_no INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_entries (
+    ledger_no INTEGER NOT NULL,
+    key_id INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    outcome INTEGER NOT NULL,
+    run_no INTEGER NOT NULL,
+    PRIMARY KEY (ledger_no, key_id)
+) WITHOUT ROWID;
 """
+
+ADDED_COLUMNS = (("exports", "sync_mode", "TEXT NOT NULL DEFAULT 'SEND_ALL'"),)
+"""Columns added after a table was first released: added to older files on open (their
+rows take the default, which keeps what they did before)."""
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
     """Make whatever tables and indexes the file lacks."""
     conn.executescript(SCHEMA)
+    for table, column, declaration in ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
