@@ -23,7 +23,7 @@ query ConsoleExports($search: String) {
   exports(first: 100, search: $search) {
     totalCount
     edges { node {
-      id displayName attached canEdit nextRunAt
+      id displayName attached canEdit nextRunAt syncMode
       connection { id displayName }
       destinationType { key displayName }
       schedule { mode recurrence { frequency weekdays times timeZone } }
@@ -36,7 +36,7 @@ query ConsoleExports($search: String) {
 const EXPORT = `
 query ConsoleExport($id: ID!) {
   node(id: $id) { ... on Export {
-    id displayName settings canEdit attached
+    id displayName settings canEdit attached syncMode
     connection { id displayName }
     destinationType { key }
     fieldMapping { source target }
@@ -70,6 +70,16 @@ export const SCHEDULE_MODES = [
   ["OFF", "Off (run on demand only)"],
 ];
 
+export const SYNC_MODES = [
+  ["SEND_CHANGES", "Send changes: only records new or changed since the destination confirmed them"],
+  ["SEND_ALL", "Send all: every record, every run"],
+  ["MIRROR", "Mirror: send changes, and take off the list who left the segments"],
+];
+
+export function syncModeText(mode) {
+  return { SEND_ALL: "Send all", SEND_CHANGES: "Send changes", MIRROR: "Mirror" }[mode] || mode;
+}
+
 export function scheduleText(schedule) {
   if (schedule.mode === "OFF") return "Off";
   if (schedule.mode === "REFRESH_SCHEDULE") return "System refresh";
@@ -89,12 +99,13 @@ export async function exportsScreen(ctx) {
       h("p", { class: "lede" }, `${data.exports.totalCount} export(s).`),
       table(
         "Exports",
-        ["Name", "Connection", "Segments", "Schedule", "Last run", "Next run", "Actions"],
+        ["Name", "Connection", "Segments", "Schedule", "Sync mode", "Last run", "Next run", "Actions"],
         exports.map((x) => [
           h("a", { href: `#/exports/${encodeURIComponent(x.id)}/runs`, class: "export-name" }, x.displayName),
           x.connection ? x.connection.displayName : x.attached ? "attached (hidden from your role)" : h("em", {}, "detached"),
           x.segments.map((s) => s.name).join(", "),
           scheduleText(x.schedule),
+          syncModeText(x.syncMode),
           x.lastRun
             ? h("a", { href: `#/runs/${encodeURIComponent(x.lastRun.id)}` }, badge(x.lastRun.status), " ", when(x.lastRun.finishedAt || x.lastRun.queuedAt))
             : "never",
@@ -391,6 +402,7 @@ export async function exportEditor(ctx, id) {
     return { box, label: h("label", { class: "check", for: box.id }, box, ` ${s.name} (${s.memberCount} profiles)`) };
   });
 
+  const syncMode = select(SYNC_MODES, existing ? existing.syncMode : "SEND_CHANGES", { name: "syncMode" });
   const mode = select(SCHEDULE_MODES, existing ? existing.schedule.mode : "REFRESH_SCHEDULE", { name: "scheduleMode" });
   const recurrence = recurrenceEditor(ctx.api, existing ? existing.schedule.recurrence : null, ["schedule", "recurrence"]);
   const showRecurrence = () => (recurrence.element.hidden = mode.value !== "OWN");
@@ -424,6 +436,10 @@ export async function exportEditor(ctx, id) {
       segmentBoxes.length ? segmentBoxes.map((s) => s.label) : h("p", { class: "empty" }, "No segment yet."),
       h("p", { class: "field-error", role: "alert", hidden: true }),
     ),
+    field("Sync mode", syncMode, {
+      hint: "What each run sends. A mirror also removes contacts from the list (never from the account).",
+      path: ["syncMode"],
+    }).wrapper,
     h(
       "fieldset",
       { class: "schedule" },
@@ -449,6 +465,7 @@ export async function exportEditor(ctx, id) {
       fieldMapping: mappingRows.filter((r) => r.source || r.target).map((r) => ({ source: r.source, target: r.target })),
       segmentIds: segmentBoxes.filter((s) => s.box.checked).map((s) => s.box.value),
       schedule,
+      syncMode: syncMode.value,
     };
     try {
       let answer;

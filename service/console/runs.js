@@ -1,7 +1,7 @@
 // Runs: an export's history, and one run live (the exportRun subscription): progress,
 // phase, counts, cancel; then its rejected records and field warnings, as a CSV too.
 
-import { scheduleText } from "./exports.js";
+import { scheduleText, syncModeText } from "./exports.js";
 import { badge, h, notice, table, when } from "./ui.js";
 
 const USER_ERRORS = "userErrors { field message code }";
@@ -15,6 +15,9 @@ const COUNT_NAMES = [
   ["skippedInvalid", "Skipped: invalid"],
   ["skippedDuplicate", "Skipped: duplicate"],
   ["cannotAddToList", "Could not be added to the list"],
+  ["skippedUnchanged", "Not sent: unchanged"],
+  ["removedFromList", "Removed from the list"],
+  ["removalsFailed", "Removals refused"],
 ];
 const COUNTS = `counts { ${COUNT_NAMES.map(([name]) => name).join(" ")} }`;
 const RUN_FIELDS = `id status trigger requestedBy queuedAt startedAt finishedAt progress message cancelRequested ${COUNTS}`;
@@ -28,7 +31,7 @@ const TRIGGERS = {
 const HISTORY = `
 query ExportHistory($id: ID!) {
   node(id: $id) { ... on Export {
-    id displayName canEdit attached nextRunAt
+    id displayName canEdit attached nextRunAt syncMode
     connection { displayName }
     schedule { mode recurrence { frequency weekdays times timeZone } }
     runs(first: 50) { totalCount edges { node { ${RUN_FIELDS} } } }
@@ -65,7 +68,7 @@ export async function runsScreen(ctx, exportId) {
       h("h2", {}, `Run history (${total})`),
       table(
         `Runs of ${x.displayName}`,
-        ["Queued", "Trigger", "Status", "Duration", "Sent", "Accepted", "Rejected", "Skipped", ""],
+        ["Queued", "Trigger", "Status", "Duration", "Sent", "Accepted", "Rejected", "Skipped", "Unchanged", ""],
         runs.map((r) => [
           when(r.queuedAt),
           TRIGGERS[r.trigger] || r.trigger,
@@ -75,6 +78,7 @@ export async function runsScreen(ctx, exportId) {
           String(r.counts.acceptedByDestination),
           String(r.counts.rejectedByDestination),
           String(r.counts.skippedInvalid + r.counts.skippedDuplicate),
+          String(r.counts.skippedUnchanged),
           h("a", { href: `#/runs/${encodeURIComponent(r.id)}` }, "Details"),
         ]),
         "No run yet.",
@@ -101,13 +105,17 @@ export async function runsScreen(ctx, exportId) {
   ctx.onLeave(stop);
 
   const actions = h("div", { class: "actions" });
+  const preview = h("section", { class: "preview", "aria-labelledby": "preview-title" });
   if (x.canEdit) {
     const run = h("button", { type: "button", class: "primary" }, "Run now");
+    const fullResync = h("input", { type: "checkbox", id: "full-resync" });
+    const previewButton = h("button", { type: "button" }, "Preview");
+    previewButton.addEventListener("click", () => showPreview(ctx, exportId, preview));
     run.addEventListener("click", async () => {
       try {
         const answer = (await ctx.api.request(
           `mutation RunNow($input: RunExportInput!) { runExport(input: $input) { exportRun { id } ${USER_ERRORS} } }`,
-          { input: { exportId } },
+          { input: { exportId, fullResync: fullResync.checked } },
         )).runExport;
         if (answer.userErrors.length) {
           messages.replaceChildren(...answer.userErrors.map((e) => notice(e.message, "error")));
@@ -118,7 +126,15 @@ export async function runsScreen(ctx, exportId) {
         messages.replaceChildren(notice(error.message, "error"));
       }
     });
-    actions.append(run, h("a", { class: "button", href: `#/exports/${encodeURIComponent(exportId)}/edit` }, "Edit"));
+    actions.append(
+      previewButton,
+      run,
+      h("label", { class: "check", for: "full-resync" }, fullResync, " Send everything (full resync)"),
+      h("a", { class: "button", href: `#/exports/${encodeURIComponent(exportId)}/edit` }, "Edit"),
+    );
+    if (!x.runs.totalCount) {
+      preview.append(h("p", { class: "hint" }, "Not run yet: preview what its first run would send."));
+    }
   }
   return h(
     "section",
@@ -128,10 +144,66 @@ export async function runsScreen(ctx, exportId) {
     h("dl", { class: "facts" },
       h("dt", {}, "Connection"), h("dd", {}, x.connection ? x.connection.displayName : x.attached ? "attached (hidden from your role)" : "detached"),
       h("dt", {}, "Schedule"), h("dd", {}, scheduleText(x.schedule)),
+      h("dt", {}, "Sync mode"), h("dd", {}, syncModeText(x.syncMode)),
       h("dt", {}, "Next run"), h("dd", {}, when(x.nextRunAt))),
     actions,
     messages,
+    preview,
     history,
+  );
+}
+
+const PREVIEW = `
+mutation Preview($input: PreviewExportInput!) {
+  previewExport(input: $input) {
+    preview {
+      toAdd toUpdate unchanged toRemove skippedInvalid skippedDuplicate fieldWarnings note
+      sample { profileId contact }
+    }
+    ${USER_ERRORS}
+  }
+}`;
+
+const PREVIEW_COUNTS = [
+  ["toAdd", "To add"],
+  ["toUpdate", "To update"],
+  ["unchanged", "Unchanged (not sent)"],
+  ["toRemove", "To remove from the list"],
+  ["skippedInvalid", "Would be skipped: invalid"],
+  ["skippedDuplicate", "Would be skipped: duplicate"],
+  ["fieldWarnings", "Field warnings"],
+];
+
+/** What a run would do now (previewExport sends nothing), shown in `box`. */
+async function showPreview(ctx, exportId, box) {
+  box.replaceChildren(h("p", { class: "loading", role: "status" }, "Reading what a run would send…"));
+  let answer;
+  try {
+    answer = (await ctx.api.request(PREVIEW, { input: { exportId } })).previewExport;
+  } catch (error) {
+    box.replaceChildren(notice(error.message, "error"));
+    return;
+  }
+  if (answer.userErrors.length) {
+    box.replaceChildren(...answer.userErrors.map((e) => notice(e.message, "error")));
+    return;
+  }
+  const p = answer.preview;
+  const contactText = (contact) => Object.entries(contact).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+  box.replaceChildren(
+    h("div", { class: "card" },
+      h("h2", { id: "preview-title" }, "Preview: what a run would do now"),
+      h("p", { class: "hint" }, "Nothing was sent."),
+      p.note ? notice(p.note, "warning") : null,
+      h("dl", { class: "counts" },
+        PREVIEW_COUNTS.map(([name, label]) =>
+          h("div", { class: "count" }, h("dt", {}, label), h("dd", { dataset: { preview: name } }, String(p[name]))))),
+      table(
+        "First records a run would send",
+        ["Profile", "Record as sent"],
+        p.sample.map((s) => [s.profileId, h("code", {}, contactText(s.contact))]),
+        "A run would send no record.",
+      )),
   );
 }
 

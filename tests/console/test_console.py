@@ -28,7 +28,8 @@ NewPage = Callable[..., Awaitable[Page]]
 RUN_COUNTS = """
 query($id: ID!) { node(id: $id) { ... on ExportRun { status counts {
   profilesTotal profilesRead contactsSent acceptedByDestination rejectedByDestination
-  skippedInvalid skippedDuplicate cannotAddToList } } } }"""
+  skippedInvalid skippedDuplicate cannotAddToList skippedUnchanged removedFromList
+  removalsFailed } } } }"""
 
 
 async def signed_in(page: Page, console: Console, role: Role, sub: str) -> None:
@@ -174,6 +175,7 @@ async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_liv
     await editor.get_by_label("Profile attribute 2").fill("FirstNam")
     await editor.get_by_label("Destination field 2").select_option("first_name")
     await editor.get_by_label("Spring buyers").check()
+    await expect(editor.get_by_label("Sync mode")).to_have_value("SEND_CHANGES")
 
     # An attribute no profile has: the API refuses it, beside that very field.
     await editor.get_by_role("button", name="Save").click()
@@ -192,7 +194,7 @@ async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_liv
     await expect(page.get_by_role("heading", name="Spring newsletter")).to_be_visible()
     await expect(page.get_by_text("No run yet.")).to_be_visible()
     saved = await console.gql(
-        "{ exports { edges { node { id settings fieldMapping { source target } "
+        "{ exports { edges { node { id settings syncMode fieldMapping { source target } "
         "lastRun { id } } } } }"
     )
     export = saved["exports"]["edges"][0]["node"]
@@ -202,7 +204,21 @@ async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_liv
         {"source": "FirstName", "target": "first_name"},
     ]
     assert export["lastRun"] is None
-    await screenshot(page, "export")
+    assert export["syncMode"] == "SEND_CHANGES"
+
+    # Preview before the first run: everything is new, nothing is sent.
+    await expect(
+        page.get_by_text("Not run yet: preview what its first run would send.")
+    ).to_be_visible()
+    await page.get_by_role("button", name="Preview").click()
+    await expect(page.locator('[data-preview="toAdd"]')).to_have_text("12")
+    await expect(page.locator('[data-preview="unchanged"]')).to_have_text("0")
+    sample = page.get_by_role("table", name="First records a run would send")
+    await expect(sample.locator("tbody tr")).to_have_count(12)
+    await expect(sample).to_contain_text("buyer0@example.com")
+    await screenshot(page, "export-preview")
+    runs = await console.gql("{ exportRuns { totalCount } }")
+    assert runs["exportRuns"]["totalCount"] == 0, "a preview is not a run"
 
     await page.get_by_role("button", name="Run now").click()
     status = page.locator(".run-status")
@@ -222,6 +238,11 @@ async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_liv
     await expect(history.locator("tbody tr")).to_have_count(1)
     await expect(history).to_contain_text("on demand")
     await expect(history).to_contain_text("succeeded")
+
+    # After the run the destination holds them all: a preview now sends nothing.
+    await page.get_by_role("button", name="Preview").click()
+    await expect(page.locator('[data-preview="unchanged"]')).to_have_text("12")
+    await expect(page.locator('[data-preview="toAdd"]')).to_have_text("0")
 
 
 async def test_a_viewer_sees_everything_and_can_change_nothing(
