@@ -32,6 +32,16 @@ query($id: ID!) { node(id: $id) { ... on ExportRun { status counts {
   removalsFailed } } } }"""
 
 
+# Every form control of the page with no accessible name from a label or aria-label.
+UNLABELLED = """
+[...document.querySelectorAll("input, select, textarea, button")]
+  .filter((c) => c.type !== "hidden" && c.offsetParent !== null)
+  .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute("aria-label")
+    && !(c.tagName === "BUTTON" && c.textContent.trim()))
+  .map((c) => c.outerHTML)
+"""
+
+
 async def signed_in(page: Page, console: Console, role: Role, sub: str) -> None:
     await page.goto(console.sign_in_link(role, sub))
     await expect(page.locator("#who .who-sub")).to_have_text(sub)
@@ -383,6 +393,7 @@ async def test_every_screen_reads_at_360_px_without_sideways_scrolling(
         # Wide tables scroll inside their own box; the page itself never does.
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{name} is {width} px wide at 360 px"
+        assert await page.evaluate(UNLABELLED) == [], f"{name} has controls without a label"
         await screenshot(page, f"narrow-{name}")
 
 
