@@ -280,6 +280,13 @@ async def test_a_viewer_sees_everything_and_can_change_nothing(
     await expect(page.get_by_role("button")).to_have_text(["Sign out", "Search"])
     await expect(page.get_by_role("link", name="New export")).to_have_count(0)
     await screenshot(page, "viewer-exports")
+    search = page.get_by_role("search")
+    await search.get_by_label("Search exports").fill("nothing like it")
+    await search.get_by_label("Search exports").press("Enter")
+    await expect(page.get_by_text("No export matches.")).to_be_visible()
+    await search.get_by_label("Search exports").fill("week")
+    await search.get_by_role("button", name="Search").click()
+    await expect(page.get_by_role("row").filter(has_text="Weekly")).to_be_visible()
 
     await nav.get_by_role("link", name="Schedule").click()
     await expect(
