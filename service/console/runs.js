@@ -214,6 +214,11 @@ function phaseOf(run) {
     case "RUNNING":
       if (run.cancelRequested) return "Cancelling";
       if (run.counts.profilesTotal && run.counts.profilesRead < run.counts.profilesTotal) return "Reading profiles";
+      if (run.counts.contactsSent
+        && run.counts.acceptedByDestination + run.counts.rejectedByDestination + run.counts.cannotAddToList
+          < run.counts.contactsSent) {
+        return "Waiting for the destination to process what was sent";
+      }
       return "Sending to the destination";
     default:
       return "Finished";

@@ -463,3 +463,44 @@ async def test_a_run_s_rejected_records_are_listed_with_reasons_and_download_as_
     assert len(lines) == 3
     assert any(line.startswith('"bad1",') for line in lines)
     assert any(line.startswith('"bad2",') for line in lines)
+
+
+async def test_a_contributor_watches_a_run_move_live_and_cancels_it(
+    console: Console, new_page: NewPage
+) -> None:
+    segment_id = await sample_data(console, profiles=5)
+    connection_id = await connected_connection(console)
+    created = await console.gql(
+        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
+        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
+        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
+        "{ export { id } userErrors { message } } }",
+        {"c": connection_id, "s": segment_id},
+    )
+    export_id = created["createExport"]["export"]["id"]
+    # The destination's import never finishes: the run stays RUNNING until cancelled.
+    console.fake.state.configure(polls_to_complete=1_000_000)
+    page = await new_page()
+    await signed_in(page, console, Role.CONTRIBUTOR, "carol")
+    await page.goto(f"{console.url}#/exports/{export_id}/runs")
+    await page.get_by_role("button", name="Run now").click()
+    status = page.locator(".run-status")
+    await expect(status).to_have_attribute("data-status", "RUNNING", timeout=30_000)
+    await expect(page.locator('[data-count="contactsSent"]')).to_have_text("5", timeout=30_000)
+    await expect(page.locator(".live-state")).to_contain_text("Live")
+    await expect(page.locator(".phase")).to_have_text(
+        "Waiting for the destination to process what was sent"
+    )
+    card = page.locator(".card.live")
+    before = await card.bounding_box()
+    await screenshot(page, "run-live")
+
+    await page.get_by_role("button", name="Cancel run").click()
+    await expect(status).to_have_attribute("data-status", "CANCELLED", timeout=30_000)
+    await expect(page.locator(".live-state")).to_have_text("The run has ended.")
+    await expect(page.get_by_role("button", name="Cancel run")).to_be_hidden()
+    after = await card.bounding_box()
+    # Live data and the end of the run change numbers and words, not the card's size.
+    assert before is not None
+    assert after is not None
+    assert after["height"] == before["height"]
