@@ -504,3 +504,39 @@ async def test_a_contributor_watches_a_run_move_live_and_cancels_it(
     assert before is not None
     assert after is not None
     assert after["height"] == before["height"]
+
+
+async def test_a_refusal_at_the_destination_s_consent_page_comes_back_with_its_reason(
+    console: Console, new_page: NewPage
+) -> None:
+    console.fake.state.configure(consent_page=True)
+    page = await new_page()
+    await signed_in(page, console, Role.ADMIN, "alice")
+    await page.get_by_role("link", name="Connections").click()
+    form = page.get_by_role("form", name="Add a connection")
+    await form.get_by_label("Display name").fill("Marketing account")
+    await form.get_by_label("I accept this statement").check()
+    await form.get_by_role("button", name="Save and connect").click()
+
+    # The fake's consent page, as the destination shows it: refuse.
+    await page.get_by_role("button", name="Deny").click()
+    await page.wait_for_url(f"{console.url}#/connections")
+    refusal = page.get_by_role("status").filter(has_text="was not connected")
+    await expect(refusal).to_contain_text("access_denied")
+    await expect(refusal).to_contain_text("AUTHORIZATION_DENIED")
+    card = page.locator("article.connection", has_text="Marketing account")
+    await expect(card.locator(".status")).to_have_text("pending authorization")
+    await screenshot(page, "connections-refused")
+
+    # Trying again from the card, and allowing this time, connects it.
+    await card.get_by_role("button", name="Connect").click()
+    await page.get_by_role("button", name="Allow").click()
+    await page.wait_for_url(f"{console.url}#/connections")
+    await expect(card.locator(".status")).to_have_text("connected")
+
+    # Run all: the exports whose schedule is on (none yet) are queued.
+    await page.get_by_role("link", name="Exports").click()
+    await page.get_by_role("button", name="Run all").click()
+    await expect(page.get_by_role("status").filter(has_text="run(s) queued")).to_have_text(
+        "0 run(s) queued."
+    )
