@@ -540,3 +540,38 @@ async def test_a_refusal_at_the_destination_s_consent_page_comes_back_with_its_r
     await expect(page.get_by_role("status").filter(has_text="run(s) queued")).to_have_text(
         "0 run(s) queued."
     )
+
+
+async def test_an_admin_duplicates_detaches_attaches_and_removes_an_export_from_the_list(
+    console: Console, new_page: NewPage
+) -> None:
+    segment_id = await sample_data(console, profiles=2)
+    connection_id = await connected_connection(console)
+    await console.gql(
+        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
+        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
+        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
+        "{ userErrors { message } } }",
+        {"c": connection_id, "s": segment_id},
+    )
+    page = await new_page()
+    await signed_in(page, console, Role.ADMIN, "alice")
+    await page.get_by_role("button", name="Duplicate Weekly").click()
+    copy = page.get_by_role("row").filter(has_text="Weekly (copy)")
+    await expect(copy).to_contain_text("Marketing account")
+
+    await page.get_by_role("button", name="Detach Weekly (copy)").click()
+    await expect(copy).to_contain_text("detached")
+    await page.get_by_role("button", name="Attach Weekly (copy)").click()
+    attach = page.get_by_role("form", name="Attach Weekly (copy)")
+    await attach.get_by_label("Connection").select_option(label="Marketing account")
+    await attach.get_by_role("button", name="Attach").click()
+    await expect(copy).to_contain_text("Marketing account")
+
+    await page.get_by_role("button", name="Remove Weekly (copy)").click()
+    confirm = page.get_by_role("alertdialog", name="Confirm removal")
+    await expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    await confirm.get_by_role("button", name="Remove Weekly (copy)").click()
+    await expect(copy).to_have_count(0)
+    names = await console.gql("{ exports { edges { node { displayName attached } } } }")
+    assert names["exports"]["edges"] == [{"node": {"displayName": "Weekly", "attached": True}}]
