@@ -113,6 +113,32 @@ const ROUTES = [
 ];
 
 let current = { stop: () => {} };
+let expiryTimer = null;
+
+/** When the token's `exp` claim says it ends (ms since the epoch), if it says. */
+function tokenExpiry(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(payload));
+    return typeof claims.exp === "number" ? claims.exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Show the sign-in when the token runs out, even if the page makes no request then. */
+function watchExpiry(token) {
+  clearTimeout(expiryTimer);
+  const ends = tokenExpiry(token);
+  if (ends === null) return;
+  const wait = ends - Date.now();
+  // Timers longer than about 24.8 days fire at once; the server says no in time anyway.
+  if (wait > 2 ** 31 - 1) return;
+  expiryTimer = setTimeout(() => {
+    session.signOut();
+    start("your token expired");
+  }, Math.max(0, wait));
+}
 
 function shell(viewer, can) {
   const links = [
@@ -188,6 +214,7 @@ async function route(ctx) {
 
 async function start(reason) {
   current.stop();
+  clearTimeout(expiryTimer);
   takeTokenFromFragment();
   if (!session.token()) {
     signInScreen(reason || signedOutReason);
@@ -202,6 +229,7 @@ async function start(reason) {
     return;
   }
   signedOutReason = null;
+  watchExpiry(session.token());
   const can = permissions(viewer.roles);
   const { main, nav } = shell(viewer, can);
   const ctx = {

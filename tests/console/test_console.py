@@ -575,3 +575,16 @@ async def test_an_admin_duplicates_detaches_attaches_and_removes_an_export_from_
     await expect(copy).to_have_count(0)
     names = await console.gql("{ exports { edges { node { displayName attached } } } }")
     assert names["exports"]["edges"] == [{"node": {"displayName": "Weekly", "attached": True}}]
+
+
+async def test_the_console_signs_out_when_the_token_runs_out_even_while_idle(
+    console: Console, new_page: NewPage
+) -> None:
+    page = await new_page()
+    await page.goto(console.sign_in_link(Role.VIEWER, "victor", ttl=timedelta(seconds=5)))
+    await expect(page.locator("#who .who-sub")).to_have_text("victor")
+    # No click, no request: the token's own expiry brings the sign-in back.
+    await expect(page.get_by_role("heading", name="Sign in to segport")).to_be_visible(
+        timeout=30_000
+    )
+    await expect(page.get_by_role("status")).to_contain_text("your token expired")
