@@ -250,8 +250,9 @@ function connectionCard(ctx, c) {
       messages.hidden = false;
     }
   };
+  const oauth = c.destinationType.authKind === "oauth2";
   const buttons = [
-    button(c.status === "PENDING_AUTHORIZATION" ? "Connect" : "Re-authorize", async () => {
+    oauth && button(c.status === "PENDING_AUTHORIZATION" ? "Connect" : "Re-authorize", async () => {
       try {
         await authorize(ctx, c.id, card);
       } catch (error) {
