@@ -175,7 +175,13 @@ function shell(viewer, can) {
     ),
   );
   const main = h("main", { id: "main", tabindex: "-1" });
-  root.replaceChildren(h("a", { class: "skip", href: "#main" }, "Skip to content"), header, main);
+  // The fragment is the router's: the skip link moves the focus without changing it.
+  const skip = h("a", { class: "skip", href: "#main" }, "Skip to content");
+  skip.addEventListener("click", (event) => {
+    event.preventDefault();
+    main.focus();
+  });
+  root.replaceChildren(skip, header, main);
   return { main, nav };
 }
 

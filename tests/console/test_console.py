@@ -59,6 +59,16 @@ async def test_the_sign_in_link_keeps_the_token_out_of_the_address_bar_and_the_p
     assert token not in page.url
     assert page.url == f"{console.url}#/exports"
     assert token not in await page.content()
+    # The keyboard's first stop skips the navigation; the screen stays where it is.
+    await page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    await expect(skip).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("main")).to_be_focused()
+    assert page.url == f"{console.url}#/exports"
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="New export")).to_be_focused()
+
     # Back goes to where the browser was before (about:blank), not to a URL with the token.
     await page.go_back()
     assert token not in page.url
