@@ -71,9 +71,9 @@ export const SCHEDULE_MODES = [
 ];
 
 export const SYNC_MODES = [
-  ["SEND_CHANGES", "Send changes: only records new or changed since the destination confirmed them"],
-  ["SEND_ALL", "Send all: every record, every run"],
-  ["MIRROR", "Mirror: send changes, and take off the list who left the segments"],
+  ["SEND_CHANGES", "Send changes"],
+  ["SEND_ALL", "Send all"],
+  ["MIRROR", "Mirror"],
 ];
 
 export function syncModeText(mode) {
@@ -437,7 +437,9 @@ export async function exportEditor(ctx, id) {
       h("p", { class: "field-error", role: "alert", hidden: true }),
     ),
     field("Sync mode", syncMode, {
-      hint: "What each run sends. A mirror also removes contacts from the list (never from the account).",
+      hint: "Send changes: only records new or changed since the destination confirmed them. "
+        + "Send all: every record, every run. Mirror: send changes, then take off the list "
+        + "the contacts that left the segments (never deleted from the account).",
       path: ["syncMode"],
     }).wrapper,
     h(
