@@ -70,13 +70,21 @@ export async function connectionsScreen(ctx) {
       ? connections.map((c) => connectionCard(ctx, c))
       : h("p", { class: "empty" }, "No connection yet."),
   );
+  // With no connection yet, adding one is the whole screen; later it waits folded below.
+  let adding = null;
+  if (ctx.can.manageConnections) {
+    const form = addConnectionForm(ctx, data.destinationTypes);
+    adding = connections.length
+      ? h("details", { class: "add" }, h("summary", {}, "Add a connection"), form)
+      : form;
+  }
   append(
     view,
     title,
     h("p", { class: "lede" }, `${data.connections.totalCount} connection(s).`),
     messages,
-    ctx.can.manageConnections ? addConnectionForm(ctx, data.destinationTypes) : null,
-    list,
+    connections.length ? list : [list, adding],
+    connections.length ? adding : null,
   );
   return view;
 }
