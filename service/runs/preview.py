@@ -88,7 +88,7 @@ async def _walk(
     while (profiles := await batches.get()) is not None:
         classified = await plan.classify(mapper, profiles)
         preview.to_add += classified.added
-        preview.to_update += len(classified.entries) - classified.added
+        preview.to_update += len(classified.entries) - classified.added + classified.resent
         for out in classified.outcomes:
             if isinstance(out, Unchanged):
                 preview.unchanged += 1

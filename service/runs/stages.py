@@ -220,12 +220,12 @@ async def _assemble(
             if isinstance(out, Unchanged):
                 work.unchanged += 1
             elif isinstance(out, EncodedRecord):
-                key_id, sealed, value = classified.entries[out.profile_id]
+                entry = classified.entries.get(out.profile_id)
                 closed = batcher.add(out)
                 if closed is not None:
                     await emit(closed)
-                # After emit: the record belongs to the batch still being filled.
-                work.entries.append((out.profile_id, key_id, sealed, value))
+                if entry is not None:  # after emit: it belongs to the batch being filled
+                    work.entries.append((out.profile_id, *entry))
                 work.sent += 1
             elif out.code == "DUPLICATE":
                 work.duplicate += 1

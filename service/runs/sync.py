@@ -27,7 +27,7 @@ from service.access.ledger_seal import LedgerSeal
 from service.domain import Export, Profile, RunError, SyncMode
 from service.plugins.api import EncodedRecord, RecordRejection
 from service.runs.mapping import RecordMapper
-from service.store.base import LedgerChanges, LedgerReset, LedgerState, Store
+from service.store.base import LedgerChanges, LedgerOutcome, LedgerReset, LedgerState, Store
 
 YIELD_EVERY = 256
 """Profiles mapped between two yields to the event loop (a few milliseconds of work)."""
@@ -94,9 +94,13 @@ class Classified:
 
     outcomes: list[EncodedRecord | RunError | Unchanged]
     entries: dict[str, tuple[int, bytes, int]] = field(default_factory=dict)
-    """profile id -> (key id, sealed key, fingerprint) of each record to send."""
+    """profile id -> (key id, sealed key, fingerprint) of each record to send whose ledger
+    entry changes once it is confirmed (new, or changed)."""
     added: int = 0
-    """Records to send that the ledger does not hold at all (the rest are updates)."""
+    """Records to send that the ledger does not hold at all."""
+    resent: int = 0
+    """Records sent although the ledger holds them as they are (SEND_ALL, a full resync):
+    their entries stay as they are, so a run over unchanged contacts writes nothing."""
 
 
 @dataclass(slots=True)
@@ -143,8 +147,11 @@ class SyncPlan:
             assert isinstance(record, EncodedRecord)
             forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
             unchanged = entry is not None and entry.fingerprint == value and not forgotten
-            if self.skip_unchanged and unchanged:
+            if unchanged and self.skip_unchanged:
                 outcomes[index] = Unchanged(record.profile_id)
+                continue
+            if unchanged and entry is not None and entry.outcome is LedgerOutcome.SENT:
+                classified.resent += 1
                 continue
             if entry is None:
                 classified.added += 1
