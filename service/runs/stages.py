@@ -62,7 +62,8 @@ async def stream_run(
         await _pipe(store, settings, state, export, mapper, batcher, session, stopping, plan)
         if plan.removes:
             batch = limits.removal_batch_max_records
-            await remove_leavers(state, plan, mapper.seen, session, batch, stopping)
+            beat = settings.run_heartbeat_seconds
+            await remove_leavers(state, plan, mapper.seen, session, batch, stopping, beat)
 
 
 async def _pipe(
