@@ -24,6 +24,7 @@ from service.domain import (
 from service.plugins.api import EncodedRecord
 from service.runs.context import RunContext
 from service.runs.errors import RunFailed
+from service.runs.ledger_index import LedgerIndex
 from service.runs.mapping import RecordMapper
 from service.runs.removals import leavers
 from service.runs.sync import SyncPlan, Unchanged, ledger_basis, ledger_reset, reset_note
@@ -51,6 +52,8 @@ async def preview_export(ctx: RunContext, export: Export) -> SyncPreview:
         removes=export.sync_mode is SyncMode.MIRROR,
         pending_reset=reset,
     )
+    if reset is not LedgerReset.CLEAR:
+        plan.index = await LedgerIndex.load(store, export.id)
     preview = SyncPreview()
     if sends_changes and why is not None:
         preview.note = reset_note(why)

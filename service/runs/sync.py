@@ -26,6 +26,7 @@ from typing import Any
 from service.access.ledger_seal import LedgerSeal
 from service.domain import Export, Profile, RunError, SyncMode
 from service.plugins.api import EncodedRecord, RecordRejection
+from service.runs.ledger_index import LedgerIndex
 from service.runs.mapping import RecordMapper
 from service.store.base import LedgerChanges, LedgerOutcome, LedgerReset, LedgerState, Store
 
@@ -119,6 +120,8 @@ class SyncPlan:
     """Why every record is sent although the mode sends changes (the ledger was reset)."""
     pending_reset: LedgerReset = LedgerReset.KEEP
     """A preview's view of a reset the next run would make (a run has made it already)."""
+    index: LedgerIndex = field(default_factory=LedgerIndex)
+    """The ledger as the run found it (empty when it is to be cleared)."""
 
     async def classify(self, mapper: RecordMapper, profiles: Sequence[Profile]) -> Classified:
         """Map ``profiles`` (taking their keys for de-duplication) and decide each one."""
@@ -135,29 +138,25 @@ class SyncPlan:
                 key = mapper.last_key
                 assert key is not None  # set by map() for every record it returns
                 keyed.append((index, key, key_id(key), fingerprint(out.encoded)))
-        ids = [identifier for _, _, identifier, _ in keyed]
-        if self.pending_reset is LedgerReset.CLEAR:
-            known = {}
-        else:
-            known = await self.store.ledger_entries(self.export.id, ids)
         classified = Classified(outcomes)
+        forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
+        find = self.index.get
         for index, key, identifier, value in keyed:
-            entry = known.get(identifier)
+            entry = find(identifier)
             record = outcomes[index]
             assert isinstance(record, EncodedRecord)
-            forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
-            unchanged = entry is not None and entry.fingerprint == value and not forgotten
+            unchanged = entry is not None and entry[0] == value and not forgotten
             if unchanged and self.skip_unchanged:
                 outcomes[index] = Unchanged(record.profile_id)
                 continue
-            if unchanged and entry is not None and entry.outcome is LedgerOutcome.SENT:
+            if unchanged and entry is not None and entry[1] is LedgerOutcome.SENT:
                 classified.resent += 1
                 continue
             if entry is None:
                 classified.added += 1
-                sealed = self.seal.seal(key, identifier)
-            else:
-                sealed = entry.sealed
+            # Sealing is deterministic (the nonce is the key id): the same bytes an existing
+            # entry holds, so changed entries need not be read back.
+            sealed = self.seal.seal(key, identifier)
             classified.entries[record.profile_id] = (identifier, sealed, value)
         return classified
 
@@ -191,6 +190,7 @@ async def start_sync(
     reset, why = ledger_reset(previous, basis)
     resumed = previous is not None and previous.run_id == run_id
     state = await store.start_ledger(export.id, run_id, basis, reset)
+    index = await LedgerIndex.load(store, export.id)
     sends_changes = export.sync_mode in (SyncMode.SEND_CHANGES, SyncMode.MIRROR)
     cleared = not resumed and reset is not LedgerReset.KEEP
     note = reset_note(why) if cleared and why is not None and sends_changes else None
@@ -202,4 +202,5 @@ async def start_sync(
         skip_unchanged=sends_changes and not full_resync,
         removes=export.sync_mode is SyncMode.MIRROR,
         note=note,
+        index=index,
     )
