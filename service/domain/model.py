@@ -218,6 +218,8 @@ class RunCounts:
     accepted_by_destination: int = 0
     rejected_by_destination: int = 0
     cannot_add_to_list: int = 0
+    field_warnings: int = 0
+    """Optional values left out of (or shortened in) contacts that were sent."""
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from service.domain import RUN_ERROR_SAMPLE_SIZE, FieldMapping, Profile, RunError
 from service.domain.personal_data import REDACTED
-from service.plugins.api import Destination, EncodedRecord, Rejection
+from service.plugins.api import Destination, EncodedRecord, FieldWarning, Rejection
 
 
 @dataclass(slots=True)
@@ -99,6 +99,9 @@ class RecordMapper:
         # A record must fit in a request on its own: envelope + record < the byte limit.
         self._max_record_bytes = destination.limits.batch_max_bytes - envelope_size - 1
         self._seen = SeenKeys()
+        self.warnings: Sequence[FieldWarning] = ()
+        """The field warnings of the profile :meth:`map` last mapped (see
+        :mod:`service.runs.warnings`)."""
 
     def __enter__(self) -> RecordMapper:
         return self
@@ -128,7 +131,7 @@ class RecordMapper:
         its key is taken so that it never shadows a valid duplicate).
         """
         values = self.values(profile)
-        built = self.destination.build_record(values)
+        built, self.warnings = self.destination.build_record_with_warnings(values)
         if isinstance(built, Rejection):
             return _error(profile.id, built, values)
         encoded = self.destination.encode_record(built)

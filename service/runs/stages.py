@@ -32,6 +32,7 @@ from service.runs.context import RunSettings
 from service.runs.errors import RunCancelled, RunFailed, RunStopped
 from service.runs.mapping import RecordMapper
 from service.runs.state import RunState
+from service.runs.warnings import warning_errors
 from service.store.base import Store
 
 YIELD_EVERY = 256
@@ -220,6 +221,10 @@ async def _assemble(
                 if closed is not None:
                     await emit(closed)
                 work.sent += 1
+                if mapper.warnings:
+                    work.field_warnings += len(mapper.warnings)
+                    for error in warning_errors(profile.id, mapper.warnings):
+                        sample(error)
             elif out.code == "DUPLICATE":
                 work.duplicate += 1
                 sample(out)

@@ -23,7 +23,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import orjson
 
@@ -48,14 +48,6 @@ INTERVAL_GROWTH = 1.5
 
 Resend = Callable[[bytes], Awaitable[str]]
 """Sends an import body again; returns the new activity id (raises when refused)."""
-
-
-@runtime_checkable
-class ProcessingReporter(Protocol):
-    """What a run reporter may offer to show the destination's own progress (proposed
-    for the plugin API; used when the service's reporter has it)."""
-
-    async def destination_progress(self, processed: int, total: int) -> None: ...
 
 
 @dataclass
@@ -310,11 +302,4 @@ class ActivityFollower:
         if total == 0 or (processed, total) == self._reported:
             return
         self._reported = (processed, total)
-        if isinstance(reporter, ProcessingReporter):
-            await reporter.destination_progress(processed, total)
-        elif not self._uploading:
-            imports = "import" if len(still) == 1 else "imports"
-            await reporter.waiting(
-                f"Constant Contact is processing {len(still)} {imports}: {processed:,} of "
-                f"{total:,} contacts done ({100 * processed // total}%)"
-            )
+        await reporter.destination_progress(processed, total)
