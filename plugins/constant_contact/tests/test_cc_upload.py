@@ -120,6 +120,7 @@ async def test_endless_server_errors_give_up_as_transient_after_bounded_tries(
 async def test_a_refused_batch_is_reported_in_constant_contacts_words(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
+    fake.state.configure(refusals_expected=True)  # a list the account lacks, on purpose
     unknown_list = "11111111-2222-4333-8444-555555555555"
     ctx = fast_context(fake, destination, http,
                        list_id=unknown_list)  # fmt: skip
