@@ -248,6 +248,11 @@ class DestinationSession(abc.ABC):
         """Follow the destination's asynchronous processing of ``receipt`` until it ends."""
         raise NotImplementedError
 
+    async def uploads_done(self) -> None:  # noqa: B027 - optional hook
+        """Called once every batch of the run is uploaded (not when the run stops early):
+        a session that gathers its follow-up reads may make them now rather than wait for
+        more uploads. Default: nothing. (Plugin API 1.1.)"""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release resources."""
 

@@ -128,6 +128,7 @@ async def _pipe(
                 await asyncio.gather(*stages)
                 if committer.stopping:
                     return  # batches were held back: the stopper ends the run
+                await session.uploads_done()
                 await committer.drain()
                 # Every batch confirmed: the run is done, whether or not a stop came.
                 watcher.cancel()

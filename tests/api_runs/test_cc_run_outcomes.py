@@ -287,7 +287,7 @@ async def test_a_quota_pause_is_said_on_every_waiting_run_shown_to_admins_and_li
 
 async def test_progress_moves_while_constant_contact_processes_an_import(live: Live) -> None:
     export = await seed_cc_export(live.services, live.fake, cc_profiles(20))
-    live.fake.state.configure(polls_to_complete=5)
+    live.fake.state.configure(polls_to_complete=8)
 
     states = await run_to_the_end(live, export.id)
 

@@ -89,7 +89,7 @@ async def test_follow_shows_phases_the_wait_and_its_reason_a_running_clock_and_a
     api: Api, tmp_path: Path
 ) -> None:
     export = await seed_cc_export(api.services, api.fake, cc_profiles(VALID))
-    api.fake.state.configure(queued_activities_429s=1, polls_to_complete=3)
+    api.fake.state.configure(queued_activities_429s=1, polls_to_complete=6)
 
     code, out = await segport_run_follow(api, to_global_id("Export", export.id), tmp_path)
 

@@ -104,12 +104,22 @@ class ActivityFollower:
         self._task: asyncio.Task[None] | None = None
         self._new_since_round = False
         self._reported: tuple[int, int] | None = None
+        self._rush = False
+        """Set once every batch is sent: the next round goes at once (nothing more will come
+        to share it with)."""
+        self._rushed = asyncio.Event()
         self.rounds = 0
         """Status rounds made (for tests and logs)."""
 
     # -- what the session tells it ------------------------------------------------------
     def upload_started(self) -> None:
         self._uploading += 1
+        self._changed.set()
+
+    def all_sent(self) -> None:
+        """The service sent every batch of the run: read the open imports now."""
+        self._rush = True
+        self._rushed.set()
         self._changed.set()
 
     def upload_finished(self) -> None:
@@ -167,8 +177,10 @@ class ActivityFollower:
         last_round = self._clock()
         try:
             while self._open():
-                await self.ctx.sleep(interval)
-                await self._while_sending(last_round)
+                rushed, self._rush = self._rush, False
+                if not rushed:
+                    await self._nap(interval)
+                    await self._while_sending(last_round)
                 if self._cancelled():
                     return
                 self._new_since_round = False
@@ -176,12 +188,25 @@ class ActivityFollower:
                 last_round = self._clock()
                 interval = (
                     self.settings.confirm_initial_interval_seconds
-                    if self._new_since_round
+                    if self._new_since_round or rushed
                     else min(interval * INTERVAL_GROWTH, self.settings.confirm_max_interval_seconds)
                 )
         except Exception as exc:  # the waiting confirmations get it, then the task ends
             for tracked in self._open():
                 tracked.done.set_exception(exc)
+
+    async def _nap(self, seconds: float) -> None:
+        """``ctx.sleep(seconds)``, ended early when every batch is sent."""
+        if self._rush:
+            return
+        self._rushed.clear()
+        sleeper = asyncio.ensure_future(self.ctx.sleep(seconds))
+        rushed = asyncio.ensure_future(self._rushed.wait())
+        try:
+            await asyncio.wait({sleeper, rushed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, rushed):
+                task.cancel()
 
     async def _while_sending(self, last_round: float) -> None:
         """While imports are still being sent, wait until sending pauses (no upload for
@@ -190,7 +215,7 @@ class ActivityFollower:
         longest = self.settings.confirm_max_interval_seconds
         while True:
             now = self._clock()
-            if not self._uploading and now - self._last_upload >= settle:
+            if self._rush or (not self._uploading and now - self._last_upload >= settle):
                 return
             left = longest - (now - last_round)
             if left <= 0:
