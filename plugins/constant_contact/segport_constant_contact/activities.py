@@ -40,9 +40,10 @@ FINISHED = "completed"
 ENDED_BADLY = frozenset({"failed", "cancelled", "timed_out"})
 MAX_RESENDS = 2
 """An import that ends badly is sent again at most twice (three attempts in all)."""
-RESEND_BUFFER_BYTES = 64_000_000
-"""Bodies kept for re-sending, at most (16 full imports); past it an import that ends
-badly cannot be sent again and fails at once."""
+RESEND_BUFFER_BYTES = 32_000_000
+"""Bodies kept for re-sending, at most (8 full imports, about the most a run has open at
+once: a body goes as soon as its import completes); past it an import that ends badly
+cannot be sent again and fails at once. Bounded so that a run's memory stays flat."""
 ERROR_SAMPLES = 20
 INTERVAL_GROWTH = 1.5
 

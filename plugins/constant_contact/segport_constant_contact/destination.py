@@ -1,9 +1,9 @@
 """The Constant Contact destination: what segport asks of a destination, for the V3 API.
 
 Every call, field and limit it relies on is in docs/constant-contact.md, with its source.
-Beyond the plugin API it offers what the service can use once it knows of it (see the
-plugin README, "For the service"): :meth:`ConstantContact.build_record_with_warnings`,
-:meth:`ConstantContact.account_mapping_targets` and :meth:`ConstantContact.check_mapping`.
+It implements plugin API 1.1's optional methods (the plugin README, "Plugin API 1.1"):
+field warnings, the account's custom fields as targets and a mapping checked against
+them, the account's identity and whether the server's configuration can connect.
 """
 
 from __future__ import annotations
