@@ -210,30 +210,31 @@ async def _assemble(
         work = BatchWork(seq=seq, batch=None, last_profile_id=work.last_profile_id)
 
     while (profiles := await profiles_q.get()) is not None:
-        for index, profile in enumerate(profiles):
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
+        for start in range(0, len(profiles), YIELD_EVERY):
+            if start:
                 # Mapping is CPU work on the event loop; let requests already admitted by
                 # the rate limiter go out now, not after the whole read batch (the
                 # destination counts them on arrival).
                 await asyncio.sleep(0)
-            out = mapper.map(profile)
-            if isinstance(out, EncodedRecord):
-                closed = batcher.add(out)
-                if closed is not None:
-                    await emit(closed)
-                work.sent += 1
-                if mapper.warnings:
-                    work.field_warnings += len(mapper.warnings)
-                    for error in warning_errors(profile.id, mapper.warnings):
-                        sample(error)
-            elif out.code == "DUPLICATE":
-                work.duplicate += 1
-                sample(out)
-            else:
-                work.invalid += 1
-                sample(out)
-            work.read += 1
-            work.last_profile_id = profile.id
+            chunk = profiles[start : start + YIELD_EVERY]
+            for profile, (out, warnings) in zip(chunk, mapper.map_many(chunk), strict=True):
+                if isinstance(out, EncodedRecord):
+                    closed = batcher.add(out)
+                    if closed is not None:
+                        await emit(closed)
+                    work.sent += 1
+                    if warnings:
+                        work.field_warnings += len(warnings)
+                        for error in warning_errors(profile.id, warnings):
+                            sample(error)
+                elif out.code == "DUPLICATE":
+                    work.duplicate += 1
+                    sample(out)
+                else:
+                    work.invalid += 1
+                    sample(out)
+                work.read += 1
+                work.last_profile_id = profile.id
         if batcher.pending == 0 and work.read:
             # A stretch of skipped profiles only: checkpoint it without a request.
             await emit(None)
