@@ -92,10 +92,11 @@ async def _walk(
         classified = await plan.classify(mapper, profiles)
         preview.to_add += classified.added
         preview.to_update += len(classified.entries) - classified.added + classified.resent
-        for out in classified.outcomes:
+        for out, warnings in zip(classified.outcomes, classified.warnings, strict=True):
             if isinstance(out, Unchanged):
                 preview.unchanged += 1
             elif isinstance(out, EncodedRecord):
+                preview.field_warnings += len(warnings)  # as the run counts them: sent ones
                 if len(preview.sample) < PREVIEW_SAMPLE_SIZE:
                     preview.sample.append(PreviewedContact(out.profile_id, _shown(out)))
             elif out.code == "DUPLICATE":

@@ -25,7 +25,7 @@ from typing import Any
 
 from service.access.ledger_seal import LedgerSeal
 from service.domain import Export, Profile, RunError, SyncMode
-from service.plugins.api import EncodedRecord, RecordRejection
+from service.plugins.api import EncodedRecord, FieldWarning, RecordRejection
 from service.runs.ledger_index import LedgerIndex
 from service.runs.mapping import RecordMapper
 from service.store.base import LedgerChanges, LedgerOutcome, LedgerReset, LedgerState, Store
@@ -94,6 +94,8 @@ class Classified:
     """One read batch, decided: per profile a record to send, a skip, or unchanged."""
 
     outcomes: list[EncodedRecord | RunError | Unchanged]
+    warnings: list[Sequence[FieldWarning]]
+    """Each profile's field warnings (those of a record sent count; see runs.warnings)."""
     entries: dict[str, tuple[int, bytes, int]] = field(default_factory=dict)
     """profile id -> (key id, sealed key, fingerprint) of each record to send whose ledger
     entry changes once it is confirmed (new, or changed)."""
@@ -126,19 +128,20 @@ class SyncPlan:
     async def classify(self, mapper: RecordMapper, profiles: Sequence[Profile]) -> Classified:
         """Map ``profiles`` (taking their keys for de-duplication) and decide each one."""
         outcomes: list[EncodedRecord | RunError | Unchanged] = []
+        warnings: list[Sequence[FieldWarning]] = []
         keyed: list[tuple[int, str, int, int]] = []
         key_id = self.seal.key_id
-        for index, profile in enumerate(profiles):
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
+        for start in range(0, len(profiles), YIELD_EVERY):
+            if start:
                 # Mapping is CPU work on the event loop; let admitted requests go out.
                 await asyncio.sleep(0)
-            out = mapper.map(profile)
-            outcomes.append(out)
-            if isinstance(out, EncodedRecord):
-                key = mapper.last_key
-                assert key is not None  # set by map() for every record it returns
-                keyed.append((index, key, key_id(key), fingerprint(out.encoded)))
-        classified = Classified(outcomes)
+            chunk = profiles[start : start + YIELD_EVERY]
+            for out, found, key in mapper.map_many_keyed(chunk):
+                if isinstance(out, EncodedRecord) and key is not None:
+                    keyed.append((len(outcomes), key, key_id(key), fingerprint(out.encoded)))
+                outcomes.append(out)
+                warnings.append(found)
+        classified = Classified(outcomes, warnings)
         forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
         find = self.index.get
         for index, key, identifier, value in keyed:
