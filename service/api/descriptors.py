@@ -206,6 +206,10 @@ class ExportRunCounts:
     removals_failed: int = strawberry.field(
         description="MIRROR: removals the destination refused (sampled in errors)."
     )
+    field_warnings: int = strawberry.field(
+        description="Optional values the destination left out of (or shortened in) contacts "
+        "that were still sent; sampled in the run's errors with the profile and field."
+    )
 
     @classmethod
     def of(cls, counts: domain.RunCounts) -> ExportRunCounts:
@@ -221,6 +225,7 @@ class ExportRunCounts:
             skipped_unchanged=counts.skipped_unchanged,
             removed_from_list=counts.removed_from_list,
             removals_failed=counts.removals_failed,
+            field_warnings=counts.field_warnings,
         )
 
 

@@ -43,6 +43,7 @@ ROOT_FIELD_ACTIONS: Mapping[str, Action | None] = {
     "Query.exportRuns": Action.READ,
     "Query.refreshSchedule": Action.READ,
     "Query.upcomingRunTimes": Action.READ,
+    "Query.destinationPauses": Action.MANAGE_DESTINATION_PAUSES,
     "Mutation.upsertSegment": Action.LOAD_DATA,
     "Mutation.upsertProfiles": Action.LOAD_DATA,
     "Mutation.createConnection": Action.MANAGE_CONNECTIONS,
@@ -62,6 +63,7 @@ ROOT_FIELD_ACTIONS: Mapping[str, Action | None] = {
     "Mutation.runAllExports": Action.MANAGE_EXPORTS,
     "Mutation.cancelExportRun": Action.MANAGE_EXPORTS,
     "Mutation.updateRefreshSchedule": Action.CHANGE_REFRESH_SCHEDULE,
+    "Mutation.liftDestinationPause": Action.MANAGE_DESTINATION_PAUSES,
     "Subscription.exportRun": Action.READ,
     "Subscription.exportRuns": Action.READ,
 }

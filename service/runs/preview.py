@@ -9,12 +9,22 @@ without being made: the ledger is only read.
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 
-from service.domain import PREVIEW_SAMPLE_SIZE, Export, PreviewedContact, SyncMode, SyncPreview
+from service.domain import (
+    PREVIEW_SAMPLE_SIZE,
+    Export,
+    PreviewedContact,
+    Profile,
+    SyncMode,
+    SyncPreview,
+)
 from service.plugins.api import EncodedRecord
 from service.runs.context import RunContext
 from service.runs.errors import RunFailed
+from service.runs.ledger_index import LedgerIndex
 from service.runs.mapping import RecordMapper
 from service.runs.removals import leavers
 from service.runs.sync import SyncPlan, Unchanged, ledger_basis, ledger_reset, reset_note
@@ -42,31 +52,57 @@ async def preview_export(ctx: RunContext, export: Export) -> SyncPreview:
         removes=export.sync_mode is SyncMode.MIRROR,
         pending_reset=reset,
     )
+    if reset is not LedgerReset.CLEAR:
+        plan.index = await LedgerIndex.load(store, export.id)
     preview = SyncPreview()
     if sends_changes and why is not None:
         preview.note = reset_note(why)
     envelope = destination.batch_envelope_size(export.settings)
-    with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+    batches: asyncio.Queue[list[Profile] | None] = asyncio.Queue(2)
+
+    async def read() -> None:
+        # Reading ahead (as a run's reader does), so the next batch is there when wanted.
         async for profiles in store.iter_segment_members(
             export.segment_ids, batch_size=ctx.settings.run_read_batch_size
         ):
-            classified = await plan.classify(mapper, profiles)
-            preview.to_add += classified.added
-            preview.to_update += len(classified.entries) - classified.added
-            for out in classified.outcomes:
-                if isinstance(out, Unchanged):
-                    preview.unchanged += 1
-                elif isinstance(out, EncodedRecord):
-                    if len(preview.sample) < PREVIEW_SAMPLE_SIZE:
-                        preview.sample.append(PreviewedContact(out.profile_id, _shown(out)))
-                elif out.code == "DUPLICATE":
-                    preview.skipped_duplicate += 1
-                else:
-                    preview.skipped_invalid += 1
-        if plan.removes and reset is not LedgerReset.CLEAR:
-            async for keys in leavers(store, ctx.seal, export.id, mapper.seen, NO_RUN):
-                preview.to_remove += len(keys)
+            await batches.put(profiles)
+        await batches.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+            await _walk(plan, mapper, batches, preview)
+            if plan.removes and reset is not LedgerReset.CLEAR:
+                async for keys in leavers(store, ctx.seal, export.id, mapper.seen, NO_RUN):
+                    preview.to_remove += len(keys)
+        await reader
+    finally:
+        reader.cancel()
     return preview
+
+
+async def _walk(
+    plan: SyncPlan,
+    mapper: RecordMapper,
+    batches: asyncio.Queue[list[Profile] | None],
+    preview: SyncPreview,
+) -> None:
+    """Classify every batch as the run would, counting instead of sending."""
+    while (profiles := await batches.get()) is not None:
+        classified = await plan.classify(mapper, profiles)
+        preview.to_add += classified.added
+        preview.to_update += len(classified.entries) - classified.added + classified.resent
+        for out, warnings in zip(classified.outcomes, classified.warnings, strict=True):
+            if isinstance(out, Unchanged):
+                preview.unchanged += 1
+            elif isinstance(out, EncodedRecord):
+                preview.field_warnings += len(warnings)  # as the run counts them: sent ones
+                if len(preview.sample) < PREVIEW_SAMPLE_SIZE:
+                    preview.sample.append(PreviewedContact(out.profile_id, _shown(out)))
+            elif out.code == "DUPLICATE":
+                preview.skipped_duplicate += 1
+            else:
+                preview.skipped_invalid += 1
 
 
 def _shown(record: EncodedRecord) -> object:

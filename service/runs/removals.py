@@ -19,6 +19,7 @@ that failed in this run is not asked again by it (the next run asks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from service.access.ledger_seal import LedgerSeal
@@ -60,17 +61,32 @@ async def remove_leavers(
     session: DestinationSession,
     batch_size: int,
     stopping: asyncio.Event,
+    heartbeat_seconds: float,
 ) -> None:
-    """Ask the destination to remove every leaver, ``batch_size`` per call."""
+    """Ask the destination to remove every leaver, ``batch_size`` per call, writing the
+    run's heartbeat meanwhile (one call may take a while: it waits on the destination)."""
     size = max(1, batch_size)
     pending: list[tuple[int, str]] = []
-    async for keys in leavers(plan.store, plan.seal, plan.export.id, seen, plan.run_no):
-        pending.extend(keys)
-        while len(pending) >= size:
-            await _remove(state, plan, session, pending[:size], stopping)
-            del pending[:size]
-    if pending:
-        await _remove(state, plan, session, pending, stopping)
+    beating = asyncio.create_task(_beat(state, heartbeat_seconds))
+    try:
+        async for keys in leavers(plan.store, plan.seal, plan.export.id, seen, plan.run_no):
+            pending.extend(keys)
+            while len(pending) >= size:
+                await _remove(state, plan, session, pending[:size], stopping)
+                del pending[:size]
+        if pending:
+            await _remove(state, plan, session, pending, stopping)
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+
+
+async def _beat(state: RunState, seconds: float) -> None:
+    """The heartbeat (so the run is not taken for crashed) while removals are under way."""
+    while True:
+        await asyncio.sleep(seconds)
+        await state.write(publish=False)
 
 
 async def _remove(

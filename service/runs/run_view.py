@@ -33,6 +33,7 @@ SUMMARY_WORDS = (
     ("cannotAddToList", "not added to the list (e.g. unsubscribed)"),
     ("removedFromList", "removed from the list (left the segments)"),
     ("removalsFailed", "removals the destination refused"),
+    ("fieldWarnings", "optional values left out of contacts sent (field warnings)"),
 )
 """The counts in the order and words of the summary."""
 

@@ -34,7 +34,11 @@ from service.runs.mapping import RecordMapper
 from service.runs.removals import remove_leavers
 from service.runs.state import RunState
 from service.runs.sync import SyncPlan, Unchanged
+from service.runs.warnings import warning_errors
 from service.store.base import Store
+
+YIELD_EVERY = 256
+"""Profiles mapped between two yields to the event loop (a few milliseconds of work)."""
 
 
 async def stream_run(
@@ -62,7 +66,8 @@ async def stream_run(
         await _pipe(store, settings, state, export, mapper, batcher, session, stopping, plan)
         if plan.removes:
             batch = limits.removal_batch_max_records
-            await remove_leavers(state, plan, mapper.seen, session, batch, stopping)
+            beat = settings.run_heartbeat_seconds
+            await remove_leavers(state, plan, mapper.seen, session, batch, stopping, beat)
 
 
 async def _pipe(
@@ -132,6 +137,7 @@ async def _pipe(
                 await asyncio.gather(*stages)
                 if committer.stopping:
                     return  # batches were held back: the stopper ends the run
+                await session.uploads_done()
                 await committer.drain()
                 # Every batch confirmed: the run is done, whether or not a stop came.
                 watcher.cancel()
@@ -214,19 +220,26 @@ async def _assemble(
         work = BatchWork(seq=seq, batch=None, last_profile_id=work.last_profile_id)
 
     while (profiles := await profiles_q.get()) is not None:
-        # Maps the batch (yielding to the event loop as it goes) and asks the ledger once.
+        # Maps the batch in chunks (yielding to the event loop between them, so requests
+        # the rate limiter admitted go out now) and asks the ledger once.
         classified = await plan.classify(mapper, profiles)
-        for profile, out in zip(profiles, classified.outcomes, strict=True):
+        for profile, out, warnings in zip(
+            profiles, classified.outcomes, classified.warnings, strict=True
+        ):
             if isinstance(out, Unchanged):
                 work.unchanged += 1
             elif isinstance(out, EncodedRecord):
-                key_id, sealed, value = classified.entries[out.profile_id]
+                entry = classified.entries.get(out.profile_id)
                 closed = batcher.add(out)
                 if closed is not None:
                     await emit(closed)
-                # After emit: the record belongs to the batch still being filled.
-                work.entries.append((out.profile_id, key_id, sealed, value))
+                if entry is not None:  # after emit: it belongs to the batch being filled
+                    work.entries.append((out.profile_id, *entry))
                 work.sent += 1
+                if warnings:
+                    work.field_warnings += len(warnings)
+                    for error in warning_errors(profile.id, warnings):
+                        sample(error)
             elif out.code == "DUPLICATE":
                 work.duplicate += 1
                 sample(out)

@@ -25,9 +25,10 @@ from typing import Any
 
 from service.access.ledger_seal import LedgerSeal
 from service.domain import Export, Profile, RunError, SyncMode
-from service.plugins.api import EncodedRecord, RecordRejection
+from service.plugins.api import EncodedRecord, FieldWarning, RecordRejection
+from service.runs.ledger_index import LedgerIndex
 from service.runs.mapping import RecordMapper
-from service.store.base import LedgerChanges, LedgerReset, LedgerState, Store
+from service.store.base import LedgerChanges, LedgerOutcome, LedgerReset, LedgerState, Store
 
 YIELD_EVERY = 256
 """Profiles mapped between two yields to the event loop (a few milliseconds of work)."""
@@ -93,10 +94,16 @@ class Classified:
     """One read batch, decided: per profile a record to send, a skip, or unchanged."""
 
     outcomes: list[EncodedRecord | RunError | Unchanged]
+    warnings: list[Sequence[FieldWarning]]
+    """Each profile's field warnings (those of a record sent count; see runs.warnings)."""
     entries: dict[str, tuple[int, bytes, int]] = field(default_factory=dict)
-    """profile id -> (key id, sealed key, fingerprint) of each record to send."""
+    """profile id -> (key id, sealed key, fingerprint) of each record to send whose ledger
+    entry changes once it is confirmed (new, or changed)."""
     added: int = 0
-    """Records to send that the ledger does not hold at all (the rest are updates)."""
+    """Records to send that the ledger does not hold at all."""
+    resent: int = 0
+    """Records sent although the ledger holds them as they are (SEND_ALL, a full resync):
+    their entries stay as they are, so a run over unchanged contacts writes nothing."""
 
 
 @dataclass(slots=True)
@@ -115,42 +122,44 @@ class SyncPlan:
     """Why every record is sent although the mode sends changes (the ledger was reset)."""
     pending_reset: LedgerReset = LedgerReset.KEEP
     """A preview's view of a reset the next run would make (a run has made it already)."""
+    index: LedgerIndex = field(default_factory=LedgerIndex)
+    """The ledger as the run found it (empty when it is to be cleared)."""
 
     async def classify(self, mapper: RecordMapper, profiles: Sequence[Profile]) -> Classified:
         """Map ``profiles`` (taking their keys for de-duplication) and decide each one."""
         outcomes: list[EncodedRecord | RunError | Unchanged] = []
+        warnings: list[Sequence[FieldWarning]] = []
         keyed: list[tuple[int, str, int, int]] = []
         key_id = self.seal.key_id
-        for index, profile in enumerate(profiles):
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
+        for start in range(0, len(profiles), YIELD_EVERY):
+            if start:
                 # Mapping is CPU work on the event loop; let admitted requests go out.
                 await asyncio.sleep(0)
-            out = mapper.map(profile)
-            outcomes.append(out)
-            if isinstance(out, EncodedRecord):
-                key = mapper.last_key
-                assert key is not None  # set by map() for every record it returns
-                keyed.append((index, key, key_id(key), fingerprint(out.encoded)))
-        ids = [identifier for _, _, identifier, _ in keyed]
-        if self.pending_reset is LedgerReset.CLEAR:
-            known = {}
-        else:
-            known = await self.store.ledger_entries(self.export.id, ids)
-        classified = Classified(outcomes)
+            chunk = profiles[start : start + YIELD_EVERY]
+            for out, found, key in mapper.map_many_keyed(chunk):
+                if isinstance(out, EncodedRecord) and key is not None:
+                    keyed.append((len(outcomes), key, key_id(key), fingerprint(out.encoded)))
+                outcomes.append(out)
+                warnings.append(found)
+        classified = Classified(outcomes, warnings)
+        forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
+        find = self.index.get
         for index, key, identifier, value in keyed:
-            entry = known.get(identifier)
+            entry = find(identifier)
             record = outcomes[index]
             assert isinstance(record, EncodedRecord)
-            forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
-            unchanged = entry is not None and entry.fingerprint == value and not forgotten
-            if self.skip_unchanged and unchanged:
+            unchanged = entry is not None and entry[0] == value and not forgotten
+            if unchanged and self.skip_unchanged:
                 outcomes[index] = Unchanged(record.profile_id)
+                continue
+            if unchanged and entry is not None and entry[1] is LedgerOutcome.SENT:
+                classified.resent += 1
                 continue
             if entry is None:
                 classified.added += 1
-                sealed = self.seal.seal(key, identifier)
-            else:
-                sealed = entry.sealed
+            # Sealing is deterministic (the nonce is the key id): the same bytes an existing
+            # entry holds, so changed entries need not be read back.
+            sealed = self.seal.seal(key, identifier)
             classified.entries[record.profile_id] = (identifier, sealed, value)
         return classified
 
@@ -184,6 +193,7 @@ async def start_sync(
     reset, why = ledger_reset(previous, basis)
     resumed = previous is not None and previous.run_id == run_id
     state = await store.start_ledger(export.id, run_id, basis, reset)
+    index = await LedgerIndex.load(store, export.id)
     sends_changes = export.sync_mode in (SyncMode.SEND_CHANGES, SyncMode.MIRROR)
     cleared = not resumed and reset is not LedgerReset.KEEP
     note = reset_note(why) if cleared and why is not None and sends_changes else None
@@ -195,4 +205,5 @@ async def start_sync(
         skip_unchanged=sends_changes and not full_resync,
         removes=export.sync_mode is SyncMode.MIRROR,
         note=note,
+        index=index,
     )

@@ -31,6 +31,7 @@ def counts_to_doc(counts: RunCounts) -> Document:
         "skipped_unchanged": counts.skipped_unchanged,
         "removed_from_list": counts.removed_from_list,
         "removals_failed": counts.removals_failed,
+        "field_warnings": counts.field_warnings,
     }
 
 

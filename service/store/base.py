@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from service.domain import (
     Connection,
@@ -91,8 +91,9 @@ class LedgerOutcome(IntEnum):
     the list; the entry stays, so a later run asks again."""
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
+class LedgerEntry(NamedTuple):
+    """One entry (a named tuple: a run reads a million of them, and tuples are cheap)."""
+
     key_id: int
     """Signed 64-bit keyed hash of the de-duplication key (service.access.ledger_seal)."""
     sealed: bytes

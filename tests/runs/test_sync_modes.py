@@ -103,6 +103,8 @@ async def changed_world(services: Services, export: Export) -> tuple[set[int], s
     await services.store.save_export(export)
     first = export.segment_ids[0]
     changed = [replace(person(i, "Changed"), segment_ids=[first]) for i in range(10)]
+    # One changed name is too long for Constant Contact: cut, with a field warning.
+    changed[9].attributes["FirstName"] = "Changed" + "x" * 60
     joined = [replace(person(i), segment_ids=[first]) for i in range(PROFILES, PROFILES + 3)]
     left = [replace(person(i), segment_ids=[]) for i in range(50, 55)]
     moved = [replace(person(60), segment_ids=[other.id])]
@@ -144,6 +146,7 @@ async def test_a_second_run_sends_exactly_what_changed_and_a_mirror_removes_the_
     assert preview.to_add + preview.to_update == c.contacts_sent
     assert preview.to_remove == c.removed_from_list + c.removals_failed
     assert (preview.skipped_invalid, preview.skipped_duplicate) == (0, 0)
+    assert preview.field_warnings == c.field_warnings == 1
     assert [item.profile_id for item in preview.sample[:3]] == ["p0000", "p0001", "p0002"]
     assert preview.sample[0].contact == {"email": "Person0@Example.com", "first_name": "Changed0"}
     # 13 contacts fit one import of 40.

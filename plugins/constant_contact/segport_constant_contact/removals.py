@@ -47,11 +47,13 @@ def _normalized(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-def member_ids(csv_text: str, wanted: Iterable[str]) -> dict[str, str]:
+def member_ids(csv_file: bytes, wanted: Iterable[str]) -> dict[str, str]:
     """Lower-cased address -> contact id for the ``wanted`` addresses found in an export
-    file. The columns are found by name (case, spaces and underscores aside)."""
+    file. The columns are found by name (case, spaces and underscores aside). The file is
+    decoded as it is read: a million-member list is never one big string."""
     keys = {address.lower() for address in wanted}
-    reader = csv.reader(io.StringIO(csv_text))
+    text = io.TextIOWrapper(io.BytesIO(csv_file), encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
     header = next(reader, None)
     if header is None:
         return {}
@@ -113,7 +115,7 @@ class ListRemover:
             outcomes.update((k, RemovalOutcome(k, removed=False, reason=reason)) for k in keys)
         return [outcomes[m.key] for m in members]
 
-    async def _export_file(self) -> str:
+    async def _export_file(self) -> bytes:
         body = orjson.dumps({"list_ids": [self.list_id], "fields": list(EXPORT_FIELDS)})
         response = await self.transport.request("POST", EXPORT_PATH, content=body)
         activity = self._activity(response, "the contact export of the list")
@@ -134,7 +136,7 @@ class ListRemover:
                 f"Constant Contact answered {file.status_code} for the contact export file: "
                 + error_messages(file)
             )
-        return file.text
+        return file.content
 
     async def _post_removal(self, contact_ids: list[str]) -> str:
         body = orjson.dumps({"source": {"contact_ids": contact_ids}, "list_ids": [self.list_id]})

@@ -70,5 +70,5 @@ async def test_a_removal_activity_that_fails_reports_each_member_with_its_reason
 
 
 def test_the_export_file_is_read_by_column_name_and_only_for_the_addresses_asked() -> None:
-    text = "Email Address,Contact_ID,first_name\nA@x.example,id-a,Ann\nb@x.example,id-b,Bob\n"
+    text = b"Email Address,Contact_ID,first_name\nA@x.example,id-a,Ann\nb@x.example,id-b,Bob\n"
     assert member_ids(text, ["a@x.example", "c@x.example"]) == {"a@x.example": "id-a"}

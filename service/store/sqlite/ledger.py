@@ -175,9 +175,12 @@ def delete_ledger(conn: sqlite3.Connection, export_id: str) -> None:
 _COLUMNS = "key_id, sealed, fingerprint, outcome, run_no"
 
 
+_OUTCOMES = {outcome.value: outcome for outcome in LedgerOutcome}
+
+
 def _entry(row: Sequence[Any]) -> LedgerEntry:
     key_id, sealed, fingerprint, outcome, run_no = row
-    return LedgerEntry(key_id, bytes(sealed), fingerprint, LedgerOutcome(outcome), run_no)
+    return LedgerEntry(key_id, sealed, fingerprint, _OUTCOMES[outcome], run_no)
 
 
 def _number(conn: sqlite3.Connection, export_id: str) -> int | None:
