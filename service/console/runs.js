@@ -300,7 +300,9 @@ export async function runScreen(ctx, runId) {
     }
   });
   const live = h("p", { class: "hint live-state", "aria-live": "polite" });
-  if (!TERMINAL.has(first.status)) {
+  if (TERMINAL.has(first.status)) {
+    live.textContent = "The run has ended.";
+  } else {
     live.textContent = "Live: updates arrive as the run moves.";
     const stop = ctx.api.subscribe(LIVE, { id: runId }, {
       next: (update) => show(update.exportRun),
