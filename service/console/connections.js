@@ -46,6 +46,40 @@ const PRIVACY_STATEMENT =
   + "responsible for having the right to send it there; remove the connection at any "
   + "time to stop the flow.";
 
+const PAUSES = "query Pauses { destinationPauses { destinationType displayName until reason } }";
+
+/** Admins: destinations whose requests are paused (e.g. a spent daily quota), to lift. */
+async function pausesBox(ctx) {
+  const box = h("div", { class: "pauses" });
+  let pauses;
+  try {
+    pauses = (await ctx.api.request(PAUSES)).destinationPauses;
+  } catch (error) {
+    return notice(`Pauses unknown: ${error.message}`, "warning");
+  }
+  for (const pause of pauses) {
+    const lift = h("button", { type: "button" }, `Lift the pause of ${pause.displayName}`);
+    lift.addEventListener("click", async () => {
+      try {
+        const answer = (await ctx.api.request(
+          `mutation Lift($input: LiftDestinationPauseInput!) {
+            liftDestinationPause(input: $input) { lifted { until } ${USER_ERRORS} } }`,
+          { input: { destinationType: pause.destinationType } },
+        )).liftDestinationPause;
+        if (answer.userErrors.length) box.append(notice(answer.userErrors.map((e) => e.message).join(" "), "error"));
+        else ctx.refresh();
+      } catch (error) {
+        box.append(notice(error.message, "error"));
+      }
+    });
+    box.append(
+      h("div", { class: "notice notice-warning", role: "status" },
+        `Requests to ${pause.displayName} wait until ${when(pause.until)}: ${pause.reason} `, lift),
+    );
+  }
+  return box;
+}
+
 export async function connectionsScreen(ctx) {
   const data = await ctx.api.request(CONNECTIONS);
   const connections = data.connections.edges.map((edge) => edge.node);
@@ -83,6 +117,7 @@ export async function connectionsScreen(ctx) {
     title,
     h("p", { class: "lede" }, `${data.connections.totalCount} connection(s).`),
     messages,
+    ctx.can.manageConnections ? await pausesBox(ctx) : null,
     connections.length ? list : [list, adding],
     connections.length ? adding : null,
   );

@@ -59,6 +59,12 @@ query ConsoleExportEditor {
   segments(first: 100) { edges { node { id name memberCount } } }
 }`;
 
+// The targets of the chosen connection: its type's own and the account's (custom fields).
+const CONNECTION_TARGETS = `
+query ConnectionTargets($id: ID!) {
+  node(id: $id) { ... on Connection { mappingTargets { name label required maxLength kind } } }
+}`;
+
 const CHOICES = `
 query SettingChoices($connectionId: ID!, $setting: String!) {
   exportSettingChoices(connectionId: $connectionId, setting: $setting) { id name memberCount }
@@ -305,7 +311,23 @@ export async function exportEditor(ctx, id) {
   let mappingRows = [];
 
   const chosen = () => connections.find((c) => c.id === connection.value) || null;
-  const targetsOf = () => (chosen() ? chosen().destinationType.mappingTargets : []);
+  const accountTargets = new Map();
+  const targetsOf = () => {
+    const c = chosen();
+    if (!c) return [];
+    return accountTargets.get(c.id) || c.destinationType.mappingTargets;
+  };
+  /** Ask the connection for its targets (the account's custom fields too), once each. */
+  const loadTargets = async () => {
+    const c = chosen();
+    if (!c || accountTargets.has(c.id)) return;
+    try {
+      const node = (await ctx.api.request(CONNECTION_TARGETS, { id: c.id })).node;
+      if (node && node.mappingTargets) accountTargets.set(c.id, node.mappingTargets);
+    } catch {
+      // The type's own targets still serve; the API names a bad one on save.
+    }
+  };
 
   const renderSettings = async () => {
     settingControls.clear();
@@ -381,10 +403,12 @@ export async function exportEditor(ctx, id) {
       .map((t) => ({ source: attributes.find((a) => a.toLowerCase().includes(t.name.toLowerCase())) || "", target: t.name }));
     if (!mappingRows.length) mappingRows = [{ source: "", target: "" }];
   };
+  await loadTargets();
   if (existing) mappingRows = existing.fieldMapping.map((m) => ({ ...m }));
   else defaultMapping();
 
   connection.addEventListener("change", async () => {
+    await loadTargets();
     defaultMapping();
     renderMapping();
     await renderSettings();

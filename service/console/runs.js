@@ -18,6 +18,7 @@ const COUNT_NAMES = [
   ["skippedUnchanged", "Not sent: unchanged"],
   ["removedFromList", "Removed from the list"],
   ["removalsFailed", "Removals refused"],
+  ["fieldWarnings", "Field warnings (sent without a value)"],
 ];
 const COUNTS = `counts { ${COUNT_NAMES.map(([name]) => name).join(" ")} }`;
 const RUN_FIELDS = `id status trigger requestedBy queuedAt startedAt finishedAt progress message cancelRequested ${COUNTS}`;

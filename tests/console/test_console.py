@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
-from service.domain import Role
+from service.domain import Role, utcnow
 from tests.console.conftest import (
     NEWSLETTER,
     Console,
@@ -191,6 +191,9 @@ async def test_a_contributor_builds_an_export_runs_it_and_watches_it_succeed_liv
         "E-mail address (required)"
     )
     await expect(editor.get_by_label("Profile attribute 1")).to_have_value("EmailAddress")
+    # The targets are the connection's: the account's custom fields are offered too.
+    custom = editor.get_by_label("Destination field 1").locator('option[value^="cf:"]')
+    assert await custom.count() > 0
     await editor.get_by_role("button", name="Add attribute").click()
     await editor.get_by_label("Profile attribute 2").fill("FirstNam")
     await editor.get_by_label("Destination field 2").select_option("first_name")
@@ -598,3 +601,22 @@ async def test_the_console_signs_out_when_the_token_runs_out_even_while_idle(
         timeout=30_000
     )
     await expect(page.get_by_role("status")).to_contain_text("your token expired")
+
+
+async def test_an_admin_sees_a_destination_pause_and_lifts_it(
+    console: Console, new_page: NewPage
+) -> None:
+    await connected_connection(console)
+    destination = console.services.destinations.get("constant_contact")
+    assert destination is not None
+    limiter = console.services.destination_access.limiters.for_destination(destination)
+    await limiter.pause_until(utcnow() + timedelta(hours=3), "The daily request quota is spent.")
+    page = await new_page()
+    await signed_in(page, console, Role.ADMIN, "alice")
+    await page.get_by_role("link", name="Connections").click()
+    pause = page.get_by_role("status").filter(has_text="wait until")
+    await expect(pause).to_contain_text("The daily request quota is spent.")
+    await screenshot(page, "connections-paused")
+    await pause.get_by_role("button", name="Lift the pause of Constant Contact").click()
+    await expect(page.get_by_role("status").filter(has_text="wait until")).to_have_count(0)
+    assert await limiter.pause() is None
