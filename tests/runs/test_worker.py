@@ -129,7 +129,8 @@ async def test_a_sigkilled_worker_mid_mirror_run_is_resumed_with_exact_counts_an
     killed = await services.store.get_run(run.id)
     assert killed is not None
     assert killed.status is ExportRunStatus.RUNNING
-    assert killed.counts.contacts_sent < 210
+    # Killed before it was done: imports still to confirm, or leavers still to remove.
+    assert killed.counts.removed_from_list < 20
     workers.start()
     done = await wait_for_end(services, run.id)
 
