@@ -50,7 +50,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import api_seed  # noqa: E402
+import api_seed
 
 REFERENCE = Path(__file__).resolve().parent / "api_load_reference.json"
 JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123"
@@ -298,6 +298,8 @@ async def fan_out(
     ready = asyncio.Event()
     subscribed = 0
     stop = asyncio.Event()
+    arrived: dict[int, int] = {}
+    everyone = {event: asyncio.Event() for event in range(EVENTS)}
 
     async def subscriber(index: int) -> None:
         nonlocal subscribed
@@ -326,6 +328,9 @@ async def fan_out(
                 if message.get("type") == "next":
                     sent = message["payload"]["data"]["exportRuns"]["counts"]["contactsSent"]
                     mine[sent] = time.perf_counter()
+                    arrived[sent] = arrived.get(sent, 0) + 1
+                    if arrived[sent] == count:
+                        everyone[sent].set()
                 elif message.get("type") == "error":
                     raise RuntimeError(message)
 
@@ -348,9 +353,8 @@ async def fan_out(
             counts=RunCounts(contacts_sent=event),
         )
         await redis.publish(CHANNEL, run_to_bytes(run))
-        deadline = time.monotonic() + 60
-        while sum(1 for r in received if event in r) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(everyone[event].wait(), timeout=60)
     await redis.aclose()
     lags = []
     for event in range(EVENTS):
