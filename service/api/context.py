@@ -8,6 +8,7 @@ API never depends on the layer that assembles it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeAlias
 
 import strawberry
@@ -78,16 +79,12 @@ class RequestContext:
     """Each export's newest run, batched the same way."""
 
     def __post_init__(self) -> None:
-        self.segments = DataLoader(load_fn=self._load_segments)
-        self.last_runs = DataLoader(load_fn=self._load_last_runs)
-
-    async def _load_segments(self, ids: list[str]) -> list[domain.Segment | None]:
-        found = {s.id: s for s in await self.parts.store.get_segments(ids)}
-        return [found.get(i) for i in ids]
-
-    async def _load_last_runs(self, export_ids: list[str]) -> list[domain.ExportRun | None]:
-        latest = await self.parts.store.latest_runs(export_ids)
-        return [latest.get(i) for i in export_ids]
+        # The loaders close over the store, not over this context: a loader holding a
+        # bound method of its context would put the whole operation in a reference
+        # cycle, left for the cyclic garbage collector after every request.
+        store = self.parts.store
+        self.segments = DataLoader(load_fn=partial(_load_segments, store))
+        self.last_runs = DataLoader(load_fn=partial(_load_last_runs, store))
 
     def authorization(self) -> str | None:
         """The ``Bearer ...`` string: the HTTP header, or ``connectionParams.Authorization``."""
@@ -160,6 +157,16 @@ class RequestContext:
     def forget_connection(self, connection_id: str) -> None:
         """Drop the memo after a mutation changed the connection."""
         self._connections.pop(connection_id, None)
+
+
+async def _load_segments(store: Store, ids: list[str]) -> list[domain.Segment | None]:
+    found = {s.id: s for s in await store.get_segments(ids)}
+    return [found.get(i) for i in ids]
+
+
+async def _load_last_runs(store: Store, export_ids: list[str]) -> list[domain.ExportRun | None]:
+    latest = await store.latest_runs(export_ids)
+    return [latest.get(i) for i in export_ids]
 
 
 Info: TypeAlias = strawberry.Info[RequestContext, None]
