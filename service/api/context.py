@@ -77,6 +77,8 @@ class RequestContext:
     """Segments by id, batched: a page of exports reads their segments in one query."""
     last_runs: DataLoader[str, domain.ExportRun | None] = field(init=False, repr=False)
     """Each export's newest run, batched the same way."""
+    member_counts: DataLoader[str, int] = field(init=False, repr=False)
+    """Segments' member counts (kept by the store), one read for all a page shows."""
 
     def __post_init__(self) -> None:
         # The loaders close over the store, not over this context: a loader holding a
@@ -85,6 +87,7 @@ class RequestContext:
         store = self.parts.store
         self.segments = DataLoader(load_fn=partial(_load_segments, store))
         self.last_runs = DataLoader(load_fn=partial(_load_last_runs, store))
+        self.member_counts = DataLoader(load_fn=partial(_load_member_counts, store))
 
     def authorization(self) -> str | None:
         """The ``Bearer ...`` string: the HTTP header, or ``connectionParams.Authorization``."""
@@ -167,6 +170,11 @@ async def _load_segments(store: Store, ids: list[str]) -> list[domain.Segment | 
 async def _load_last_runs(store: Store, export_ids: list[str]) -> list[domain.ExportRun | None]:
     latest = await store.latest_runs(export_ids)
     return [latest.get(i) for i in export_ids]
+
+
+async def _load_member_counts(store: Store, segment_ids: list[str]) -> list[int]:
+    counts = await store.segment_member_counts(segment_ids)
+    return [counts.get(i, 0) for i in segment_ids]
 
 
 Info: TypeAlias = strawberry.Info[RequestContext, None]

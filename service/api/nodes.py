@@ -77,7 +77,7 @@ class Segment(Node):
 
     @strawberry.field(description="How many profiles belong to the segment.")
     async def member_count(self, info: Info) -> int:
-        return await info.context.parts.store.count_segment_members([self.record.id])
+        return await info.context.member_counts.load(self.record.id)
 
 
 @strawberry.type(
