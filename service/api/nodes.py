@@ -275,7 +275,7 @@ class ExportRun(Node):
 
     @strawberry.field(description="Null when the export was removed.")
     async def export(self, info: Info) -> Export | None:
-        export = await info.context.parts.store.get_export(self.record.export_id)
+        export = await info.context.exports.load(self.record.export_id)
         return Export.of(export) if export else None
 
     @strawberry.field(description="A sample of per-record and per-batch errors.")
