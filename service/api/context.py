@@ -81,6 +81,9 @@ class RequestContext:
     """Each export's newest run, batched the same way."""
     member_counts: DataLoader[str, int] = field(init=False, repr=False)
     """Segments' member counts (kept by the store), one read for all a page shows."""
+    destination_types: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Each destination type's GraphQL description, built once per operation (a page of
+    exports shows the same one fifty times; see :func:`service.api.nodes.destination_type`)."""
     exports: DataLoader[str, domain.Export | None] = field(init=False, repr=False)
     """Exports by id: a page of runs reads their exports in one query."""
 

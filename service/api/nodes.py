@@ -43,6 +43,16 @@ def destination_type(destinations: DestinationRegistry, key: str) -> Destination
     return DestinationType.of(destination) if destination else DestinationType.missing(key)
 
 
+def operation_destination_type(info: Info, key: str) -> DestinationType:
+    """:func:`destination_type`, built once per operation for each key."""
+    known: DestinationType | None = info.context.destination_types.get(key)
+    if known is None:
+        known = info.context.destination_types[key] = destination_type(
+            info.context.parts.destinations, key
+        )
+    return known
+
+
 def connection_ready(connection: domain.Connection, destinations: DestinationRegistry) -> bool:
     """What a run checks of its connection before sending (see service.runs.lifecycle)."""
     return (
@@ -104,7 +114,7 @@ class Connection(Node):
 
     @strawberry.field
     def destination_type(self, info: Info) -> DestinationType:
-        return destination_type(info.context.parts.destinations, self.record.destination_type)
+        return operation_destination_type(info, self.record.destination_type)
 
     @strawberry.field(
         description="Whether exports can run through this connection now: it is authorized "
@@ -207,7 +217,7 @@ class Export(Node):
 
     @strawberry.field
     def destination_type(self, info: Info) -> DestinationType:
-        return destination_type(info.context.parts.destinations, self.record.destination_type)
+        return operation_destination_type(info, self.record.destination_type)
 
     @strawberry.field
     async def segments(self, info: Info) -> list[Segment]:
