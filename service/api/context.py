@@ -28,6 +28,7 @@ from service.access.permissions import (
     can_use_connection,
 )
 from service.api.destination_answers import DestinationAnswers
+from service.api.subscription_sharing import SharedSubscriptionWork
 from service.api.subscription_slots import SubscriptionSlots
 from service.connections.destinations import DestinationAccess
 from service.connections.oauth import OAuthFlow
@@ -61,6 +62,8 @@ class ApiParts:
     """Destination answers shared by the operations, and each user's budget of calls."""
     subscription_slots: SubscriptionSlots = field(default_factory=SubscriptionSlots)
     """Open subscriptions per user, for ``SEGPORT_MAX_SUBSCRIPTIONS_PER_USER``."""
+    shared_subscriptions: SharedSubscriptionWork = field(default_factory=SharedSubscriptionWork)
+    """Subscription events executed and encoded once for subscribers alike."""
 
 
 @dataclass
