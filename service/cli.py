@@ -212,7 +212,12 @@ def serve(
         token = mint_token(settings, "admin", [Role.ADMIN], ttl=lifetime)
         typer.echo(f"Development admin token (valid {format_duration(lifetime)}): {token}")
         typer.echo(f"Use it as the header  Authorization: Bearer {token}")
-    server = uvicorn.Server(uvicorn.Config(asgi_app, host=host, port=port, log_config=None))
+    # No permessage-deflate: its compressor state is most of an idle subscription's memory
+    # (run events are small JSON; see docs/performance.md).
+    config = uvicorn.Config(
+        asgi_app, host=host, port=port, log_config=None, ws_per_message_deflate=False
+    )
+    server = uvicorn.Server(config)
     server.run(sockets=[listener])
     if not server.started:  # the app failed to start; uvicorn has logged why
         raise typer.Exit(3)

@@ -11,6 +11,7 @@ thing, not once per subscriber.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -25,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from service.access.auth import mint_token
 from service.api.ids import to_global_id
 from service.api.subscription_sharing import SharedSubscriptionWork
+from service.api.subscription_slots import SubscriptionSlots
 from service.app import create_app
 from service.core import Services, open_services
 from service.domain import ConnectionUsableBy, ExportRunStatus, Role
@@ -46,6 +48,7 @@ class Server:
     services: Services
     ws_url: str
     shared: SharedSubscriptionWork
+    slots: SubscriptionSlots
 
     async def watcher(self, stack: AsyncExitStack, role: Role, sub: str, run_id: str) -> Watcher:
         ws = await stack.enter_async_context(
@@ -92,8 +95,12 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
             while not running.started:
                 await asyncio.sleep(0.01)
             port = running.servers[0].sockets[0].getsockname()[1]
+            parts = app.state.api_parts
             yield Server(
-                services, f"ws://127.0.0.1:{port}/graphql", app.state.api_parts.shared_subscriptions
+                services,
+                f"ws://127.0.0.1:{port}/graphql",
+                parts.shared_subscriptions,
+                parts.subscription_slots,
             )
         finally:
             running.should_exit = True
@@ -174,3 +181,48 @@ def test_a_shared_message_is_the_text_strawberry_would_send() -> None:
         message = {"id": operation_id, "type": "next", "payload": payload}
         assert text == json.dumps(message, separators=(",", ":"))
     assert shared.next_message_text("1", {**payload, "errors": []}) is None
+
+
+async def test_what_subscriptions_held_is_freed_once_they_close(server: Server) -> None:
+    export = make_export(connection_id=None, display_name="Watched")
+    await server.services.store.save_export(export)
+    run = make_run(export.id)
+    await server.services.store.insert_run(run)
+
+    async def watch_and_leave(count: int, events: int) -> None:
+        async with AsyncExitStack() as stack:
+            watchers = [
+                await server.watcher(stack, Role.VIEWER, f"viewer-{i}", run.id)
+                for i in range(count)
+            ]
+            for step in range(events):
+                await server.services.events.publish(
+                    replace(run, status=ExportRunStatus.RUNNING, progress=step / events)
+                )
+                for watcher in watchers:
+                    await watcher.next()
+        await all_closed(server, [f"viewer-{i}" for i in range(count)])
+
+    await watch_and_leave(3, 3)  # fills what is made once (caches, the events listener)
+    gc.collect()
+    before = len(gc.get_objects())
+
+    await watch_and_leave(30, 10)
+
+    gc.collect()
+    assert len(gc.get_objects()) - before <= LEFT_BEHIND
+
+
+LEFT_BEHIND = 200
+"""Objects that may stay after 30 subscriptions of 10 events closed (the shared work's
+bounded memory of recent events); each subscription held hundreds while open."""
+
+
+async def all_closed(server: Server, subs: list[str]) -> None:
+    """Wait until the server released every slot of ``subs`` (it notices closes asynchronously)."""
+
+    async def poll() -> None:
+        while any(server.slots.open_for(sub) for sub in subs):
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), 10)
