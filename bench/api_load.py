@@ -112,7 +112,13 @@ def serve(args: argparse.Namespace) -> None:
 
         app = api_bare.make_app(args.answers, args.redis_url)
     uvicorn.run(
-        app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, ws="auto"
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        # Both apps as `segport serve` runs: no permessage-deflate (docs/performance.md).
+        ws_per_message_deflate=False,
     )
 
 
@@ -238,8 +244,8 @@ def drive(
     cpu = server.cpu_seconds() - cpu_before
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
     socket_errors = re.search(r"Socket errors: (.*)", out)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import gc
 
-YOUNG_THRESHOLD = 5000
+YOUNG_THRESHOLD = 50_000
 """Allocations between passes over the youngest generation (CPython's default: 700)."""
 
 
