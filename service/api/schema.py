@@ -30,6 +30,7 @@ from service.api import (
     destination_pauses,
     exports,
     pickers,
+    preview,
     root,
     run_history,
     runs,
@@ -56,6 +57,7 @@ AREAS: tuple[ModuleType, ...] = (
     pickers,
     run_history,
     runs,
+    preview,
     schedule,
     destination_pauses,
 )
