@@ -43,6 +43,7 @@ from service.api.transport_limits import BodyReadTimeoutMiddleware, HeaderSizeLi
 from service.api.websocket import TokenBoundTransportWSHandler
 from service.connections.oauth import oauth_callback
 from service.core import Services, open_services
+from service.observability.collector import settle_after_start_up
 from service.observability.metrics import metrics_endpoint
 from service.runs.embedded import in_process_runs
 from service.runs.preview import preview_export
@@ -318,6 +319,7 @@ def create_app_from_settings(
             _serve(app, services)
             # Embedded mode: this process also carries runs and ticks the schedule.
             async with in_process_runs(services.run_context):
+                settle_after_start_up()
                 yield
 
     return _build(settings, lifespan)

@@ -218,7 +218,12 @@ def serve(
         typer.echo(f"Use it as the header  Authorization: Bearer {token}")
     else:
         typer.echo(f"Console: {url.removesuffix('/graphql')}/console/")
-    server = uvicorn.Server(uvicorn.Config(asgi_app, host=host, port=port, log_config=None))
+    # No permessage-deflate: its compressor state is most of an idle subscription's memory
+    # (run events are small JSON; see docs/performance.md).
+    config = uvicorn.Config(
+        asgi_app, host=host, port=port, log_config=None, ws_per_message_deflate=False
+    )
+    server = uvicorn.Server(config)
     server.run(sockets=[listener])
     if not server.started:  # the app failed to start; uvicorn has logged why
         raise typer.Exit(3)
