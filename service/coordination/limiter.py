@@ -26,11 +26,13 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 
+from service.coordination.in_flight import MemoryInFlight, RedisInFlight
 from service.coordination.redis import RedisClient
 from service.plugins.api import Destination, DestinationLimits, RateLimiter
 
@@ -121,6 +123,13 @@ class _WaitingLimiter:
         self._clock = clock
         self._sleep = sleep or asyncio.sleep
         self._on_wait = on_wait
+        self.slots: MemoryInFlight | RedisInFlight = MemoryInFlight(limits.max_requests_in_flight)
+        """The concurrency cap (``max_requests_in_flight`` per scope); Redis-backed in the
+        Redis adapter."""
+
+    def in_flight(self, scope: str = "") -> AbstractAsyncContextManager[None]:
+        """Hold one of the declared in-flight slots of ``scope`` (see :mod:`.in_flight`)."""
+        return self.slots.slot(scope)
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else time.time()
@@ -317,6 +326,7 @@ class RedisRateLimiter(_WaitingLimiter):
         self.pause_key = base + "pause"
         self._acquire_script = redis.register_script(_ACQUIRE_LUA)
         self._pause_script = redis.register_script(_PAUSE_LUA)
+        self.slots = RedisInFlight(redis, base + "inflight:", limits.max_requests_in_flight)
 
     def _script_now(self) -> str:
         return "" if self._clock is None else repr(self._clock())

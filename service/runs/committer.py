@@ -163,7 +163,8 @@ def _apply_outcome(state: RunState, counts: RunCounts, outcome: BatchOutcome, re
         return
     counts.accepted_by_destination += outcome.accepted
     counts.rejected_by_destination += len(outcome.rejected)
-    for rejected in outcome.rejected:
+    counts.cannot_add_to_list += len(outcome.cannot_add_to_list)
+    for rejected in [*outcome.rejected, *outcome.cannot_add_to_list]:
         state.sample(
             RunError(
                 code=rejected.rejection.code,

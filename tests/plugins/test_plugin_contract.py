@@ -72,9 +72,9 @@ def test_a_plugin_that_declares_no_version_is_loaded() -> None:
 @pytest.mark.parametrize(
     ("declared", "words"),
     [
-        ("2.0", "was built for segport plugin API 2.0, but this segport provides 1.0"),
+        ("2.0", "was built for segport plugin API 2.0, but this segport provides 1.1"),
         ("0.9", "major versions differ"),
-        ("1.7", "newer than the 1.0 this segport provides: upgrade segport"),
+        ("1.7", "newer than the 1.1 this segport provides: upgrade segport"),
         ("one", "which is not a 'MAJOR.MINOR' string"),
         (1, "which is not a 'MAJOR.MINOR' string"),
     ],
