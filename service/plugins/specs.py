@@ -59,6 +59,8 @@ class DestinationLimits:
     """Requests in flight at once per scope (e.g. per API key), shared by every process of
     the deployment: what ``RateLimiter.in_flight`` enforces (plugin API 1.1). None:
     no cap beyond ``max_concurrent_uploads``."""
+    removal_batch_max_records: int = 1000
+    """List members passed to one call of ``DestinationSession.remove_list_members``."""
 
 
 @dataclass(frozen=True, slots=True)

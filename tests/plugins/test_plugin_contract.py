@@ -54,14 +54,15 @@ def register_quiet() -> list[Destination]:
 
 
 def test_the_plugin_api_version_is_major_dot_minor() -> None:
-    assert parse_version(PLUGIN_API_VERSION) == (1, 0)
+    assert parse_version(PLUGIN_API_VERSION) == (1, 1)
 
 
-def test_a_plugin_built_for_this_version_is_loaded() -> None:
-    declared = plugin(
-        "quiet_plugin", SEGPORT_PLUGIN_API="1.0", register_destinations=register_quiet
+@pytest.mark.parametrize("declared", ["1.1", "1.0"])
+def test_a_plugin_built_for_this_or_an_earlier_minor_version_is_loaded(declared: str) -> None:
+    built = plugin(
+        "quiet_plugin", SEGPORT_PLUGIN_API=declared, register_destinations=register_quiet
     )
-    assert load_destinations([declared], load_entry_points=False).get("quiet") is not None
+    assert load_destinations([built], load_entry_points=False).get("quiet") is not None
 
 
 def test_a_plugin_that_declares_no_version_is_loaded() -> None:
