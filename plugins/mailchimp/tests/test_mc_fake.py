@@ -102,7 +102,7 @@ async def test_batch_subscribe_answers_per_member_and_keeps_compliance_states(
              "merge_fields": {"FNAME": "New"}},
             {"email_address": "gone@shop.example", "status_if_new": "subscribed"},
             {"email_address": "erased@shop.example", "status_if_new": "subscribed"},
-            {"email_address": "bot@example.invalid", "status_if_new": "subscribed"},
+            {"email_address": "bot@throwaway.example", "status_if_new": "subscribed"},
             {"email_address": "bad@shop.example", "status_if_new": "subscribed",
              "merge_fields": {"BIRTHDAY": "1990-02-03"}},
         ],
@@ -113,7 +113,7 @@ async def test_batch_subscribe_answers_per_member_and_keeps_compliance_states(
     errors = {e["email_address"]: e for e in body["errors"]}
     assert "compliance state" in errors["gone@shop.example"]["error"]
     assert "permanently deleted" in errors["erased@shop.example"]["error"]
-    assert "looks fake or invalid" in errors["bot@example.invalid"]["error"]
+    assert "looks fake or invalid" in errors["bot@throwaway.example"]["error"]
     assert errors["bad@shop.example"]["field"] == "BIRTHDAY"
     members = fake.state.audience(NEWSLETTER_LIST_ID).members
     assert members[subscriber_hash("new@shop.example")].status == "pending"

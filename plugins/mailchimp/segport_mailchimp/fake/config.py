@@ -21,7 +21,7 @@ class FakeConfig:
     """Every API call answers only after this long (the benchmark uses 0.15)."""
     batch_polls_to_finish: int = 2
     """Polls of a batch operation after which it reports ``finished``."""
-    fake_domains: set[str] = field(default_factory=lambda: {"example.invalid"})
+    fake_domains: set[str] = field(default_factory=lambda: {"throwaway.example"})
     """Domains whose addresses Mailchimp judges fake ("looks fake or invalid")."""
 
     # fault injection
