@@ -177,6 +177,24 @@ class FakeMailchimp:
             member.forgotten = True
             audience.members[member.id] = member
 
+    def rotate_key(self, api_key: str = DEMO_API_KEY) -> str:
+        """A new key for the account (same data center, same audiences); the old one is
+        revoked, as when a user generates a key and deletes the previous one."""
+        with self._lock:
+            account = self.accounts[api_key]
+            fresh = f"{uuid.uuid4().hex}-{account.dc}"
+            moved = FakeAccount(
+                api_key=fresh,
+                dc=account.dc,
+                account_id=account.account_id,
+                account_name=account.account_name,
+                email=account.email,
+                audiences=account.audiences,
+            )
+            self.accounts[fresh] = moved
+            account.revoked = True
+            return fresh
+
     def revoke(self, api_key: str = DEMO_API_KEY) -> None:
         with self._lock:
             self.accounts[api_key].revoked = True
