@@ -56,6 +56,8 @@ class Live:
     services: Services
     fake: RunningFake
     url: str
+    profiles: int = 0
+    """How many profiles the test's big run sends (the store decides, see the test)."""
 
     def token(self, role: Role, sub: str = "alice") -> str:
         return mint_token(self.services.settings, sub, [role])
