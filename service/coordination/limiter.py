@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from service.coordination.in_flight import MemoryInFlight, RedisInFlight
+from service.coordination.in_flight import DEFAULT_LEASE_SECONDS, MemoryInFlight, RedisInFlight
 from service.coordination.redis import RedisClient
 from service.plugins.api import Destination, DestinationLimits, RateLimiter
 
@@ -317,6 +317,7 @@ class RedisRateLimiter(_WaitingLimiter):
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         on_wait: WaitObserver | None = None,
+        in_flight_lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         super().__init__(key, limits, clock=clock, sleep=sleep, on_wait=on_wait)
         self._redis = redis
@@ -326,7 +327,12 @@ class RedisRateLimiter(_WaitingLimiter):
         self.pause_key = base + "pause"
         self._acquire_script = redis.register_script(_ACQUIRE_LUA)
         self._pause_script = redis.register_script(_PAUSE_LUA)
-        self.slots = RedisInFlight(redis, base + "inflight:", limits.max_requests_in_flight)
+        self.slots = RedisInFlight(
+            redis,
+            base + "inflight:",
+            limits.max_requests_in_flight,
+            lease_seconds=in_flight_lease_seconds,
+        )
 
     def _script_now(self) -> str:
         return "" if self._clock is None else repr(self._clock())
@@ -379,8 +385,10 @@ class RateLimiters:
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         on_wait: WaitObserver | None = None,
+        in_flight_lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self._redis = redis
+        self._in_flight_lease = in_flight_lease_seconds
         self._clock = clock
         self._sleep = sleep
         self._on_wait = on_wait
@@ -405,6 +413,7 @@ class RateLimiters:
                     clock=self._clock,
                     sleep=self._sleep,
                     on_wait=self._on_wait,
+                    in_flight_lease_seconds=self._in_flight_lease,
                 )
             else:
                 limiter = MemoryRateLimiter(
