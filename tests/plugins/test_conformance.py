@@ -4,7 +4,7 @@ real HTTP. What the suite checks is in :mod:`service.plugins.conformance`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import httpx
 import pytest
@@ -16,7 +16,7 @@ from segport_mailchimp.fake import DEMO_API_KEY, NEWSLETTER_LIST_ID
 from segport_mailchimp.fake import run_fake as run_mc_fake
 from segport_toy_destination.destination import WebhookCollector
 
-from service.plugins import DestinationContext, DestinationLimits, OAuthTokens
+from service.plugins import DestinationContext, DestinationLimits, OAuthTokens, SettingSpec
 from service.plugins.conformance import (
     ConformanceCase,
     conformance_problems,
@@ -136,7 +136,7 @@ def test_the_suite_names_what_a_broken_destination_gets_wrong(toy: WebhookCollec
     class Broken(WebhookCollector):
         key = "Broken Key"
         auth_kind = "api_key"
-        connection_settings = ()
+        connection_settings: Sequence[SettingSpec] = ()  # type: ignore[assignment]
 
     problems = declaration_problems(Broken("http://127.0.0.1:9"))
     assert "key 'Broken Key' is not a lower-case identifier" in problems
