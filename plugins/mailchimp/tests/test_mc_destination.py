@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from email_validator import validate_email
 from mc_support import EXPORT, context, destination, fake, http, members_of, settings  # noqa: F401
 from segport_mailchimp import Mailchimp
 from segport_mailchimp.fake import CUSTOMERS_LIST_ID, DEMO_API_KEY, NEWSLETTER_LIST_ID, RunningFake
+from segport_mailchimp.fields import _common_address
 
 from service.plugins import (
     AuthorizationLost,
@@ -232,3 +234,21 @@ async def test_a_mirror_removal_archives_the_members_and_counts_strangers_as_rem
     assert len(archived) == 10
     assert not any(m.forgotten for m in audience.members.values())  # never deleted for good
     assert not any("delete-permanent" in r.path for r in fake.state.requests)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["a@shop.example", "First.Last+tag@mail.shop.example", "o'neil@shop.example", "x_y@a-b.co"],
+)
+def test_everyday_addresses_skip_the_full_validator_only_when_it_would_accept_them(
+    address: str,
+) -> None:
+    assert _common_address(address)
+    validate_email(address, check_deliverability=False)
+
+
+@pytest.mark.parametrize(
+    "address", [".a@shop.example", "a..b@shop.example", "a@shop.test", "a@xn--bcher--kva.example"]
+)
+def test_unusual_addresses_go_to_the_full_validator(address: str) -> None:
+    assert not _common_address(address)
