@@ -23,9 +23,6 @@ class MailchimpSettings(BaseSettings):
     """Attempts per request when Mailchimp answers 429 or has server trouble."""
     backoff_base_seconds: float = Field(default=0.5, gt=0)
     backoff_max_seconds: float = Field(default=30.0, gt=0)
-    batch_poll_initial_seconds: float = Field(default=1.0, gt=0)
-    """First wait between polls of a batch operation; it doubles up to the maximum."""
-    batch_poll_max_seconds: float = Field(default=30.0, gt=0)
 
     def api_url(self, dc: str, path: str) -> str:
         """``path`` (``/lists``) under the API base of data center ``dc``."""
