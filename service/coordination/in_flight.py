@@ -1,7 +1,7 @@
 """Concurrency caps: at most N requests in flight per scope (e.g. per API key).
 
 Some destinations limit how many requests are open at once rather than how many
-are sent per second (Mailchimp-style "10 simultaneous connections per key"). A
+are sent per second ("10 simultaneous connections per API key"). A
 destination declares ``DestinationLimits.max_requests_in_flight`` and wraps each
 request in ``ctx.rate_limiter.in_flight(scope)``. Two adapters:
 
