@@ -14,6 +14,7 @@ import random
 from typing import Any
 
 import httpx
+import orjson
 
 from segport_mailchimp.errors import MailchimpError, problem_words
 from segport_mailchimp.keys import data_center, key_scope
@@ -65,6 +66,9 @@ class ApiTransport:
         assert dc is not None  # checked by api_key()
         url = self._settings.api_url(dc, path)
         settings = self._settings
+        # orjson: a batch of 500 members encodes several times faster than with httpx's json=.
+        body = None if json is None else orjson.dumps(json)
+        headers = None if json is None else {"Content-Type": "application/json"}
         problem = ""
         for attempt in range(1, settings.max_tries + 1):
             async with self._ctx.rate_limiter.in_flight(key_scope(key)):
@@ -72,7 +76,12 @@ class ApiTransport:
                 self.attempts += 1
                 try:
                     response = await self._ctx.http.request(
-                        method, url, json=json, params=params, auth=("segport", key)
+                        method,
+                        url,
+                        content=body,
+                        headers=headers,
+                        params=params,
+                        auth=("segport", key),
                     )
                 except httpx.TransportError as exc:
                     response = None
