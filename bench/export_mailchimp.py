@@ -182,7 +182,7 @@ async def bench(count: int, latency: float) -> dict[str, Any]:
         "load_seconds": round(loaded, 2),
         "floor_seconds": round(floor, 2),
         "wall_seconds": round(wall, 2),
-        "ratio_to_floor": round(wall / floor, 2),
+        "ratio_to_floor": round(wall / floor, 2) if floor else None,
         "target_ratio": 1.3,
         "profiles_per_second": round(count / wall),
         "accepted": last.counts.accepted_by_destination,
