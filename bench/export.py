@@ -55,6 +55,7 @@ from service.domain import (
 from service.plugins import Destination, EncodedRecord, OAuthTokens, hookimpl
 from service.plugins.batching import ContactBatcher
 from service.runs.mapping import RecordMapper
+from service.runs.stages import YIELD_EVERY
 from service.settings import Settings
 
 LIST_ID = "8a2b3c4d-0000-4000-8000-00000000a001"
@@ -182,10 +183,11 @@ async def floor(
         async for profiles in services.store.iter_segment_members(
             export.segment_ids, batch_size=services.settings.run_read_batch_size
         ):
-            for profile in profiles:
-                out = mapper.map(profile)
-                if isinstance(out, EncodedRecord) and batcher.add(out) is not None:
-                    batches += 1
+            # As the run maps them: in chunks of YIELD_EVERY, keys taken a chunk at once.
+            for start in range(0, len(profiles), YIELD_EVERY):
+                for out, _ in mapper.map_many(profiles[start : start + YIELD_EVERY]):
+                    if isinstance(out, EncodedRecord) and batcher.add(out) is not None:
+                        batches += 1
     if batcher.flush() is not None:
         batches += 1
     return time.perf_counter() - started, batches

@@ -42,6 +42,8 @@ class Action(StrEnum):
     READ = "read"
     """Read exports, runs, segments, profile attribute names, the schedule, destination types."""
     CHANGE_REFRESH_SCHEDULE = "change the refresh schedule"
+    MANAGE_DESTINATION_PAUSES = "see and lift destination pauses"
+    """The shared rate limiter's pauses (e.g. a spent daily quota), for every export."""
     LOAD_DATA = "load profiles and segments"
 
 
@@ -51,6 +53,7 @@ _ROLES_ALLOWED: dict[Action, frozenset[Role]] = {
     Action.MANAGE_EXPORTS: frozenset({Role.ADMIN, Role.CONTRIBUTOR}),
     Action.READ: frozenset({Role.ADMIN, Role.CONTRIBUTOR, Role.VIEWER}),
     Action.CHANGE_REFRESH_SCHEDULE: frozenset({Role.ADMIN}),
+    Action.MANAGE_DESTINATION_PAUSES: frozenset({Role.ADMIN}),
     Action.LOAD_DATA: frozenset({Role.ADMIN}),
 }
 

@@ -25,6 +25,9 @@ from service.connections.credentials import seal_credentials
 from service.connections.oauth import OAuthError
 from service.plugins.api import Destination, InvalidCredentials
 
+NOT_CONFIGURED = "NOT_CONFIGURED"
+"""The destination cannot connect with the server's configuration (a variable to set)."""
+
 
 @strawberry.enum(description="What removeConnection does with the exports that use it.")
 class RemoveConnectionExports(Enum):
@@ -77,6 +80,11 @@ class RemoveConnectionInput:
 @strawberry.input
 class AuthorizeConnectionInput:
     connection_id: strawberry.ID
+    allow_account_change: bool = strawberry.field(
+        default=False,
+        description="Confirm that this authorization may connect a different destination "
+        "account than the connection had (otherwise that is refused: ACCOUNT_CHANGED).",
+    )
 
 
 @strawberry.input
@@ -181,8 +189,15 @@ class Mutation:
                 f"connection {input.connection_id!r} does not authorize with OAuth",
                 "NOT_OAUTH",
             )
+        problem = destination.configuration_problem()
+        if problem is not None:
+            raise UserInputError("connectionId", problem, NOT_CONFIGURED)
         try:
-            url = await info.context.parts.oauth.start(connection, info.context.principal.sub)
+            url = await info.context.parts.oauth.start(
+                connection,
+                info.context.principal.sub,
+                allow_account_change=input.allow_account_change,
+            )
         except OAuthError as exc:
             raise UserInputError("connectionId", str(exc.message), str(exc.code)) from exc
         return AuthorizeConnectionPayload(
@@ -259,6 +274,9 @@ async def _create_connection(info: Info, input: CreateConnectionInput) -> domain
     settings = _settings_object(input.settings, "settings")
     errors.extend(json_object_problems(settings, ["settings"], "the setting"))
     if destination is not None:
+        problem = destination.configuration_problem()
+        if problem is not None:
+            errors.append(user_error("destinationType", problem, NOT_CONFIGURED))
         errors.extend(
             user_error(["settings", e.field], e.message, e.code)
             for e in destination.validate_connection_settings(settings)

@@ -186,6 +186,10 @@ class ExportRunCounts:
     accepted_by_destination: int
     rejected_by_destination: int
     cannot_add_to_list: int
+    field_warnings: int = strawberry.field(
+        description="Optional values the destination left out of (or shortened in) contacts "
+        "that were still sent; sampled in the run's errors with the profile and field."
+    )
 
     @classmethod
     def of(cls, counts: domain.RunCounts) -> ExportRunCounts:
@@ -198,6 +202,7 @@ class ExportRunCounts:
             accepted_by_destination=counts.accepted_by_destination,
             rejected_by_destination=counts.rejected_by_destination,
             cannot_add_to_list=counts.cannot_add_to_list,
+            field_warnings=counts.field_warnings,
         )
 
 

@@ -423,6 +423,42 @@ async def _check(
             raise UserInputError.of(
                 [user_error(["settings", e.field], e.message, e.code) for e in remote]
             )
+        await _check_mapping_remotely(info, export, destination, connection)
+
+
+async def _check_mapping_remotely(
+    info: Info, export: domain.Export, destination: Destination, connection: domain.Connection
+) -> None:
+    """The destination's check of the mapping's targets against the connected account
+    (e.g. custom fields it must have), shared and budgeted like the settings check."""
+    targets = [m.target for m in export.field_mapping]
+    try:
+        problems = await info.context.parts.destination_answers.answer(
+            ("check_mapping", connection.id, tuple(sorted(set(targets)))),
+            info.context.principal.sub,
+            lambda: call_destination(
+                info.context.parts.destination_access,
+                connection,
+                destination,
+                lambda ctx: destination.check_mapping(ctx, targets),
+            ),
+        )
+    except DestinationCallBudgetSpent as exc:
+        raise UserInputError(None, exc.message, DESTINATION_CALL_BUDGET_SPENT) from None
+    except DestinationUnanswered as exc:
+        raise UserInputError(None, exc.message, exc.code) from None
+    if not problems:
+        return
+    positions = {m.target: p for p, m in reversed(list(enumerate(export.field_mapping)))}
+    errors: list[UserError] = []
+    for problem in problems:
+        where = positions.get(problem.field)
+        field = ["fieldMapping"] if where is None else ["fieldMapping", str(where), "target"]
+        message = problem.message
+        if problem.field and repr(problem.field) not in message:
+            message = f"target {problem.field!r}: {message}"
+        errors.append(user_error(field, message, problem.code))
+    raise UserInputError.of(errors)
 
 
 async def _unknown_sources(info: Info, mappings: list[FieldMappingInput]) -> list[UserError]:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from service import domain
@@ -28,10 +29,13 @@ from service.api.descriptors import (
     ExportSchedule,
     FieldMapping,
     Frequency,
+    MappingTargetType,
     Weekday,
 )
+from service.api.errors import FORBIDDEN
 from service.api.ids import to_global_id
 from service.api.pagination import ListConnection, page_args
+from service.api.pickers import account_mapping_targets
 from service.domain.schedule import export_recurrence, next_due
 from service.plugins.manager import DestinationRegistry
 
@@ -123,6 +127,21 @@ class Connection(Node):
     def status(self, info: Info) -> ConnectionStatus | None:
         record = self._details(info)
         return record.status if record else None
+
+    @strawberry.field(
+        description="The mapping targets to offer for exports on this connection: the "
+        "destination type's own and those the connected account adds (e.g. Constant "
+        "Contact's custom fields, cf:<name>), read from the destination. For whoever may "
+        "create exports on the connection; while it is not CONNECTED, the type's own."
+    )
+    async def mapping_targets(self, info: Info) -> list[MappingTargetType]:
+        if not info.context.may_use_connection(self.record):
+            raise GraphQLError(
+                f"Your role may not use connection {self.id!r} for exports.",
+                extensions={"code": FORBIDDEN},
+            )
+        targets = await account_mapping_targets(info, self.record, str(self.id))
+        return [MappingTargetType.of(target) for target in targets]
 
     @strawberry.field(description="Why the connection needs attention, when it does.")
     def status_message(self, info: Info) -> str | None:

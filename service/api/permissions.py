@@ -42,6 +42,7 @@ ROOT_FIELD_ACTIONS: Mapping[str, Action | None] = {
     "Query.exportSettingChoices": Action.MANAGE_EXPORTS,
     "Query.exportRuns": Action.READ,
     "Query.refreshSchedule": Action.READ,
+    "Query.destinationPauses": Action.MANAGE_DESTINATION_PAUSES,
     "Mutation.upsertSegment": Action.LOAD_DATA,
     "Mutation.upsertProfiles": Action.LOAD_DATA,
     "Mutation.createConnection": Action.MANAGE_CONNECTIONS,
@@ -61,6 +62,7 @@ ROOT_FIELD_ACTIONS: Mapping[str, Action | None] = {
     "Mutation.runAllExports": Action.MANAGE_EXPORTS,
     "Mutation.cancelExportRun": Action.MANAGE_EXPORTS,
     "Mutation.updateRefreshSchedule": Action.CHANGE_REFRESH_SCHEDULE,
+    "Mutation.liftDestinationPause": Action.MANAGE_DESTINATION_PAUSES,
     "Subscription.exportRun": Action.READ,
     "Subscription.exportRuns": Action.READ,
 }

@@ -31,7 +31,7 @@ from service.api.destination_answers import (
 from service.api.destination_calls import DestinationUnanswered, call_destination
 from service.api.errors import FORBIDDEN, bad_user_input
 from service.api.ids import InvalidGlobalId, from_global_id
-from service.plugins.api import Destination, ListChoice
+from service.plugins.api import Destination, ListChoice, MappingTarget
 
 NOT_FOUND = "NOT_FOUND"
 DESTINATION_NOT_INSTALLED = "DESTINATION_NOT_INSTALLED"
@@ -130,6 +130,32 @@ async def _ask(
                 connection,
                 destination,
                 lambda ctx: destination.list_choices(ctx, setting),
+            ),
+        )
+    except DestinationCallBudgetSpent as exc:
+        raise _refused(exc.message, DESTINATION_CALL_BUDGET_SPENT) from None
+    except DestinationUnanswered as exc:
+        raise _refused(exc.message, exc.code) from None
+
+
+async def account_mapping_targets(
+    info: Info, connection: domain.Connection, connection_id: str
+) -> list[MappingTarget]:
+    """The targets to offer for a mapping on ``connection``: the destination's own and the
+    connected account's (e.g. its custom fields), asked once per operation and shared
+    briefly like the other pickers. A connection not CONNECTED offers the declared ones."""
+    destination = _destination(info, connection, connection_id)
+    if connection.status is not domain.ConnectionStatus.CONNECTED:
+        return list(destination.mapping_targets)
+    try:
+        return await info.context.parts.destination_answers.answer(
+            ("mapping_targets", connection.id),
+            info.context.principal.sub,
+            lambda: call_destination(
+                info.context.parts.destination_access,
+                connection,
+                destination,
+                destination.account_mapping_targets,
             ),
         )
     except DestinationCallBudgetSpent as exc:

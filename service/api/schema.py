@@ -27,6 +27,7 @@ from strawberry.types.field import StrawberryField
 
 from service.api import (
     connections,
+    destination_pauses,
     exports,
     pickers,
     root,
@@ -54,6 +55,7 @@ AREAS: tuple[ModuleType, ...] = (
     run_history,
     runs,
     schedule,
+    destination_pauses,
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from service.connections.credentials import StoredCredentials
 from service.connections.destinations import DestinationAccess, DestinationNotInstalled
+from service.coordination.limiter import ReportingLimiter
 from service.domain import Connection
 from service.plugins.api import DestinationContext, RunReporter
 
@@ -33,9 +34,11 @@ async def destination_context(
     # A connection being created (an API key checked before the first save) is not in
     # the store yet; its credentials are read from the object itself until then.
     stored = await access.store.get_connection(connection.id)
+    limiter = access.limiters.for_destination(destination)
     return DestinationContext(
         http=access.http,
-        rate_limiter=access.limiters.for_destination(destination),
+        # A run's waits on a pause or the daily quota are said on the run itself.
+        rate_limiter=limiter if reporter is None else ReportingLimiter(limiter, reporter),
         credentials=StoredCredentials(
             access, connection.id, destination, unsaved=connection if stored is None else None
         ),

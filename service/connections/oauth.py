@@ -87,9 +87,12 @@ class OAuthFlow:
             )
         return destination
 
-    async def start(self, connection: Connection, user: str) -> str:
+    async def start(
+        self, connection: Connection, user: str, *, allow_account_change: bool = False
+    ) -> str:
         """Remember a new authorization of ``connection`` by ``user``; the URL to send
-        the browser to."""
+        the browser to. ``allow_account_change``: the admin confirms that it may connect a
+        different account than the connection had."""
         destination = self._oauth_destination(connection)
         verifier, challenge = pkce_pair()
         state = OAuthState(
@@ -99,6 +102,7 @@ class OAuthFlow:
             code_verifier=verifier,
             redirect_uri=self._redirect_uri,
             expires_at=utcnow() + timedelta(seconds=self._state_ttl_seconds),
+            allow_account_change=allow_account_change,
         )
         url = destination.authorization_url(
             state=state.state,
@@ -176,6 +180,16 @@ class OAuthFlow:
             raise OAuthError(
                 "CONNECTION_GONE", "the connection being authorized was removed meanwhile"
             )
+        account_id = destination.account_identity(credentials.current)
+        if (
+            account_id is not None
+            and current.account_id is not None
+            and account_id != current.account_id
+            and not pending.allow_account_change
+        ):
+            log.info("oauth_account_change_refused", connection_id=current.id)
+            raise OAuthError("ACCOUNT_CHANGED", _account_changed(destination, current, account))
+        current.account_id = account_id or current.account_id
         current.credentials = seal_credentials(
             self._access.cipher, tokens=credentials.current, secrets=secrets_
         )
@@ -216,6 +230,18 @@ class OAuthFlow:
     def _destination_name(self, connection: Connection) -> str:
         destination = self._access.destinations.get(connection.destination_type)
         return destination.display_name if destination else connection.destination_type
+
+
+def _account_changed(destination: Destination, connection: Connection, account: str | None) -> str:
+    name = destination.display_name
+    was = f" ({connection.account})" if connection.account else ""
+    now = f" ({account})" if account else ""
+    return (
+        f"this authorization is for a different {name} account{now} than the one connection "
+        f"{connection.display_name!r} is connected to{was}: its exports would then send to "
+        "another account. Nothing was changed. To connect the other account on purpose, an "
+        "admin starts authorizeConnection again with allowAccountChange: true"
+    )
 
 
 REFUSAL_REASON_MAX = 200

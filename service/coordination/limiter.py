@@ -21,6 +21,7 @@ destination's declared :class:`~service.plugins.api.DestinationLimits`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import time
@@ -34,7 +35,7 @@ import structlog
 
 from service.coordination.in_flight import DEFAULT_LEASE_SECONDS, MemoryInFlight, RedisInFlight
 from service.coordination.redis import RedisClient
-from service.plugins.api import Destination, DestinationLimits, RateLimiter
+from service.plugins.api import Destination, DestinationLimits, RunReporter
 
 log = structlog.get_logger(__name__)
 
@@ -43,11 +44,17 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 WaitObserver = Callable[[str, float], None]
 """Called with (limiter key, seconds waited) after every admission (metrics)."""
+LongWaitReport = Callable[[str, datetime], Awaitable[None]]
+"""Told (reason, when it ends) when an acquire starts a long wait (a pause, the daily
+quota): a run says so on itself (:class:`ReportingLimiter`)."""
 
 KEY_PREFIX = "segport:ratelimit:"
 MAX_SINGLE_SLEEP = 60.0
 """Long waits (a spent daily quota, a pause) are slept in slices so that a changed
 pause or a clock correction is noticed within a minute."""
+PAUSE_POLL_SECONDS = 2.0
+"""While paused, how often a waiter looks again (a pause lifted by another process,
+through Redis, is noticed this fast; one lifted in this process wakes waiters at once)."""
 DAY = 86400
 ARRIVAL_MARGIN = 0.2
 """Seconds added to every window: destinations count requests when they *arrive*, and
@@ -81,6 +88,15 @@ class WindowRule:
         count = max(1, math.floor(requests_per_second))
         window = max(1.0, count / requests_per_second) + ARRIVAL_MARGIN
         return cls(count=count, window=window)
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A pause in force: no request of the destination before ``until``, and why."""
+
+    key: str
+    until: datetime
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +137,9 @@ class _WaitingLimiter:
         if self.per_day is not None and self.per_day < 1:
             raise ValueError(f"requests_per_day must be at least 1, got {self.per_day!r}")
         self._clock = clock
-        self._sleep = sleep or asyncio.sleep
+        self._sleep = sleep
         self._on_wait = on_wait
+        self._lifted = asyncio.Event()
         self.slots: MemoryInFlight | RedisInFlight = MemoryInFlight(limits.max_requests_in_flight)
         """The concurrency cap (``max_requests_in_flight`` per scope); Redis-backed in the
         Redis adapter."""
@@ -137,8 +154,42 @@ class _WaitingLimiter:
     async def _attempt(self) -> Decision:
         raise NotImplementedError
 
+    async def pause(self) -> Pause | None:
+        """The pause in force, if any."""
+        raise NotImplementedError
+
+    async def lift_pause(self) -> Pause | None:
+        """End the pause in force (the quota was raised, or the guess was wrong); waiters
+        try again at once in this process, within :data:`PAUSE_POLL_SECONDS` elsewhere.
+        Returns the pause lifted, or None when there was none."""
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        self._lifted.set()
+        self._lifted = asyncio.Event()
+
+    async def _nap(self, seconds: float) -> None:
+        if self._sleep is not None:
+            await self._sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lifted.wait(), timeout=seconds)
+
+    def _long_wait_reason(self, decision: Decision) -> str:
+        if decision.reason == "paused":
+            return decision.detail or f"Requests to {self.key} are paused"
+        return (
+            f"The daily limit of {self.per_day} requests to {self.key} is used up "
+            "(segport's own count, shared by every run)"
+        )
+
     async def acquire(self) -> float:
         """Wait for a request slot; returns the seconds waited. Never raises for a limit."""
+        return await self.acquire_reporting(None)
+
+    async def acquire_reporting(self, report: LongWaitReport | None) -> float:
+        """:meth:`acquire`, telling ``report`` why and until when whenever a long wait
+        (a pause, the daily quota) starts or changes."""
         started = self._now()
         announced: tuple[str, str] | None = None
         while True:
@@ -165,7 +216,10 @@ class _WaitingLimiter:
                     resume_at=resume_at.isoformat(),
                     wait_seconds=round(decision.wait, 3),
                 )
-            await self._sleep(min(max(decision.wait, 0.001), MAX_SINGLE_SLEEP))
+                if report is not None:
+                    await report(self._long_wait_reason(decision), resume_at)
+            longest = PAUSE_POLL_SECONDS if decision.reason == "paused" else MAX_SINGLE_SLEEP
+            await self._nap(min(max(decision.wait, 0.001), longest))
 
 
 class MemoryRateLimiter(_WaitingLimiter):
@@ -214,6 +268,19 @@ class MemoryRateLimiter(_WaitingLimiter):
             log.info(
                 "rate_limit_pause", destination=self.key, until=until.isoformat(), reason=reason
             )
+
+    async def pause(self) -> Pause | None:
+        if self._paused_until <= self._now():
+            return None
+        return Pause(self.key, datetime.fromtimestamp(self._paused_until, UTC), self._pause_reason)
+
+    async def lift_pause(self) -> Pause | None:
+        lifted = await self.pause()
+        self._paused_until, self._pause_reason = 0.0, ""
+        if lifted is not None:
+            log.info("rate_limit_pause_lifted", destination=self.key)
+        self._wake()
+        return lifted
 
 
 # One attempt, atomically. Times are float seconds since the epoch; replies that
@@ -366,6 +433,23 @@ class RedisRateLimiter(_WaitingLimiter):
                 "rate_limit_pause", destination=self.key, until=until.isoformat(), reason=reason
             )
 
+    async def pause(self) -> Pause | None:
+        stored = await self._redis.hgetall(self.pause_key)
+        fields = {_text(k): _text(v) for k, v in stored.items()}
+        until = float(fields.get("until") or 0)
+        now = self._now() if self._clock is not None else time.time()
+        if until <= now:
+            return None
+        return Pause(self.key, datetime.fromtimestamp(until, UTC), fields.get("reason", ""))
+
+    async def lift_pause(self) -> Pause | None:
+        lifted = await self.pause()
+        await self._redis.delete(self.pause_key)
+        if lifted is not None:
+            log.info("rate_limit_pause_lifted", destination=self.key)
+        self._wake()
+        return lifted
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -392,17 +476,17 @@ class RateLimiters:
         self._clock = clock
         self._sleep = sleep
         self._on_wait = on_wait
-        self._limiters: dict[str, RateLimiter] = {}
+        self._limiters: dict[str, MemoryRateLimiter | RedisRateLimiter] = {}
 
     @property
     def shared(self) -> bool:
         """True when the budget is shared with other processes (Redis)."""
         return self._redis is not None
 
-    def for_destination(self, destination: Destination) -> RateLimiter:
+    def for_destination(self, destination: Destination) -> MemoryRateLimiter | RedisRateLimiter:
         return self.for_key(destination.key, destination.limits)
 
-    def for_key(self, key: str, limits: DestinationLimits) -> RateLimiter:
+    def for_key(self, key: str, limits: DestinationLimits) -> MemoryRateLimiter | RedisRateLimiter:
         limiter = self._limiters.get(key)
         if limiter is None:
             if self._redis is not None:
@@ -423,10 +507,31 @@ class RateLimiters:
         return limiter
 
 
+class ReportingLimiter:
+    """A run's view of a destination's limiter: the same budget, but a long wait (a pause,
+    the daily quota) is said on the run through its reporter instead of only in the log,
+    also when the pause was set by an earlier run."""
+
+    def __init__(self, inner: MemoryRateLimiter | RedisRateLimiter, reporter: RunReporter) -> None:
+        self._inner = inner
+        self._reporter = reporter
+
+    async def acquire(self) -> float:
+        return await self._inner.acquire_reporting(self._reporter.waiting)
+
+    async def pause_until(self, until: datetime, reason: str) -> None:
+        await self._inner.pause_until(until, reason)
+
+    def in_flight(self, scope: str = "") -> AbstractAsyncContextManager[None]:
+        return self._inner.in_flight(scope)
+
+
 __all__ = [
     "MemoryRateLimiter",
+    "Pause",
     "RateLimiters",
     "RedisRateLimiter",
+    "ReportingLimiter",
     "WindowRule",
     "next_utc_midnight",
     "utc_date",

@@ -144,6 +144,9 @@ class Connection:
     data_privacy_accepted_at: datetime | None = None
     status_message: str | None = None
     """Why the connection needs attention (e.g. the destination refused the refresh token)."""
+    account_id: str | None = None
+    """The destination's stable id of the connected account (``Destination.account_identity``),
+    once connected: authorizing into another account needs the admin's confirmation."""
 
 
 @dataclass(slots=True)
@@ -218,6 +221,8 @@ class RunCounts:
     accepted_by_destination: int = 0
     rejected_by_destination: int = 0
     cannot_add_to_list: int = 0
+    field_warnings: int = 0
+    """Optional values left out of (or shortened in) contacts that were sent."""
 
 
 @dataclass(slots=True)
@@ -280,3 +285,5 @@ class OAuthState:
     redirect_uri: str
     expires_at: datetime
     created_at: datetime = field(default_factory=utcnow)
+    allow_account_change: bool = False
+    """The admin confirmed that this authorization may connect a different account."""

@@ -74,6 +74,24 @@ class UploadBatch:
     """Encoded size of the whole request body (envelope plus records and separators)."""
 
 
+@dataclass(frozen=True, slots=True)
+class FieldWarning:
+    """An optional value a destination left out of (or shortened in) a record it still sends.
+
+    Returned beside the record by :meth:`Destination.build_record_with_warnings`; the
+    service counts each one (``ExportRunCounts.fieldWarnings``) and samples it in the
+    run's errors with the profile id. ``reason`` must not quote the value: run errors
+    never carry values. (Plugin API 1.1.)"""
+
+    field: str
+    """The mapping target whose value was left out or shortened."""
+    code: str
+    """Stable machine-readable reason, e.g. ``TOO_LONG``, ``INVALID_DATE``."""
+    reason: str
+    profile_id: str | None = None
+    """Filled in by the service when it samples the warning; plugins leave it None."""
+
+
 @dataclass(slots=True)
 class RecordRejection:
     profile_id: str | None
@@ -136,6 +154,17 @@ class RemovalOutcome:
 
 class DestinationError(Exception):
     """A permanent failure; the run fails with this message (the destination's words)."""
+
+
+class ConfirmationFailed(DestinationError):
+    """Raised by :meth:`DestinationSession.confirm` when the destination's processing of a
+    receipt did not complete (after whatever re-sends the plugin allows). ``confirmation``
+    holds the exact counts of the receipt's records; the service applies them, then fails
+    the run with the message (the destination's words). (Plugin API 1.1.)"""
+
+    def __init__(self, message: str, confirmation: Confirmation) -> None:
+        super().__init__(message)
+        self.confirmation = confirmation
 
 
 class TransientDestinationError(DestinationError):
@@ -211,6 +240,11 @@ class RunReporter(Protocol):
     def cancelled(self) -> bool:
         """True once the run was asked to stop."""
 
+    async def destination_progress(self, processed: int, total: int) -> None:
+        """How far the destination got with the records it was sent and is still processing
+        (e.g. an import's completed items of its total); moves the run's progress between
+        checkpoints. (Plugin API 1.1.)"""
+
 
 @dataclass(slots=True)
 class DestinationContext:
@@ -262,6 +296,11 @@ class DestinationSession(abc.ABC):
         ask again). Retries and raises like :meth:`upload`."""
         raise NotImplementedError
 
+    async def uploads_done(self) -> None:  # noqa: B027 - optional hook
+        """Called once every batch of the run is uploaded (not when the run stops early):
+        a session that gathers its follow-up reads may make them now rather than wait for
+        more uploads. Default: nothing. (Plugin API 1.1.)"""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release resources."""
 
@@ -310,10 +349,32 @@ class Destination(abc.ABC):
     def is_known_target(self, target: str) -> bool:
         return any(t.name == target for t in self.mapping_targets)
 
+    async def account_mapping_targets(self, ctx: DestinationContext) -> list[MappingTarget]:
+        """The targets a mapping picker offers for one connected account: the declared ones
+        and whatever the account adds (e.g. its custom fields). Default: the declared
+        targets. (Plugin API 1.1.)"""
+        return list(self.mapping_targets)
+
+    async def check_mapping(
+        self, ctx: DestinationContext, targets: Sequence[str]
+    ) -> list[SettingError]:
+        """Remote checks of a mapping's targets against the connected account (e.g. a custom
+        field the account does not have); each error's ``field`` is the target. Default:
+        none. (Plugin API 1.1.)"""
+        return []
+
     @abc.abstractmethod
     def build_record(self, values: Mapping[str, Any]) -> dict[str, Any] | Rejection:
         """Turn mapped values (target name to raw profile value; absent when the profile has
         none) into the destination's record, normalized and validated, or a Rejection."""
+
+    def build_record_with_warnings(
+        self, values: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | Rejection, Sequence[FieldWarning]]:
+        """:meth:`build_record`, plus the optional values left out of (or shortened in) the
+        record that is still sent. The service runs this one; the default calls
+        :meth:`build_record` and warns of nothing. (Plugin API 1.1.)"""
+        return self.build_record(values), ()
 
     def record_dedupe_key(self, record: Mapping[str, Any]) -> str:
         """Key under which two records of one run are duplicates. Default: the whole record."""
@@ -327,7 +388,20 @@ class Destination(abc.ABC):
         """Bytes of the request body around the records (records are joined by one byte)."""
         return 0
 
-    # -- auth ------------------------------------------------------------------
+    # -- configuration and auth --------------------------------------------------
+    def configuration_problem(self) -> str | None:
+        """Why this installed destination cannot connect an account as configured on the
+        server (naming the variable to set), or None. createConnection and
+        authorizeConnection refuse with it. Default: None. (Plugin API 1.1.)"""
+        return None
+
+    def account_identity(self, tokens: OAuthTokens) -> str | None:
+        """A stable id of the account ``tokens`` were granted for (e.g. from
+        ``OAuthTokens.extra``), stored on the connection: re-authorizing into another account
+        is refused unless the admin confirms it. Default: None (not checked). (Plugin API
+        1.1.)"""
+        return None
+
     def authorization_url(
         self, *, state: str, code_challenge: str, redirect_uri: str, settings: Mapping[str, Any]
     ) -> str:
@@ -362,6 +436,7 @@ __all__ = [
     "AuthorizationLost",
     "BatchOutcome",
     "Confirmation",
+    "ConfirmationFailed",
     "CredentialSource",
     "Destination",
     "DestinationContext",
@@ -369,6 +444,7 @@ __all__ = [
     "DestinationLimits",
     "DestinationSession",
     "EncodedRecord",
+    "FieldWarning",
     "InvalidCredentials",
     "ListChoice",
     "ListMember",

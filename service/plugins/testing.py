@@ -246,15 +246,19 @@ class InstantSleep:
 
 
 class RecordingReporter:
-    """A :class:`~service.plugins.RunReporter` that remembers every ``waiting`` call;
-    set ``cancel_requested`` to make ``cancelled()`` true."""
+    """A :class:`~service.plugins.RunReporter` that remembers every ``waiting`` and
+    ``destination_progress`` call; set ``cancel_requested`` to make ``cancelled()`` true."""
 
     def __init__(self) -> None:
         self.waits: list[tuple[str, datetime | None]] = []
+        self.progress: list[tuple[int, int]] = []
         self.cancel_requested = False
 
     async def waiting(self, reason: str, until: datetime | None = None) -> None:
         self.waits.append((reason, until))
+
+    async def destination_progress(self, processed: int, total: int) -> None:
+        self.progress.append((processed, total))
 
     def cancelled(self) -> bool:
         return self.cancel_requested

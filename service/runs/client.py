@@ -51,7 +51,7 @@ subscription FollowRun($id: ID!) {
   exportRun(id: $id) {
     id status progress message
     counts { profilesTotal profilesRead contactsSent skippedInvalid skippedDuplicate
-             acceptedByDestination rejectedByDestination cannotAddToList }
+             acceptedByDestination rejectedByDestination cannotAddToList fieldWarnings }
   }
 }
 """
@@ -249,10 +249,10 @@ async def _conclude(
     counts = run.get("counts") or {}
     for line in summary(counts):
         console.print(f"  {line}", markup=False, highlight=False)
-    if left_out(counts):
+    if left_out(counts) or counts.get("fieldWarnings"):
         errors = await run_errors(url, token, str(run["id"]), SHOWN_ERRORS)
         if errors:
-            console.print("Some of the records left out (profile, field, code: reason):")
+            console.print("Some of the records or values left out (profile, field, code: reason):")
             for error in errors:
                 console.print(
                     f"  {error.get('profileId') or '-'}  {error.get('field') or '-'}  "

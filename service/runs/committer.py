@@ -14,10 +14,17 @@ leaves nothing sent that a resumed run would send again.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from service.domain import RunCounts, RunError
-from service.plugins.api import BatchOutcome, Confirmation, DestinationSession, UploadBatch
+from service.plugins.api import (
+    BatchOutcome,
+    Confirmation,
+    ConfirmationFailed,
+    DestinationError,
+    DestinationSession,
+    UploadBatch,
+)
 from service.runs.checkpoint import PendingReceipt
 from service.runs.errors import RunCancelled, RunFailed
 from service.runs.state import RunState
@@ -37,6 +44,7 @@ class BatchWork:
     sent: int = 0
     invalid: int = 0
     duplicate: int = 0
+    field_warnings: int = 0
     errors: list[RunError] = field(default_factory=list)
     outcome: BatchOutcome | None = None
     uploaded: int = 0
@@ -111,6 +119,7 @@ class Committer:
         counts.contacts_sent += work.sent
         counts.skipped_invalid += work.invalid
         counts.skipped_duplicate += work.duplicate
+        counts.field_warnings += work.field_warnings
         outcome = work.outcome
         if outcome is not None:
             records = work.uploaded
@@ -137,12 +146,25 @@ class Committer:
             self._error = error
 
     async def _confirm(self, receipt: PendingReceipt) -> None:
+        failure: str | None = None
         async with self._confirm_slots:
-            confirmation = await self.session.confirm(receipt.receipt)
+            try:
+                confirmation = await self.session.confirm(receipt.receipt)
+            except ConfirmationFailed as failed:
+                # The destination gave up on the receipt: its exact counts still count.
+                failure = str(failed)
+                confirmation = replace(
+                    failed.confirmation, failure=failed.confirmation.failure or failure
+                )
         state = self.state
         _apply_confirmation(state, receipt, confirmation)
         state.receipts.pop(receipt.receipt, None)
         await state.write(publish=True)
+        failure = failure or confirmation.failure
+        if failure is not None and not state.cancel_seen:
+            # A receipt the destination did not complete (after the plugin's re-sends)
+            # means the run did not do what it was asked: it fails with their words.
+            raise DestinationError(failure)
 
     async def drain(self) -> None:
         """Wait for every receipt; a confirmation's failure ends the run with it."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from service.domain import RUN_ERROR_SAMPLE_SIZE, FieldMapping, Profile, RunError
 from service.domain.personal_data import REDACTED
-from service.plugins.api import Destination, EncodedRecord, Rejection
+from service.plugins.api import Destination, EncodedRecord, FieldWarning, Rejection
 
 
 @dataclass(slots=True)
@@ -63,12 +63,35 @@ class SeenKeys:
         )
         self._db.execute("BEGIN")  # never committed: the table dies with the run
         self._count = 0
+        self._statements: dict[int, str] = {}
 
     def add_if_new(self, key: str) -> bool:
         """Remember ``key``; False when it was already there."""
         added = self._db.execute(_INSERT_KEY, (hash(key), hash(key + "\x1f"))).rowcount == 1
         self._count += added
         return added
+
+    def add_many(self, keys: Sequence[str]) -> list[bool]:
+        """Remember each of ``keys`` in order; for each, False when it was there already
+        (earlier, or earlier in ``keys``). One statement for them all: the SQLite module
+        releases the GIL around every statement, and a run's reader thread waiting for it
+        made one statement per key cost several times its own time."""
+        if not keys:
+            return []
+        pairs = [(hash(key), hash(key + "\x1f")) for key in keys]
+        statement = self._statements.get(len(pairs))
+        if statement is None:
+            rows = ",".join(["(?,?)"] * len(pairs))
+            statement = self._statements[len(pairs)] = _INSERT_MANY.format(rows=rows)
+        added = set(self._db.execute(statement, [half for pair in pairs for half in pair]))
+        fresh: list[bool] = []
+        for pair in pairs:
+            new = pair in added
+            if new:
+                added.discard(pair)  # only its first occurrence is new
+            fresh.append(new)
+        self._count += sum(fresh)
+        return fresh
 
     def __len__(self) -> int:
         return self._count
@@ -78,6 +101,14 @@ class SeenKeys:
 
 
 _INSERT_KEY = "INSERT OR IGNORE INTO seen (high, low) VALUES (?, ?)"
+_INSERT_MANY = (
+    "INSERT OR IGNORE INTO seen (high, low) SELECT column1, column2 FROM (VALUES {rows}) "
+    "WHERE true RETURNING high, low"
+)
+"""Inserts the new keys of a chunk and returns exactly those (SQLite 3.35 or later; the
+``WHERE true`` tells the parser that no ``ON CONFLICT`` clause follows the select)."""
+MAX_KEYS_PER_STATEMENT = 400
+"""Keys per statement at most: two parameters each, within SQLite's default 999."""
 
 
 class RecordMapper:
@@ -99,6 +130,9 @@ class RecordMapper:
         # A record must fit in a request on its own: envelope + record < the byte limit.
         self._max_record_bytes = destination.limits.batch_max_bytes - envelope_size - 1
         self._seen = SeenKeys()
+        self.warnings: Sequence[FieldWarning] = ()
+        """The field warnings of the profile :meth:`map` last mapped (see
+        :mod:`service.runs.warnings`)."""
 
     def __enter__(self) -> RecordMapper:
         return self
@@ -119,18 +153,36 @@ class RecordMapper:
                 values[target] = value
         return values
 
-    def map(self, profile: Profile) -> EncodedRecord | RunError:
-        """The encoded record to send, or why the profile is skipped.
+    def map_many(
+        self, profiles: Sequence[Profile]
+    ) -> list[tuple[EncodedRecord | RunError, Sequence[FieldWarning]]]:
+        """:meth:`map` for each of ``profiles``, in order, with each one's field warnings;
+        the de-duplication keys of a chunk are taken with one statement per
+        :data:`MAX_KEYS_PER_STATEMENT` keys."""
+        staged: list[tuple[EncodedRecord | RunError, Sequence[FieldWarning], str | None]] = []
+        keys: list[str] = []
+        for profile in profiles:
+            out, key = self._build(profile)
+            staged.append((out, self.warnings, key))
+            if key is not None:
+                keys.append(key)
+        fresh: list[bool] = []
+        for start in range(0, len(keys), MAX_KEYS_PER_STATEMENT):
+            fresh += self._seen.add_many(keys[start : start + MAX_KEYS_PER_STATEMENT])
+        outcomes: list[tuple[EncodedRecord | RunError, Sequence[FieldWarning]]] = []
+        taken = iter(fresh)
+        for out, warnings, key in staged:
+            if key is not None and not next(taken):
+                out = _duplicate(out.profile_id)
+            outcomes.append((out, warnings))
+        return outcomes
 
-        A returned :class:`RunError` with code ``DUPLICATE`` means a record with the same
-        key was already taken in this run; any other code means invalid (including
-        ``RECORD_TOO_LARGE``: a record that could not fit in any request, checked before
-        its key is taken so that it never shadows a valid duplicate).
-        """
+    def _build(self, profile: Profile) -> tuple[EncodedRecord | RunError, str | None]:
+        """The record (and its de-duplication key, not taken yet), or why it is invalid."""
         values = self.values(profile)
-        built = self.destination.build_record(values)
+        built, self.warnings = self.destination.build_record_with_warnings(values)
         if isinstance(built, Rejection):
-            return _error(profile.id, built, values)
+            return _error(profile.id, built, values), None
         encoded = self.destination.encode_record(built)
         if len(encoded) > self._max_record_bytes:
             return RunError(
@@ -139,18 +191,33 @@ class RecordMapper:
                 f"envelope it cannot fit under the destination's limit of "
                 f"{self.destination.limits.batch_max_bytes} bytes per request",
                 profile_id=profile.id,
-            )
-        key = self.destination.record_dedupe_key(built)
-        if not self._seen.add_if_new(key):
-            return RunError(
-                code="DUPLICATE",
-                message="another profile in this run has the same "
-                "destination key (e.g. the same e-mail address)",
-                profile_id=profile.id,
-            )
+            ), None
         # orjson's output keeps its ~4 KB working buffer; a right-sized copy keeps a
         # full batch (40,000 records for Constant Contact) at a few MB instead of 160.
-        return EncodedRecord(profile_id=profile.id, encoded=memoryview(encoded).tobytes())
+        record = EncodedRecord(profile_id=profile.id, encoded=memoryview(encoded).tobytes())
+        return record, self.destination.record_dedupe_key(built)
+
+    def map(self, profile: Profile) -> EncodedRecord | RunError:
+        """The encoded record to send, or why the profile is skipped.
+
+        A returned :class:`RunError` with code ``DUPLICATE`` means a record with the same
+        key was already taken in this run; any other code means invalid (including
+        ``RECORD_TOO_LARGE``: a record that could not fit in any request, checked before
+        its key is taken so that it never shadows a valid duplicate).
+        """
+        out, key = self._build(profile)
+        if key is not None and not self._seen.add_if_new(key):
+            return _duplicate(profile.id)
+        return out
+
+
+def _duplicate(profile_id: str | None) -> RunError:
+    return RunError(
+        code="DUPLICATE",
+        message="another profile in this run has the same "
+        "destination key (e.g. the same e-mail address)",
+        profile_id=profile_id,
+    )
 
 
 def _error(profile_id: str, rejection: Rejection, values: Mapping[str, Any]) -> RunError:

@@ -52,6 +52,7 @@ def failure_summary(run: ExportRun, export_name: str | None) -> dict[str, Any]:
             "acceptedByDestination": counts.accepted_by_destination,
             "rejectedByDestination": counts.rejected_by_destination,
             "cannotAddToList": counts.cannot_add_to_list,
+            "fieldWarnings": counts.field_warnings,
         },
     }
 

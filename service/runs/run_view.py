@@ -30,6 +30,7 @@ SUMMARY_WORDS = (
     ("acceptedByDestination", "accepted by the destination"),
     ("rejectedByDestination", "rejected by the destination"),
     ("cannotAddToList", "not added to the list (e.g. unsubscribed)"),
+    ("fieldWarnings", "optional values left out of contacts sent (field warnings)"),
 )
 """The counts in the order and words of the summary."""
 

@@ -32,6 +32,7 @@ from service.runs.context import RunSettings
 from service.runs.errors import RunCancelled, RunFailed, RunStopped
 from service.runs.mapping import RecordMapper
 from service.runs.state import RunState
+from service.runs.warnings import warning_errors
 from service.store.base import Store
 
 YIELD_EVERY = 256
@@ -127,6 +128,7 @@ async def _pipe(
                 await asyncio.gather(*stages)
                 if committer.stopping:
                     return  # batches were held back: the stopper ends the run
+                await session.uploads_done()
                 await committer.drain()
                 # Every batch confirmed: the run is done, whether or not a stop came.
                 watcher.cancel()
@@ -208,26 +210,31 @@ async def _assemble(
         work = BatchWork(seq=seq, batch=None, last_profile_id=work.last_profile_id)
 
     while (profiles := await profiles_q.get()) is not None:
-        for index, profile in enumerate(profiles):
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
+        for start in range(0, len(profiles), YIELD_EVERY):
+            if start:
                 # Mapping is CPU work on the event loop; let requests already admitted by
                 # the rate limiter go out now, not after the whole read batch (the
                 # destination counts them on arrival).
                 await asyncio.sleep(0)
-            out = mapper.map(profile)
-            if isinstance(out, EncodedRecord):
-                closed = batcher.add(out)
-                if closed is not None:
-                    await emit(closed)
-                work.sent += 1
-            elif out.code == "DUPLICATE":
-                work.duplicate += 1
-                sample(out)
-            else:
-                work.invalid += 1
-                sample(out)
-            work.read += 1
-            work.last_profile_id = profile.id
+            chunk = profiles[start : start + YIELD_EVERY]
+            for profile, (out, warnings) in zip(chunk, mapper.map_many(chunk), strict=True):
+                if isinstance(out, EncodedRecord):
+                    closed = batcher.add(out)
+                    if closed is not None:
+                        await emit(closed)
+                    work.sent += 1
+                    if warnings:
+                        work.field_warnings += len(warnings)
+                        for error in warning_errors(profile.id, warnings):
+                            sample(error)
+                elif out.code == "DUPLICATE":
+                    work.duplicate += 1
+                    sample(out)
+                else:
+                    work.invalid += 1
+                    sample(out)
+                work.read += 1
+                work.last_profile_id = profile.id
         if batcher.pending == 0 and work.read:
             # A stretch of skipped profiles only: checkpoint it without a request.
             await emit(None)

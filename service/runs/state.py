@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from service.coordination.events import RunEvents
 from service.domain import RUN_ERROR_SAMPLE_SIZE, ExportRun, RunError, utcnow
 from service.runs.checkpoint import Checkpoint, PendingReceipt
 from service.runs.mapping import ErrorSample
 from service.store.base import RunProgress, Store
+
+ALMOST_DONE = 0.99
+"""The most a run's progress says before the run has succeeded."""
+
+
+def waiting_message(reason: str, until: datetime | None) -> str:
+    """What a waiting run says: the reason, and when it resumes (once, in UTC)."""
+    if until is None:
+        return reason
+    when = until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{reason.rstrip('. ')}; resumes at {when}"
 
 
 class RunState:
@@ -30,6 +41,9 @@ class RunState:
         }
         self.errors = ErrorSample(limit=max(0, RUN_ERROR_SAMPLE_SIZE - len(run.errors)))
         self.cancel_seen = run.cancel_requested
+        self.destination_processed = 0
+        """Records the destination reports done among those it still processes
+        (:meth:`PipelineReporter.destination_progress`)."""
         self._lock = asyncio.Lock()
 
     def checkpoint(self, *, released: bool = False) -> Checkpoint:
@@ -42,8 +56,18 @@ class RunState:
         )
 
     def progress_value(self) -> float:
-        total = self.counts.profiles_total
-        value = min(1.0, self.counts.profiles_read / total) if total else 0.0
+        """Reading and the destination's account count half each (as ``segport run
+        --follow`` shows it): a profile read, then skipped or settled by the destination;
+        records the destination reports processed count as settled. 1.0 only once done."""
+        counts = self.counts
+        total = counts.profiles_total
+        value = 0.0
+        if total:
+            unsettled = sum(receipt.records for receipt in self.receipts.values())
+            processing = min(self.destination_processed, unsettled)
+            settled = counts.contacts_sent - unsettled + processing
+            done = counts.profiles_read + counts.skipped_invalid + counts.skipped_duplicate
+            value = min(ALMOST_DONE, (done + max(0, settled)) / (2 * total))
         # Progress never goes backwards, whatever the store held before.
         return max(self.progress, value)
 
@@ -81,8 +105,13 @@ class PipelineReporter:
         self._state = state
 
     async def waiting(self, reason: str, until: datetime | None = None) -> None:
-        message = reason if until is None else f"{reason} (until {until.isoformat()})"
-        await self._state.write(message=message, publish=True)
+        await self._state.write(message=waiting_message(reason, until), publish=True)
+
+    async def destination_progress(self, processed: int, total: int) -> None:
+        state = self._state
+        if processed > state.destination_processed or processed == 0:
+            state.destination_processed = max(0, processed)
+            await state.write(publish=True)
 
     def cancelled(self) -> bool:
         return self._state.cancel_seen

@@ -133,6 +133,7 @@ def connection_to_doc(connection: Connection) -> Document:
         "data_privacy_accepted_by": connection.data_privacy_accepted_by,
         "data_privacy_accepted_at": optional_utc(connection.data_privacy_accepted_at),
         "status_message": connection.status_message,
+        "account_id": connection.account_id,
     }
 
 
@@ -158,6 +159,7 @@ def connection_from_doc(doc: Mapping[str, Any]) -> Connection:
         data_privacy_accepted_by=doc["data_privacy_accepted_by"],
         data_privacy_accepted_at=optional_utc(doc["data_privacy_accepted_at"]),
         status_message=doc["status_message"],
+        account_id=doc.get("account_id"),
     )
 
 
@@ -267,6 +269,7 @@ def oauth_state_to_doc(state: OAuthState) -> Document:
         "redirect_uri": state.redirect_uri,
         "expires_at": as_utc(state.expires_at),
         "created_at": as_utc(state.created_at),
+        "allow_account_change": state.allow_account_change,
     }
 
 
@@ -279,4 +282,5 @@ def oauth_state_from_doc(doc: Mapping[str, Any]) -> OAuthState:
         redirect_uri=doc["redirect_uri"],
         expires_at=as_utc(doc["expires_at"]),
         created_at=as_utc(doc["created_at"]),
+        allow_account_change=bool(doc.get("allow_account_change") or False),
     )

@@ -28,6 +28,7 @@ def counts_to_doc(counts: RunCounts) -> Document:
         "accepted_by_destination": counts.accepted_by_destination,
         "rejected_by_destination": counts.rejected_by_destination,
         "cannot_add_to_list": counts.cannot_add_to_list,
+        "field_warnings": counts.field_warnings,
     }
 
 

@@ -170,6 +170,17 @@ MATRIX: list[tuple[str, str, tuple[str, str, str]]] = [
         "mutation { updateRefreshSchedule(input: {enabled: true}) { userErrors { code } } }",
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
+    (
+        "Query.destinationPauses",
+        "{ destinationPauses { destinationType until reason } }",
+        (ALLOWED, FORBIDDEN, FORBIDDEN),
+    ),
+    (
+        "Mutation.liftDestinationPause",
+        'mutation { liftDestinationPause(input: {destinationType: "test_dest"}) '
+        "{ userErrors { code } } }",
+        (ALLOWED, FORBIDDEN, FORBIDDEN),
+    ),
 ]
 
 # Subscriptions, over a websocket: an allowed caller gets the error that ends the stream

@@ -58,7 +58,7 @@ def test_the_plugin_api_version_is_major_dot_minor() -> None:
 
 
 @pytest.mark.parametrize("declared", ["1.1", "1.0"])
-def test_a_plugin_built_for_this_or_an_earlier_minor_version_is_loaded(declared: str) -> None:
+def test_a_plugin_built_for_this_version_or_an_earlier_minor_is_loaded(declared: str) -> None:
     built = plugin(
         "quiet_plugin", SEGPORT_PLUGIN_API=declared, register_destinations=register_quiet
     )

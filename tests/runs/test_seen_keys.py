@@ -28,3 +28,20 @@ def test_behaves_exactly_like_a_set_of_strings(added: list[str]) -> None:
         reference.add(key)
     assert len(keys) == len(reference)
     keys.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.sampled_from("abcdefgh") | st.text(max_size=8), max_size=40)))
+def test_chunks_taken_at_once_behave_exactly_like_one_key_at_a_time(
+    chunks: list[list[str]],
+) -> None:
+    keys = SeenKeys()
+    reference: set[str] = set()
+    for chunk in chunks:
+        expected = []
+        for key in chunk:
+            expected.append(key not in reference)
+            reference.add(key)
+        assert keys.add_many(chunk) == expected
+    assert len(keys) == len(reference)
+    keys.close()

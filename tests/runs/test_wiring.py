@@ -30,6 +30,9 @@ async def test_the_run_context_opens_a_connections_destination_context(world: Wo
         def cancelled(self) -> bool:
             return False
 
+        async def destination_progress(self, processed: int, total: int) -> None:
+            return None
+
     reporter = Reporter()
     opened = await world.services.run_context.open_destination(
         world.connection, {"listId": "L1"}, reporter

@@ -23,7 +23,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import orjson
 
@@ -40,22 +40,15 @@ FINISHED = "completed"
 ENDED_BADLY = frozenset({"failed", "cancelled", "timed_out"})
 MAX_RESENDS = 2
 """An import that ends badly is sent again at most twice (three attempts in all)."""
-RESEND_BUFFER_BYTES = 64_000_000
-"""Bodies kept for re-sending, at most (16 full imports); past it an import that ends
-badly cannot be sent again and fails at once."""
+RESEND_BUFFER_BYTES = 32_000_000
+"""Bodies kept for re-sending, at most (8 full imports, about the most a run has open at
+once: a body goes as soon as its import completes); past it an import that ends badly
+cannot be sent again and fails at once. Bounded so that a run's memory stays flat."""
 ERROR_SAMPLES = 20
 INTERVAL_GROWTH = 1.5
 
 Resend = Callable[[bytes], Awaitable[str]]
 """Sends an import body again; returns the new activity id (raises when refused)."""
-
-
-@runtime_checkable
-class ProcessingReporter(Protocol):
-    """What a run reporter may offer to show the destination's own progress (proposed
-    for the plugin API; used when the service's reporter has it)."""
-
-    async def destination_progress(self, processed: int, total: int) -> None: ...
 
 
 @dataclass
@@ -112,12 +105,22 @@ class ActivityFollower:
         self._task: asyncio.Task[None] | None = None
         self._new_since_round = False
         self._reported: tuple[int, int] | None = None
+        self._rush = False
+        """Set once every batch is sent: the next round goes at once (nothing more will come
+        to share it with)."""
+        self._rushed = asyncio.Event()
         self.rounds = 0
         """Status rounds made (for tests and logs)."""
 
     # -- what the session tells it ------------------------------------------------------
     def upload_started(self) -> None:
         self._uploading += 1
+        self._changed.set()
+
+    def all_sent(self) -> None:
+        """The service sent every batch of the run: read the open imports now."""
+        self._rush = True
+        self._rushed.set()
         self._changed.set()
 
     def upload_finished(self) -> None:
@@ -175,8 +178,10 @@ class ActivityFollower:
         last_round = self._clock()
         try:
             while self._open():
-                await self.ctx.sleep(interval)
-                await self._while_sending(last_round)
+                rushed, self._rush = self._rush, False
+                if not rushed:
+                    await self._nap(interval)
+                    await self._while_sending(last_round)
                 if self._cancelled():
                     return
                 self._new_since_round = False
@@ -184,12 +189,25 @@ class ActivityFollower:
                 last_round = self._clock()
                 interval = (
                     self.settings.confirm_initial_interval_seconds
-                    if self._new_since_round
+                    if self._new_since_round or rushed
                     else min(interval * INTERVAL_GROWTH, self.settings.confirm_max_interval_seconds)
                 )
         except Exception as exc:  # the waiting confirmations get it, then the task ends
             for tracked in self._open():
                 tracked.done.set_exception(exc)
+
+    async def _nap(self, seconds: float) -> None:
+        """``ctx.sleep(seconds)``, ended early when every batch is sent."""
+        if self._rush:
+            return
+        self._rushed.clear()
+        sleeper = asyncio.ensure_future(self.ctx.sleep(seconds))
+        rushed = asyncio.ensure_future(self._rushed.wait())
+        try:
+            await asyncio.wait({sleeper, rushed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, rushed):
+                task.cancel()
 
     async def _while_sending(self, last_round: float) -> None:
         """While imports are still being sent, wait until sending pauses (no upload for
@@ -198,7 +216,7 @@ class ActivityFollower:
         longest = self.settings.confirm_max_interval_seconds
         while True:
             now = self._clock()
-            if not self._uploading and now - self._last_upload >= settle:
+            if self._rush or (not self._uploading and now - self._last_upload >= settle):
                 return
             left = longest - (now - last_round)
             if left <= 0:
@@ -310,11 +328,4 @@ class ActivityFollower:
         if total == 0 or (processed, total) == self._reported:
             return
         self._reported = (processed, total)
-        if isinstance(reporter, ProcessingReporter):
-            await reporter.destination_progress(processed, total)
-        elif not self._uploading:
-            imports = "import" if len(still) == 1 else "imports"
-            await reporter.waiting(
-                f"Constant Contact is processing {len(still)} {imports}: {processed:,} of "
-                f"{total:,} contacts done ({100 * processed // total}%)"
-            )
+        await reporter.destination_progress(processed, total)

@@ -1,9 +1,9 @@
 """The Constant Contact destination: what segport asks of a destination, for the V3 API.
 
 Every call, field and limit it relies on is in docs/constant-contact.md, with its source.
-Beyond the plugin API it offers what the service can use once it knows of it (see the
-plugin README, "For the service"): :meth:`ConstantContact.build_record_with_warnings`,
-:meth:`ConstantContact.account_mapping_targets` and :meth:`ConstantContact.check_mapping`.
+It implements plugin API 1.1's optional methods (the plugin README, "Plugin API 1.1"):
+field warnings, the account's custom fields as targets and a mapping checked against
+them, the account's identity and whether the server's configuration can connect.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from segport_constant_contact import account, fields, oauth
-from segport_constant_contact.fields import FieldWarning
 from segport_constant_contact.session import ConstantContactSession, envelope_size
 from segport_constant_contact.settings import ConstantContactSettings
 from segport_constant_contact.throttling import UnexplainedStreak
@@ -22,6 +21,7 @@ from service.plugins import (
     DestinationContext,
     DestinationError,
     DestinationLimits,
+    FieldWarning,
     InvalidCredentials,
     ListChoice,
     MappingTarget,
@@ -91,12 +91,8 @@ class ConstantContact(Destination):
         return ApiTransport(ctx, self.settings, streak=self._streak)
 
     # -- settings ------------------------------------------------------------------
-    def validate_connection_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
-        errors = super().validate_connection_settings(settings)
-        problem = self.settings.missing_configuration()
-        if problem is not None:
-            errors.append(SettingError("destinationType", problem, "NOT_CONFIGURED"))
-        return errors
+    def configuration_problem(self) -> str | None:
+        return self.settings.missing_configuration()
 
     async def check_export_settings(
         self, ctx: DestinationContext, settings: Mapping[str, Any]
@@ -173,7 +169,7 @@ class ConstantContact(Destination):
 
     def build_record_with_warnings(
         self, values: Mapping[str, Any]
-    ) -> tuple[dict[str, Any] | Rejection, list[FieldWarning]]:
+    ) -> tuple[dict[str, Any] | Rejection, Sequence[FieldWarning]]:
         """:meth:`build_record`, with the optional values it left out (or shortened) and
         why: what the service should count and sample as field warnings, with the profile id."""
         return fields.build_contact(values)
@@ -202,6 +198,10 @@ class ConstantContact(Destination):
 
     async def refresh_tokens(self, ctx: DestinationContext, tokens: OAuthTokens) -> OAuthTokens:
         return await oauth.refresh_tokens(ctx, self.settings, tokens)
+
+    def account_identity(self, tokens: OAuthTokens) -> str | None:
+        account_id = tokens.extra.get(oauth.ACCOUNT_ID_KEY)
+        return str(account_id) if account_id else None
 
     async def verify_connection(self, ctx: DestinationContext) -> str | None:
         try:

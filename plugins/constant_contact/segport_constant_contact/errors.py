@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from service.plugins import Confirmation, DestinationError, TransientDestinationError
+from service.plugins import (
+    Confirmation,
+    ConfirmationFailed,
+    DestinationError,
+    TransientDestinationError,
+)
 
 
 class DailyQuotaSpent(TransientDestinationError):
@@ -21,15 +26,14 @@ class DailyQuotaSpent(TransientDestinationError):
         self.until = until
 
 
-class ImportFailed(DestinationError):
+class ImportFailed(ConfirmationFailed):
     """An import activity ended ``failed``, ``cancelled`` or ``timed_out`` and was sent
     again as often as allowed: the run cannot honestly succeed. ``confirmation`` holds
     the exact counts of the last attempt (they add up to the contacts of the batch) and
     Constant Contact's words."""
 
     def __init__(self, message: str, confirmation: Confirmation) -> None:
-        super().__init__(message)
-        self.confirmation = confirmation
+        super().__init__(message, confirmation)
 
 
 class ForeignLink(DestinationError):

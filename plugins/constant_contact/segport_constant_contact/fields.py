@@ -14,12 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from service.plugins import MappingTarget, Rejection
+from service.plugins import FieldWarning, MappingTarget, Rejection
 
 EMAIL_MAX = 50
 NAME_MAX = 50
@@ -51,19 +50,6 @@ HOME_COUNTRY = "home_country"
 """The published schema spells this one ``home country`` (a space): neither spelling is
 valid under every reading, so its value is sent as the primary ``country`` (whose
 default kind is home) when that is free, else left out with a warning."""
-
-
-@dataclass(frozen=True, slots=True)
-class FieldWarning:
-    """An optional value left out of (or shortened in) a contact that is still sent.
-
-    ``reason`` never holds the value itself: warnings are shown on the run and logged.
-    The profile id is the caller's: :meth:`ConstantContact.build_record_with_warnings`
-    builds one profile's record."""
-
-    field: str
-    code: str
-    reason: str
 
 
 def _label(name: str) -> str:

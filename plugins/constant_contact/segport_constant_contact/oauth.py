@@ -161,13 +161,21 @@ async def encoded_account_id(
     ``account_read``), asked with the new token itself (the service has not stored it yet).
     None when the account cannot be read (the connection still works; it just cannot be
     told apart from another account)."""
-    try:
-        response = await ctx.http.get(
-            settings.api_url("/account/summary"),
-            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-        )
-    except httpx.TransportError:
-        return None
+    for attempt in range(1, TOKEN_ENDPOINT_TRIES + 1):
+        # An API call like any other: within the application's rate, retried when throttled
+        # (an account that could not be read cannot be told apart from another one).
+        await ctx.rate_limiter.acquire()
+        try:
+            response = await ctx.http.get(
+                settings.api_url("/account/summary"),
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            )
+        except httpx.TransportError:
+            return None
+        if response.status_code in (429, 500, 502, 503, 504) and attempt < TOKEN_ENDPOINT_TRIES:
+            await ctx.sleep(float(attempt))
+            continue
+        break
     if response.status_code != 200:
         return None
     body = orjson.loads(response.content)

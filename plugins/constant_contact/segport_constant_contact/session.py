@@ -109,6 +109,9 @@ class ConstantContactSession(DestinationSession):
         self.follower.track(activity_id, len(batch.records), body)
         return BatchOutcome(receipt=activity_id)
 
+    async def uploads_done(self) -> None:
+        self.follower.all_sent()
+
     async def confirm(self, receipt: str) -> Confirmation:
         """The import's final counts. Raises :class:`~.errors.ImportFailed` when it ended
         ``failed``, ``cancelled`` or ``timed_out`` however often it was sent."""

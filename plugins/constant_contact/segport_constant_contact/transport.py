@@ -160,10 +160,12 @@ class ApiTransport:
         # The reason says what and why; the service adds when it ends (no repeated time).
         reason = f"Constant Contact's daily request quota is spent ({words})"
         await self.ctx.rate_limiter.pause_until(until, reason)
-        if self.ctx.reporter is None:
+        reporter = self.ctx.reporter
+        if reporter is None:
             raise DailyQuotaSpent(reason, until)
-        seconds = (until - dt.datetime.now(dt.UTC)).total_seconds()
-        await self._wait(max(seconds, 1.0), reason, until)
+        # The run says why it waits; the wait itself is the shared limiter's (the next
+        # acquire), so that an admin who lifts the pause wakes every run waiting on it.
+        await reporter.waiting(reason, until)
 
     async def request(
         self,

@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from cc_support import GENERAL_LIST
-from segport_constant_contact.fake import RunningFake
+from segport_constant_contact.fake import RunningFake, run_fake
 
 JSON = {"Content-Type": "application/json"}
 
@@ -77,6 +78,7 @@ async def test_import_needs_json_content_type(fake: RunningFake, http: httpx.Asy
 async def test_import_validates_list_ids_with_an_array_error_body(
     fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
+    fake.state.configure(refusals_expected=True)  # invalid requests on purpose
     url = f"{fake.api_base_url}/activities/contacts_json_import"
     headers = {**bearer(fake), **JSON}
     contacts = [{"email": "a@example.com"}]
@@ -95,6 +97,7 @@ async def test_import_validates_list_ids_with_an_array_error_body(
 async def test_import_refuses_more_than_40000_contacts(
     fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
+    fake.state.configure(refusals_expected=True)  # invalid requests on purpose
     contacts = [{"email": f"p{i}@x.io"} for i in range(40_001)]
     response = await http.post(
         f"{fake.api_base_url}/activities/contacts_json_import",
@@ -272,6 +275,7 @@ async def post_import(
 async def test_contacts_the_published_schema_does_not_allow_are_refused_with_400(
     fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
+    fake.state.configure(refusals_expected=True)  # invalid requests on purpose
     fake.state.configure(requests_per_second=10_000)
     ok = {"email": "a@example.com"}
     cases: list[tuple[dict[str, Any], str]] = [
@@ -318,6 +322,7 @@ async def test_impossible_dates_are_correctable_errors_of_their_contact(
 async def test_activities_collection_lists_newest_first_with_limit_and_state(
     fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
+    fake.state.configure(refusals_expected=True)  # invalid requests on purpose
     fake.state.configure(requests_per_second=10_000, ending_states=["completed", "failed"])
     first = (await post_import(fake, http, [{"email": "a@example.com"}])).json()["activity_id"]
     second = (await post_import(fake, http, [{"email": "b@example.com"}])).json()["activity_id"]
@@ -339,6 +344,7 @@ async def test_activities_collection_lists_newest_first_with_limit_and_state(
 async def test_contact_lists_refuse_limits_over_500_and_filter_by_status(
     fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
+    fake.state.configure(refusals_expected=True)  # invalid requests on purpose
     fake.state.configure(requests_per_second=10_000)
     gone = fake.state.add_list("Old")
     fake.state.delete_list(gone)
@@ -365,6 +371,7 @@ async def test_contact_lists_refuse_limits_over_500_and_filter_by_status(
 async def test_custom_fields_page_and_new_ones_can_be_added(
     fake: RunningFake, http: httpx.AsyncClient
 ) -> None:
+    fake.state.configure(refusals_expected=True)  # invalid requests on purpose
     fake.state.configure(requests_per_second=10_000)
     answer = await http.post(f"{fake.url}/__fake__/custom_fields", json={"label": "Pet name"})
     assert answer.json()["name"] == "Pet_name"
@@ -375,3 +382,20 @@ async def test_custom_fields_page_and_new_ones_can_be_added(
     assert [f["name"] for f in page["custom_fields"]] == ["Shoe_size", "Loyalty_tier"]
     rest = (await http.get(f"{fake.url}{page['_links']['next']['href']}", headers=headers)).json()
     assert [f["name"] for f in rest["custom_fields"]] == ["Pet_name"]
+
+
+def send_an_invalid_import() -> None:
+    with run_fake() as fake:
+        body = {"import_data": [{"email": "a@example.com", "fax": "1"}], "list_ids": [GENERAL_LIST]}
+        answer = httpx.post(
+            f"{fake.api_base_url}/activities/contacts_json_import",
+            content=orjson.dumps(body),
+            headers={**bearer(fake), **JSON},
+        )
+        assert answer.status_code == 400
+
+
+def test_a_request_the_published_description_does_not_allow_fails_the_test_that_sent_it() -> None:
+    # So every body and query sent to the fake anywhere in the test suite is checked.
+    with pytest.raises(AssertionError, match=r"refused 1 request\(s\).*POST /v3/activities"):
+        send_an_invalid_import()

@@ -112,15 +112,16 @@ def test_without_a_client_id_no_authorize_url_is_made_and_connections_are_refuse
         destination.authorization_url(
             state="s", code_challenge="c", redirect_uri=REDIRECT_URI, settings={}
         )
-    [error] = destination.validate_connection_settings({})
-    assert error.code == "NOT_CONFIGURED"
-    assert "SEGPORT_CONSTANT_CONTACT_CLIENT_ID" in error.message
+    problem = destination.configuration_problem()
+    assert problem is not None
+    assert "SEGPORT_CONSTANT_CONTACT_CLIENT_ID" in problem
     monkeypatch.setenv("SEGPORT_CONSTANT_CONTACT_CLIENT_ID", "an-id")
     monkeypatch.delenv("SEGPORT_CONSTANT_CONTACT_CLIENT_SECRET", raising=False)
-    [error] = destination.validate_connection_settings({})
-    assert "SEGPORT_CONSTANT_CONTACT_CLIENT_SECRET" in error.message
+    problem = destination.configuration_problem()
+    assert problem is not None
+    assert "SEGPORT_CONSTANT_CONTACT_CLIENT_SECRET" in problem
     monkeypatch.setenv("SEGPORT_CONSTANT_CONTACT_OAUTH_FLOW", "pkce")
-    assert destination.validate_connection_settings({}) == []
+    assert destination.configuration_problem() is None
 
 
 async def test_code_exchange_gives_tokens_expiring_at_the_jwt_exp(

@@ -12,10 +12,9 @@ from email_validator import validate_email
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from segport_constant_contact import ConstantContact, fields
-from segport_constant_contact.fields import FieldWarning
 from segport_constant_contact.session import BODY_PREFIX, body_suffix
 
-from service.plugins import Rejection
+from service.plugins import FieldWarning, Rejection
 
 CC = ConstantContact()
 

@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS connections (
     export_user TEXT,
     data_privacy_accepted_by TEXT,
     data_privacy_accepted_at TEXT,
-    status_message TEXT
+    status_message TEXT,
+    account_id TEXT
 );
 CREATE TABLE IF NOT EXISTS exports (
     id TEXT PRIMARY KEY,
@@ -97,7 +98,8 @@ CREATE TABLE IF NOT EXISTS oauth_states (
     code_verifier TEXT NOT NULL,
     redirect_uri TEXT NOT NULL,
     expires_at TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    allow_account_change INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS oauth_states_by_expiry ON oauth_states (expires_at);
 CREATE TABLE IF NOT EXISTS key_values (
@@ -110,6 +112,17 @@ CREATE INDEX IF NOT EXISTS key_values_by_expiry ON key_values (expires_at)
 """
 
 
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("connections", "account_id", "TEXT"),
+    ("oauth_states", "allow_account_change", "INTEGER NOT NULL DEFAULT 0"),
+)
+"""Columns added after their table was first released: (table, column, declaration)."""
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Make whatever tables and indexes the file lacks."""
+    """Make whatever tables, columns and indexes the file lacks."""
     conn.executescript(SCHEMA)
+    for table, column, declaration in ADDED_COLUMNS:
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in existing:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

@@ -76,6 +76,9 @@ class FakeConfig:
     """The next N activity POSTs answer 429 "You exceeded 1,000 queued activities"."""
     seed: int | None = None
     """Seed of the fault-injection dice (None: unpredictable)."""
+    refusals_expected: bool = False
+    """False: a request answered 400 (a body or query the published description does not
+    allow) fails the test when ``run_fake`` ends; set it in tests that send one on purpose."""
 
     def update(self, knobs: dict[str, Any]) -> None:
         """Set knobs by name; an unknown name or a value of the wrong kind is refused."""

@@ -58,14 +58,22 @@ DATE_FORMATS = (
     re.compile(r"(?P<m>\d{1,2})-(?P<d>\d{1,2})-(?P<y>\d{4})"),  # M-D-YYYY, M-DD-YYYY
 )
 SMS_RE = re.compile(r"\d{10}|\d{3}-\d{3}-\d{4}")
+ADDRESS_KIND_OF = {part: kind for kind, parts in ADDRESS_KINDS.items() for part in parts}
+"""Which address a property belongs to (one look-up per property, not per kind)."""
+PHONE_SET = frozenset(PHONES)
 
 
 def schema_problem(contact: Any, custom_fields: Collection[str]) -> str | None:
     """Why ``contact`` breaks the import schema (the request is refused), or None."""
     if not isinstance(contact, dict):
         return "a contact must be an object"
-    custom = 0
+    custom = phones = 0
+    addresses: set[str] = set()
     for key, value in contact.items():
+        if key in PHONE_SET:
+            phones += 1
+        elif key in ADDRESS_KIND_OF:
+            addresses.add(ADDRESS_KIND_OF[key])
         if key.startswith(CUSTOM_PREFIX):
             name = key[len(CUSTOM_PREFIX) :]
             if name not in custom_fields:
@@ -85,9 +93,9 @@ def schema_problem(contact: Any, custom_fields: Collection[str]) -> str | None:
             return f"unknown property {key!r}"
     if custom > MAX_CUSTOM_FIELDS:
         return f"{custom} custom fields; at most {MAX_CUSTOM_FIELDS} allowed"
-    if sum(1 for p in PHONES if p in contact) > MAX_PHONES:
+    if phones > MAX_PHONES:
         return f"more than {MAX_PHONES} phone numbers"
-    if sum(1 for parts in ADDRESS_KINDS.values() if any(p in contact for p in parts)) > 3:
+    if len(addresses) > MAX_ADDRESSES:
         return f"more than {MAX_ADDRESSES} addresses"
     sms = contact.get("sms_number")
     if sms is not None and not SMS_RE.fullmatch(sms):

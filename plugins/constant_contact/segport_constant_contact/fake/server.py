@@ -89,3 +89,12 @@ def run_fake(
         server.should_exit = True
         thread.join(timeout=STARTUP_TIMEOUT_SECONDS)
         sock.close()
+    # Every body and query sent to the fake must be valid under the published description
+    # (the fake refuses what is not with a 400): a test that sends one on purpose says so.
+    refused = state.refused_requests()
+    if refused and not state.config.refusals_expected:
+        raise AssertionError(
+            f"the fake Constant Contact refused {len(refused)} request(s) as invalid under the "
+            f"published description: {', '.join(sorted(set(refused)))} (set the fake's "
+            "refusals_expected knob in a test that sends invalid requests on purpose)"
+        )

@@ -115,6 +115,12 @@ class FakeConstantContact:
         """Add a custom field; returns its name (``cf:<name>`` in an import)."""
         return self.api.add_custom_field(label, field_type)
 
+    def refused_requests(self) -> list[str]:
+        """``METHOD path`` of every API request answered 400: a body or query the
+        published description does not allow (docs/constant-contact.md)."""
+        with self.lock:
+            return [f"{r.method} {r.path}" for r in self.request_log if r.status == 400]
+
     def requests_to(self, method: str, path: str) -> int:
         """How many requests came for ``method path`` (any status)."""
         with self.lock:
