@@ -113,6 +113,12 @@ class BatchOutcome:
     """Records the destination keeps off the list whatever we send (e.g. an address that
     unsubscribed or is in a compliance state), counted as ``cannotAddToList`` and sampled
     (plugin API 1.1)."""
+    field_warnings: list[FieldWarning] = field(default_factory=list)
+    """Optional values left out of records that were still sent, known only while
+    uploading (e.g. a value the destination's field type cannot take, when the types are
+    read from the account): counted and sampled as those of
+    :meth:`Destination.build_record_with_warnings` are, each with its ``profile_id``
+    (plugin API 1.1)."""
     batch_error: str | None = None
     """The destination refused the whole batch: its own words, verbatim."""
 

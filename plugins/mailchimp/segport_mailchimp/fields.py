@@ -95,18 +95,11 @@ class MergeField:
 
 
 @dataclass(frozen=True, slots=True)
-class FieldWarning:
-    """An optional value left out of a member (or why), with the profile it came from."""
-
-    profile_id: str | None
-    field: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class Invalid:
-    """A value its merge field cannot take, and why."""
+    """A value its merge field cannot take: a stable code and why (never quoting the value:
+    run errors carry no values)."""
 
+    code: str
     why: str
 
 
@@ -154,19 +147,20 @@ def check_targets(targets: Sequence[str], fields: Sequence[MergeField]) -> list[
 
 def normalize_merge_fields(
     merge: Mapping[str, Any], fields: Mapping[str, MergeField]
-) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+) -> tuple[dict[str, Any], list[tuple[str, Invalid]]]:
     """Each value in the form its field's type needs; invalid ones left out, with
     ``(tag, why)`` warnings. A tag the audience no longer has is left out too."""
     normalized: dict[str, Any] = {}
-    warnings: list[tuple[str, str]] = []
+    warnings: list[tuple[str, Invalid]] = []
     for tag, value in merge.items():
         spec = fields.get(tag)
         if spec is None:
-            warnings.append((tag, f"the audience has no merge field {tag!r} any more"))
+            warnings.append((tag, Invalid("UNKNOWN_MERGE_FIELD", "the audience has no such "
+                                          "merge field any more")))  # fmt: skip
             continue
         result = normalize_value(spec, value)
         if isinstance(result, Invalid):
-            warnings.append((tag, result.why))
+            warnings.append((tag, result))
         else:
             normalized[tag] = result
     return normalized, warnings
@@ -184,38 +178,41 @@ def normalize_value(spec: MergeField, value: Any) -> Any:
     if kind == "date":
         return _date(value, str(spec.options.get("date_format") or "MM/DD/YYYY"))
     if isinstance(value, dict | list | bool):
-        return Invalid(f"{spec.tag} takes text, not {type(value).__name__}")
+        return Invalid("NOT_TEXT", f"the field takes text, not {type(value).__name__}")
     text = str(value).strip()
     if kind in ("url", "imageurl") and not text.startswith(("http://", "https://")):
-        return Invalid(f"{text!r} is not an http(s) URL")
+        return Invalid("INVALID_URL", "the value is not an http(s) URL")
     if kind in ("radio", "dropdown"):
         choices = [str(c) for c in spec.options.get("choices") or []]
         if text not in choices:
-            return Invalid(f"{text!r} is not one of the choices ({', '.join(choices)})")
+            return Invalid("NOT_A_CHOICE", "the value is not one of the field's choices")
     if len(text) > TEXT_MAX_LENGTH:
-        return Invalid(f"the value is longer than {TEXT_MAX_LENGTH} characters")
+        return Invalid("TOO_LONG", f"the value is longer than {TEXT_MAX_LENGTH} characters")
     return text
 
 
 def _number(value: Any) -> Any:
     if isinstance(value, bool):
-        return Invalid("a number is needed, not true/false")
+        return Invalid("INVALID_NUMBER", "a number is needed, not true or false")
     if isinstance(value, int | float):
         return value
     try:
         number = float(str(value).strip().replace(",", ""))
     except ValueError:
-        return Invalid(f"{value!r} is not a number")
+        return Invalid("INVALID_NUMBER", "the value is not a number")
     return int(number) if number.is_integer() else number
 
 
 def _address(value: Any) -> Any:
     if not isinstance(value, Mapping):
-        return Invalid("an address needs its parts (addr1, city, state, zip; addr2, country)")
+        return Invalid(
+            "INVALID_ADDRESS",
+            "an address needs its parts (addr1, city, state, zip; addr2, country)",
+        )
     parts = {p: str(value.get(p) or "").strip() for p in ADDRESS_PARTS}
     missing = [p for p in REQUIRED_ADDRESS_PARTS if not parts[p]]
     if missing:
-        return Invalid(f"the address has no {', '.join(missing)}")
+        return Invalid("INVALID_ADDRESS", f"the address has no {', '.join(missing)}")
     return {p: v for p, v in parts.items() if v}
 
 
@@ -241,11 +238,11 @@ def _birthday(value: Any) -> Any:
         try:
             date(2000, month, day)  # a leap year: 02/29 is a birthday
         except ValueError:
-            return Invalid(f"{text!r} is not a month and day (MM/DD)")
+            return Invalid("INVALID_BIRTHDAY", "the value is not a month and day (MM/DD)")
         return f"{month:02d}/{day:02d}"
     found = _calendar(value)
     if found is None:
-        return Invalid(f"{text!r} is not a birthday (MM/DD or a date)")
+        return Invalid("INVALID_BIRTHDAY", "the value is not a birthday (MM/DD or a date)")
     return f"{found.month:02d}/{found.day:02d}"
 
 
@@ -256,5 +253,5 @@ def _date(value: Any, date_format: str) -> Any:
         try:
             found = datetime.strptime(str(value).strip(), pattern).date()
         except ValueError:
-            return Invalid(f"{str(value)!r} is not a date (YYYY-MM-DD or {date_format})")
+            return Invalid("INVALID_DATE", f"the value is not a date (YYYY-MM-DD or {date_format})")
     return found.strftime(pattern)

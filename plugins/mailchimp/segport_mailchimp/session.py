@@ -19,13 +19,14 @@ import orjson
 
 from segport_mailchimp import account
 from segport_mailchimp.errors import MailchimpError
-from segport_mailchimp.fields import FieldWarning, MergeField, normalize_merge_fields
+from segport_mailchimp.fields import MergeField, normalize_merge_fields
 from segport_mailchimp.settings import MailchimpSettings
 from segport_mailchimp.transport import ApiTransport
 from service.plugins import (
     BatchOutcome,
     DestinationContext,
     DestinationSession,
+    FieldWarning,
     ListMember,
     RecordRejection,
     Rejection,
@@ -60,8 +61,6 @@ class MailchimpSession(DestinationSession):
         self._tags = tags_of(ctx.export_settings.get("tags"))
         self._fields: dict[str, MergeField] | None = None
         self._fields_lock = asyncio.Lock()
-        self.field_warnings: list[FieldWarning] = []
-        """Optional values left out of members (the run's field warnings)."""
 
     @property
     def attempts(self) -> int:
@@ -79,11 +78,13 @@ class MailchimpSession(DestinationSession):
         fields = await self.merge_fields()
         members: list[dict[str, Any]] = []
         profiles: dict[str, str] = {}
+        left_out: list[FieldWarning] = []
         for record in batch.records:
             built = orjson.loads(record.encoded)
             merge, warnings = normalize_merge_fields(built.get("merge_fields") or {}, fields)
-            self.field_warnings.extend(
-                FieldWarning(record.profile_id, tag, why) for tag, why in warnings
+            left_out.extend(
+                FieldWarning(tag, invalid.code, invalid.why, record.profile_id)
+                for tag, invalid in warnings
             )
             member: dict[str, Any] = {
                 "email_address": built["email_address"],
@@ -102,7 +103,9 @@ class MailchimpSession(DestinationSession):
             )
         except MailchimpError as exc:
             return BatchOutcome(batch_error=str(exc))
-        return _outcome(answer, profiles)
+        outcome = _outcome(answer, profiles)
+        outcome.field_warnings = left_out
+        return outcome
 
     async def remove_list_members(self, members: Sequence[ListMember]) -> list[RemovalOutcome]:
         """Archive each member, as many at once as the in-flight cap lets through."""

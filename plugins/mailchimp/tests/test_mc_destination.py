@@ -125,11 +125,12 @@ async def test_values_are_normalized_by_type_and_invalid_optional_ones_dropped_w
     }  # fmt: skip
     assert ann.tags == ["vip", "spring"]
     assert members["bob@shop.example"].merge_fields == {"CITY": "Nice"}
-    assert sorted((w.profile_id, w.field) for w in session.field_warnings) == [
-        ("p1", "ADDRESS"),
-        ("p1", "BIRTHDAY"),
-        ("p1", "POINTS"),
+    assert sorted((w.profile_id, w.field, w.code) for w in outcome.field_warnings) == [
+        ("p1", "ADDRESS", "INVALID_ADDRESS"),
+        ("p1", "BIRTHDAY", "INVALID_BIRTHDAY"),
+        ("p1", "POINTS", "INVALID_NUMBER"),
     ]
+    assert not any("lots" in w.reason or "13/45" in w.reason for w in outcome.field_warnings)
 
 
 async def test_per_member_errors_and_compliance_states_are_counted_apart_and_add_up(
