@@ -244,3 +244,33 @@ async def test_a_key_that_stops_working_needs_reauthorization_until_an_admin_rep
     states = [s async for s in client.follow_run(live.url, token, again["id"])]
     assert states[-1]["status"] == "SUCCEEDED", states[-1]
     assert states[-1]["counts"]["acceptedByDestination"] > 0
+
+
+async def test_a_mapping_is_checked_against_the_chosen_audiences_merge_fields(
+    live: Live,
+) -> None:
+    connection = (await connect(live, DEMO_API_KEY))["connection"]
+    segment = make_segment(name="Checked", description=None)
+    await live.services.store.save_segment(segment)
+    data = await live.graphql(
+        CREATE_EXPORT,
+        Role.CONTRIBUTOR,
+        input={
+            "displayName": "Unchecked fields",
+            "connectionId": connection["id"],
+            "settings": {"listId": CUSTOMERS_LIST_ID, "statusIfNew": "pending"},
+            "fieldMapping": [
+                {"source": "EmailAddress", "target": "email_address"},
+                {"source": "Nickname", "target": "NICK"},
+            ],
+            "segmentIds": [to_global_id("Segment", segment.id)],
+        },
+    )
+    payload = data["createExport"]
+    assert payload["export"] is None
+    codes = {(tuple(e["field"] or []), e["code"]) for e in payload["userErrors"]}
+    messages = " | ".join(e["message"] for e in payload["userErrors"])
+    assert any(code == "UNKNOWN_MERGE_FIELD" for _, code in codes), payload
+    assert any(code == "REQUIRED_TARGET" for _, code in codes), payload
+    assert "'NICK'" in messages
+    assert "'CITY'" in messages
