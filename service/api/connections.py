@@ -8,6 +8,7 @@ import dataclasses
 from enum import Enum
 from typing import Any
 
+import httpx
 import strawberry
 from strawberry.scalars import JSON
 
@@ -23,7 +24,7 @@ from service.api.pagination import ListConnection, page_args
 from service.connections.context import destination_context
 from service.connections.credentials import seal_credentials
 from service.connections.oauth import OAuthError
-from service.plugins.api import Destination, InvalidCredentials
+from service.plugins.api import Destination, DestinationError, InvalidCredentials
 
 NOT_CONFIGURED = "NOT_CONFIGURED"
 """The destination cannot connect with the server's configuration (a variable to set)."""
@@ -322,6 +323,16 @@ async def _connect_without_oauth(
                 "settings",
                 f"the destination refused these credentials: {exc}",
                 "INVALID_CREDENTIALS",
+            ) from exc
+        except (DestinationError, httpx.HTTPError) as exc:
+            # No verdict on the credentials (the destination is away or failing): say so,
+            # in its words, rather than fail the mutation.
+            words = str(exc) if isinstance(exc, DestinationError) else type(exc).__name__
+            raise UserInputError(
+                "settings",
+                f"{destination.display_name} could not check these credentials now ({words}); "
+                "try again later",
+                "DESTINATION_UNAVAILABLE",
             ) from exc
         connection.status = domain.ConnectionStatus.CONNECTED
 

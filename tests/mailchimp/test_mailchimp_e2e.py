@@ -274,3 +274,15 @@ async def test_a_mapping_is_checked_against_the_chosen_audiences_merge_fields(
     assert any(code == "REQUIRED_TARGET" for _, code in codes), payload
     assert "'NICK'" in messages
     assert "'CITY'" in messages
+
+
+async def test_a_key_mailchimp_cannot_check_now_is_a_clear_error_not_a_failure(
+    live: Live,
+) -> None:
+    live.fake.state.configure(server_errors_next=100)
+    payload = await connect(live, DEMO_API_KEY)
+    assert payload["connection"] is None
+    [error] = payload["userErrors"]
+    assert error["code"] == "DESTINATION_UNAVAILABLE"
+    assert "Internal Server Error" in error["message"]
+    assert DEMO_API_KEY not in str(payload)
