@@ -37,6 +37,11 @@ MAX_CONNECTIONS_PER_KEY = 10
 NEW_MEMBER_STATUSES = ("subscribed", "pending", "transactional")
 """What an export may give new members. No default: subscribing people is the admin's
 explicit choice."""
+STATUS_CHOICES = (
+    ("subscribed", "Subscribed (only with the people's consent)"),
+    ("pending", "Pending (Mailchimp asks each new member to confirm)"),
+    ("transactional", "Transactional (no marketing e-mail)"),
+)
 MAX_TAGS = 50
 TAG_MAX_LENGTH = 100
 ENVELOPE_BYTES = 64
@@ -175,6 +180,8 @@ class Mailchimp(Destination):
         return []
 
     async def list_choices(self, ctx: DestinationContext, setting: str) -> list[ListChoice]:
+        if setting == "statusIfNew":
+            return [ListChoice(id=status, name=label) for status, label in STATUS_CHOICES]
         if setting != "listId":
             return []
         return [

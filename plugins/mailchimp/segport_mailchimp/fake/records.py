@@ -137,10 +137,11 @@ class FakeMember:
     last_changed: str = field(default_factory=now_text)
     forgotten: bool = False
     """Deleted permanently: it cannot be imported again."""
+    id: str = field(init=False, default="")
+    """The subscriber hash (set from the address)."""
 
-    @property
-    def id(self) -> str:
-        return subscriber_hash(self.email_address)
+    def __post_init__(self) -> None:
+        self.id = subscriber_hash(self.email_address)
 
     def as_json(self, list_id: str) -> dict[str, Any]:
         return {

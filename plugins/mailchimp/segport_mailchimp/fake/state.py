@@ -435,6 +435,7 @@ class FakeMailchimp:
         updated: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         seen: set[str] = set()
+        stamp = now_text()
         with self._lock:
             for member in members:
                 email = member["email_address"]
@@ -443,7 +444,9 @@ class FakeMailchimp:
                     errors.append(_error(email, f"{email} is in this batch more than once."))
                     continue
                 seen.add(key)
-                outcome = self._subscribe_one(audience, member, update_existing, skip_merge)
+                outcome = self._subscribe_one(
+                    audience, member, update_existing, skip_merge, key, stamp
+                )
                 if isinstance(outcome, dict):
                     errors.append(outcome)
                 else:
@@ -472,6 +475,8 @@ class FakeMailchimp:
         member: dict[str, Any],
         update_existing: bool,
         skip_merge: bool,
+        key: str,
+        stamp: str,
     ) -> tuple[FakeMember, bool] | dict[str, Any]:
         email: str = member["email_address"]
         if not is_email(email):
@@ -480,7 +485,7 @@ class FakeMailchimp:
         if domain in self.config.fake_domains:
             return _error(email, f"{email} looks fake or invalid, please enter a real email "
                                  "address.")  # fmt: skip
-        existing = audience.members.get(subscriber_hash(email))
+        existing = audience.members.get(key)
         if existing is not None and existing.forgotten:
             return _error(
                 email,
@@ -516,7 +521,7 @@ class FakeMailchimp:
                     )
         if is_new:
             status = wanted or "subscribed"
-            record = FakeMember(email, status, merge, list(member.get("tags") or []))
+            record = FakeMember(email, status, merge, list(member.get("tags") or []), stamp)
             audience.members[record.id] = record
             return record, True
         assert existing is not None
@@ -524,7 +529,7 @@ class FakeMailchimp:
         if member.get("status"):
             existing.status = member["status"]
         existing.tags = sorted({*existing.tags, *(member.get("tags") or [])})
-        existing.last_changed = now_text()
+        existing.last_changed = stamp
         return existing, False
 
     # -- batch operations ---------------------------------------------------------------
