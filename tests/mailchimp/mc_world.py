@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from segport_mailchimp import Mailchimp, MailchimpSettings
+from segport_mailchimp import Mailchimp, MailchimpOAuth, MailchimpSettings
 from segport_mailchimp.fake import RunningFake
 
 from service.access.auth import mint_token
@@ -26,6 +26,9 @@ def fast_mc_settings(fake: RunningFake) -> MailchimpSettings:
     """The plugin pointed at the fake, backing off briefly (tests are not about waits)."""
     return MailchimpSettings(
         api_base_url=fake.api_base_url,
+        oauth_base_url=fake.url,
+        client_id=fake.state.config.client_id,
+        client_secret=fake.state.config.client_secret,
         backoff_base_seconds=0.01,
         backoff_max_seconds=0.05,
     )
@@ -41,12 +44,13 @@ def fast_mc_environment(fake: RunningFake) -> dict[str, str]:
 
 
 class MailchimpPlugin:
-    def __init__(self, destination: Mailchimp) -> None:
+    def __init__(self, destination: Mailchimp, *more: Mailchimp) -> None:
         self.destination = destination
+        self.more = more
 
     @hookimpl
     def register_destinations(self) -> list[Destination]:
-        return [self.destination]
+        return [self.destination, *self.more]
 
 
 @dataclass
@@ -78,7 +82,8 @@ class Live:
 @asynccontextmanager
 async def serve_live(settings: Settings, fake: RunningFake) -> AsyncIterator[Live]:
     """The embedded service with the Mailchimp plugin pointed at ``fake``, on a free port."""
-    plugin = MailchimpPlugin(Mailchimp(fast_mc_settings(fake)))
+    settings_of_fake = fast_mc_settings(fake)
+    plugin = MailchimpPlugin(Mailchimp(settings_of_fake), MailchimpOAuth(settings_of_fake))
     async with (
         open_services(settings, extra_plugins=[plugin], load_entry_points=False) as services,
         in_process_runs(services.run_context),

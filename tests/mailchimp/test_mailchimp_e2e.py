@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from segport_mailchimp.fake import CUSTOMERS_LIST_ID, DEMO_API_KEY, RunningFake, run_fake
 
@@ -286,3 +287,50 @@ async def test_a_key_mailchimp_cannot_check_now_is_a_clear_error_not_a_failure(
     assert error["code"] == "DESTINATION_UNAVAILABLE"
     assert "Internal Server Error" in error["message"]
     assert DEMO_API_KEY not in str(payload)
+
+
+AUTHORIZE = """
+mutation($input: AuthorizeConnectionInput!) {
+  authorizeConnection(input: $input) { authorizationUrl userErrors { field message code } }
+}"""
+
+COMPLETE = """
+mutation($input: CompleteConnectionAuthorizationInput!) {
+  completeConnectionAuthorization(input: $input) {
+    connection { id status account }
+    userErrors { field message code }
+  }
+}"""
+
+
+async def test_a_registered_app_connects_by_oauth_and_its_connection_exports(live: Live) -> None:
+    created = await live.graphql(
+        CREATE_CONNECTION,
+        input={
+            "destinationType": "mailchimp_oauth",
+            "displayName": "Mailchimp by OAuth",
+            "usableBy": "ADMINS_AND_CONTRIBUTORS",
+            "acceptDataPrivacy": True,
+        },
+    )
+    connection = created["createConnection"]["connection"]
+    assert connection["status"] == "PENDING_AUTHORIZATION"
+    started = await live.graphql(AUTHORIZE, input={"connectionId": connection["id"]})
+    url = started["authorizeConnection"]["authorizationUrl"]
+    async with httpx.AsyncClient() as browser:
+        redirect = await browser.get(url)
+    params = httpx.URL(redirect.headers["location"]).params
+    done = await live.graphql(COMPLETE, input={"state": params["state"], "code": params["code"]})
+    payload = done["completeConnectionAuthorization"]
+    assert payload["userErrors"] == []
+    assert payload["connection"]["status"] == "CONNECTED"
+
+    segment = make_segment(name="By OAuth", description=None)
+    await live.services.store.save_segment(segment)
+    await live.services.store.upsert_profiles(list(mc_profiles(40, segment.id)))
+    export_id = await create_export(live, connection["id"], segment.id)
+    token = live.token(Role.CONTRIBUTOR)
+    queued = await client.request_run(live.url, token, export_id)
+    states = [s async for s in client.follow_run(live.url, token, queued["id"])]
+    assert states[-1]["status"] == "SUCCEEDED", states[-1]
+    assert states[-1]["counts"]["acceptedByDestination"] == 40 - len(FAKE_ADDRESSES)

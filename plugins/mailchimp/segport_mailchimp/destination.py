@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from segport_mailchimp import account, fields
+from segport_mailchimp import account, fields, oauth
 from segport_mailchimp.keys import KEY_SHAPE, data_center
 from segport_mailchimp.session import MailchimpSession, tags_of
 from segport_mailchimp.settings import MailchimpSettings
 from segport_mailchimp.transport import ApiTransport
 from service.plugins import (
+    AuthKind,
     AuthorizationLost,
     Destination,
     DestinationContext,
@@ -26,6 +27,7 @@ from service.plugins import (
     InvalidCredentials,
     ListChoice,
     MappingTarget,
+    OAuthTokens,
     Rejection,
     SettingError,
     SettingSpec,
@@ -65,7 +67,7 @@ class Mailchimp(Destination):
 
     key = "mailchimp"
     display_name = "Mailchimp"
-    auth_kind = "api_key"
+    auth_kind: AuthKind = "api_key"
     connection_settings: Sequence[SettingSpec] = (
         SettingSpec(
             "apiKey",
@@ -120,8 +122,11 @@ class Mailchimp(Destination):
             return source
         return source()
 
+    uses_oauth = False
+    """Whether connections authenticate with an OAuth token (:class:`MailchimpOAuth`)."""
+
     def _transport(self, ctx: DestinationContext) -> ApiTransport:
-        return ApiTransport(ctx, self.settings)
+        return ApiTransport(ctx, self.settings, oauth=self.uses_oauth)
 
     # -- settings ------------------------------------------------------------------
     def validate_connection_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
@@ -253,4 +258,40 @@ class Mailchimp(Destination):
 
     # -- uploads ---------------------------------------------------------------------
     def open_session(self, ctx: DestinationContext) -> MailchimpSession:
-        return MailchimpSession(ctx, self.settings)
+        return MailchimpSession(ctx, self.settings, oauth=self.uses_oauth)
+
+
+class MailchimpOAuth(Mailchimp):
+    """Mailchimp through a registered app's OAuth2 (no refresh: tokens do not expire; the
+    data center read from the metadata call). Everything else as :class:`Mailchimp`."""
+
+    key = "mailchimp_oauth"
+    display_name = "Mailchimp (OAuth)"
+    auth_kind: AuthKind = "oauth2"
+    connection_settings: Sequence[SettingSpec] = ()
+    uses_oauth = True
+
+    def configuration_problem(self) -> str | None:
+        return self.settings.missing_oauth_configuration()
+
+    def validate_connection_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
+        return Destination.validate_connection_settings(self, settings)
+
+    def authorization_url(
+        self, *, state: str, code_challenge: str, redirect_uri: str, settings: Mapping[str, Any]
+    ) -> str:
+        return oauth.authorization_url(self.settings, state=state, redirect_uri=redirect_uri)
+
+    async def exchange_code(
+        self, ctx: DestinationContext, *, code: str, code_verifier: str, redirect_uri: str
+    ) -> OAuthTokens:
+        return await oauth.exchange_code(ctx, self.settings, code=code, redirect_uri=redirect_uri)
+
+    async def refresh_tokens(self, ctx: DestinationContext, tokens: OAuthTokens) -> OAuthTokens:
+        raise AuthorizationLost(
+            "Mailchimp's OAuth tokens cannot be refreshed; an admin must connect again"
+        )
+
+    def account_identity(self, tokens: OAuthTokens) -> str | None:
+        login = tokens.extra.get("login_id")
+        return str(login) if login else None

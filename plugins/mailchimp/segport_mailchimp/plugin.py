@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segport_mailchimp.demo import MailchimpDemo
-from segport_mailchimp.destination import Mailchimp
+from segport_mailchimp.destination import Mailchimp, MailchimpOAuth
 from service.plugins import DemoFixture, Destination, hookimpl
 
 SEGPORT_PLUGIN_API = "1.1"
@@ -12,7 +12,7 @@ SEGPORT_PLUGIN_API = "1.1"
 
 @hookimpl
 def register_destinations() -> list[Destination]:
-    return [Mailchimp()]
+    return [Mailchimp(), MailchimpOAuth()]
 
 
 @hookimpl

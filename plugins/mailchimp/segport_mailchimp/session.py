@@ -53,9 +53,11 @@ def tags_of(setting: Any) -> list[str]:
 
 
 class MailchimpSession(DestinationSession):
-    def __init__(self, ctx: DestinationContext, settings: MailchimpSettings) -> None:
+    def __init__(
+        self, ctx: DestinationContext, settings: MailchimpSettings, *, oauth: bool = False
+    ) -> None:
         self._ctx = ctx
-        self._transport = ApiTransport(ctx, settings)
+        self._transport = ApiTransport(ctx, settings, oauth=oauth)
         self._list_id = str(ctx.export_settings.get("listId", ""))
         self._status = str(ctx.export_settings.get("statusIfNew", ""))
         self._tags = tags_of(ctx.export_settings.get("tags"))

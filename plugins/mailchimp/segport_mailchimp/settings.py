@@ -8,10 +8,11 @@ after its dash, and it only fills the ``{dc}`` of :attr:`api_base_url`.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_API_BASE_URL = "https://{dc}.api.mailchimp.com/3.0"
+DEFAULT_OAUTH_BASE_URL = "https://login.mailchimp.com"
 
 
 class MailchimpSettings(BaseSettings):
@@ -23,6 +24,21 @@ class MailchimpSettings(BaseSettings):
     """Attempts per request when Mailchimp answers 429 or has server trouble."""
     backoff_base_seconds: float = Field(default=0.5, gt=0)
     backoff_max_seconds: float = Field(default=30.0, gt=0)
+    client_id: str = ""
+    """A registered app's client id: connections by OAuth2 (``mailchimp_oauth``) need it."""
+    client_secret: SecretStr = SecretStr("")
+    oauth_base_url: str = DEFAULT_OAUTH_BASE_URL
+    """Where ``/oauth2/authorize``, ``/oauth2/token`` and ``/oauth2/metadata`` are."""
+
+    def missing_oauth_configuration(self) -> str | None:
+        """What keeps OAuth2 connections from working, naming the variable; None if nothing."""
+        if not self.client_id.strip() or not self.client_secret.get_secret_value():
+            return (
+                "Mailchimp OAuth2 is not configured: set SEGPORT_MAILCHIMP_CLIENT_ID and "
+                "SEGPORT_MAILCHIMP_CLIENT_SECRET to the registered app's (or connect with an "
+                "API key, destination type 'mailchimp')"
+            )
+        return None
 
     def api_url(self, dc: str, path: str) -> str:
         """``path`` (``/lists``) under the API base of data center ``dc``."""

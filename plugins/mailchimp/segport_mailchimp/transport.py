@@ -32,9 +32,14 @@ RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 class ApiTransport:
     """Calls the Mailchimp API of one connection."""
 
-    def __init__(self, ctx: DestinationContext, settings: MailchimpSettings) -> None:
+    def __init__(
+        self, ctx: DestinationContext, settings: MailchimpSettings, *, oauth: bool = False
+    ) -> None:
         self._ctx = ctx
         self._settings = settings
+        self._oauth = oauth
+        """Authenticate with the connection's OAuth token (its data center in the tokens'
+        ``extra``) instead of an API key."""
         self._key: str | None = None
         self.attempts = 0
         """HTTP requests sent (retries included)."""
@@ -50,6 +55,23 @@ class ApiTransport:
             self._key = key.strip()
         return self._key
 
+    async def _identity(self) -> tuple[str, str, dict[str, str], tuple[str, str] | None]:
+        """(secret, data center, headers, basic auth) of this connection's credentials."""
+        if self._oauth:
+            tokens = await self._ctx.credentials.tokens()
+            dc = str(tokens.extra.get("dc") or "")
+            if data_center(f"{'0' * 32}-{dc}") is None:
+                raise AuthorizationLost(
+                    "the connection's Mailchimp authorization names no data center; "
+                    "an admin must connect it again"
+                )
+            token = tokens.access_token
+            return token, dc, {"Authorization": f"OAuth {token}"}, None
+        key = await self.api_key()
+        key_dc = data_center(key)
+        assert key_dc is not None  # checked by api_key()
+        return key, key_dc, {}, ("segport", key)
+
     async def call(
         self,
         method: str,
@@ -61,14 +83,14 @@ class ApiTransport:
         """The answer's JSON (None for 204). Raises AuthorizationLost (401),
         TransientDestinationError (429 and 5xx once the tries are spent) and
         MailchimpError (other refusals), each with Mailchimp's words."""
-        key = await self.api_key()
-        dc = data_center(key)
-        assert dc is not None  # checked by api_key()
+        key, dc, auth_headers, basic = await self._identity()
         url = self._settings.api_url(dc, path)
         settings = self._settings
         # orjson: a batch of 500 members encodes several times faster than with httpx's json=.
         body = None if json is None else orjson.dumps(json)
-        headers = None if json is None else {"Content-Type": "application/json"}
+        headers = dict(auth_headers)
+        if json is not None:
+            headers["Content-Type"] = "application/json"
         problem = ""
         for attempt in range(1, settings.max_tries + 1):
             async with self._ctx.rate_limiter.in_flight(key_scope(key)):
@@ -81,7 +103,7 @@ class ApiTransport:
                         content=body,
                         headers=headers,
                         params=params,
-                        auth=("segport", key),
+                        auth=basic,
                     )
                 except httpx.TransportError as exc:
                     response = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.applications import Starlette
@@ -145,7 +146,23 @@ def create_app(state: FakeMailchimp) -> Starlette:
     async def unknown(request: Request) -> Response:
         return _respond(not_found())
 
+    async def authorize(request: Request) -> Response:
+        answer = state.authorize(dict(request.query_params))
+        if answer.status == 302:
+            return Response(status_code=302, headers=answer.headers)
+        return _respond(answer)
+
+    async def token(request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        return _respond(state.token(form))
+
+    async def metadata(request: Request) -> Response:
+        return _respond(state.metadata(request.headers.get("authorization"), base_url(request)))
+
     routes += [
+        Route("/oauth2/authorize", authorize),
+        Route("/oauth2/token", token, methods=["POST"]),
+        Route("/oauth2/metadata", metadata),
         Route("/__fake__/config", admin_config, methods=["GET", "POST"]),
         Route("/__fake__/stats", admin_stats),
         Route("/__fake__/batch-results/{batch_id}.tar.gz", batch_results),

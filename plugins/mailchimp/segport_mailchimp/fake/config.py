@@ -13,6 +13,9 @@ from typing import Any
 
 @dataclass
 class FakeConfig:
+    client_id: str = "fake-mailchimp-client"
+    """The registered app of the OAuth2 flow (its secret below)."""
+    client_secret: str = "fake-mailchimp-secret"
     max_connections: int = 10
     """Requests in flight at once per API key; one more answers 429 "Too Many Requests"."""
     max_batch_members: int = 500
@@ -44,7 +47,9 @@ class FakeConfig:
             if name not in known:
                 raise ValueError(f"unknown knob {name!r}; known: {', '.join(sorted(known))}")
             current = getattr(self, name)
-            if isinstance(current, set):
+            if name in ("client_id", "client_secret"):
+                value = str(value)
+            elif isinstance(current, set):
                 if not isinstance(value, list | set | tuple):
                     raise ValueError(f"knob {name!r} must be a list, not {value!r}")
                 value = {str(v).lower() for v in value}
@@ -64,4 +69,5 @@ class FakeConfig:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["fake_domains"] = sorted(self.fake_domains)
+        data["client_secret"] = "***"  # shown nowhere, even by a fake
         return data

@@ -38,7 +38,12 @@ class RunningFake:
 
     def environment(self) -> dict[str, str]:
         """The ``SEGPORT_MAILCHIMP_*`` variables that point segport at this fake."""
-        return {"SEGPORT_MAILCHIMP_API_BASE_URL": self.api_base_url}
+        return {
+            "SEGPORT_MAILCHIMP_API_BASE_URL": self.api_base_url,
+            "SEGPORT_MAILCHIMP_OAUTH_BASE_URL": self.url,
+            "SEGPORT_MAILCHIMP_CLIENT_ID": self.state.config.client_id,
+            "SEGPORT_MAILCHIMP_CLIENT_SECRET": self.state.config.client_secret,
+        }
 
 
 @contextmanager

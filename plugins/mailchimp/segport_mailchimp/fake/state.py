@@ -117,6 +117,10 @@ class FakeMailchimp:
         self.over_cap_refusals = 0
         """Requests answered 429 because too many were in flight for their key."""
         self.batches: dict[str, dict[str, Any]] = {}
+        self.codes: dict[str, tuple[str, str]] = {}
+        """OAuth2 codes not yet exchanged: code to (account key, redirect URI)."""
+        self.tokens: dict[str, str] = {}
+        """OAuth2 access tokens (they never expire) to their account's key."""
         self._results: dict[str, bytes] = {}
         account = self.add_account(DEMO_API_KEY, account_name="Fake Mailchimp Co.")
         account.audiences[NEWSLETTER_LIST_ID] = FakeAudience(NEWSLETTER_LIST_ID, "Newsletter")
@@ -214,7 +218,14 @@ class FakeMailchimp:
 
     # -- the gate every API request passes ------------------------------------------------
     def authenticate(self, authorization: str | None, dc: str) -> FakeAccount | FakeAnswer:
-        """The account of an HTTP Basic key (any user name), in the data center of the path."""
+        """The account of an HTTP Basic key (any user name) or an OAuth2 token (``OAuth`` or
+        ``Bearer``), in the data center of the path."""
+        scheme, _, credential = (authorization or "").partition(" ")
+        if scheme in ("OAuth", "Bearer"):
+            token_account = self.accounts.get(self.tokens.get(credential, ""))
+            if token_account is None or token_account.revoked or token_account.dc != dc:
+                return invalid_key()
+            return token_account
         if not authorization or not authorization.startswith("Basic "):
             return invalid_key()
         try:
@@ -275,6 +286,59 @@ class FakeMailchimp:
     def log(self, request: LoggedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+    # -- OAuth2 (login.mailchimp.com) ------------------------------------------------------
+    def authorize(self, params: Mapping[str, str], api_key: str = DEMO_API_KEY) -> FakeAnswer:
+        """Approve at once for the first account: a redirect with a single-use code."""
+        if (
+            params.get("response_type") != "code"
+            or params.get("client_id") != self.config.client_id
+        ):
+            return FakeAnswer(400, {"error": "invalid_client", "error_description": "unknown app"})
+        redirect = params.get("redirect_uri", "")
+        if not redirect.startswith(("http://", "https://")):
+            return FakeAnswer(
+                400, {"error": "invalid_request", "error_description": "redirect_uri"}
+            )
+        code = uuid.uuid4().hex
+        with self._lock:
+            self.codes[code] = (api_key, redirect)
+        sep = "&" if "?" in redirect else "?"
+        state = params.get("state", "")
+        return FakeAnswer(302, headers={"location": f"{redirect}{sep}code={code}&state={state}"})
+
+    def token(self, form: Mapping[str, str]) -> FakeAnswer:
+        config = self.config
+        if form.get("client_id") != config.client_id or form.get("client_secret") != (
+            config.client_secret
+        ):
+            return FakeAnswer(401, {"error": "invalid_client", "error_description": "bad client"})
+        with self._lock:
+            found = self.codes.pop(form.get("code", ""), None)
+        if form.get("grant_type") != "authorization_code" or found is None:
+            return FakeAnswer(400, {"error": "invalid_grant", "error_description": "bad code"})
+        api_key, redirect = found
+        if form.get("redirect_uri") != redirect:
+            return FakeAnswer(400, {"error": "invalid_grant", "error_description": "redirect_uri"})
+        token = uuid.uuid4().hex
+        with self._lock:
+            self.tokens[token] = api_key
+        return FakeAnswer(200, {"access_token": token, "expires_in": 0, "scope": None})
+
+    def metadata(self, authorization: str | None, base_url: str) -> FakeAnswer:
+        scheme, _, token = (authorization or "").partition(" ")
+        account = self.accounts.get(self.tokens.get(token, "")) if scheme == "OAuth" else None
+        if account is None or account.revoked:
+            return FakeAnswer(401, {"error": "invalid_token", "error_description": "bad token"})
+        return FakeAnswer(
+            200,
+            {
+                "dc": account.dc,
+                "api_endpoint": f"{base_url}/{account.dc}",
+                "accountname": account.account_name,
+                "login": {"login_id": account.account_id, "email": account.email},
+            },
+        )
 
     # -- the calls ----------------------------------------------------------------------
     def ping(self) -> FakeAnswer:
