@@ -53,6 +53,9 @@ class Behaviour:
     """What failing uploads raise (a destination error, or whatever else may come up)."""
     fail_count: int = 1
     """How many uploads in a row, from ``fail_upload_number``, raise ``fail_with``."""
+    failing_confirmation: tuple[str, int, str] | None = None
+    """(receipt, accepted, words): that receipt's confirmation says the destination's
+    processing failed after accepting this many of its records."""
     hold_upload_number: int | None = None
     """This upload (1-based) records its batch, then waits until ``release`` is set."""
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -104,6 +107,9 @@ class MemorySession(DestinationSession):
 
     async def confirm(self, receipt: str) -> Confirmation:
         self.behaviour.confirmed.append(receipt)
+        failing = self.behaviour.failing_confirmation
+        if failing is not None and failing[0] == receipt:
+            return Confirmation(accepted=failing[1], failure=failing[2])
         return Confirmation(
             accepted=self.behaviour.receipts[receipt],
             error_samples=self.behaviour.samples.get(receipt, []),

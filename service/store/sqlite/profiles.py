@@ -58,7 +58,12 @@ class SQLiteProfiles(rules.KeysetSegmentMembers):
     ) -> list[Profile]:
         sql = _members_sql(len(segment_ids))
         params = _members_params(segment_ids, after, limit)
-        return await self._db.read(partial(_fetch_profiles, sql=sql, params=params))
+        # Only SQLite's own work on the reader thread (it runs without the GIL); the rows
+        # are decoded here. Decoding there too made the reader compete for the GIL with
+        # the run mapping the previous batch, which cost both about twice their time.
+        rows = await self._db.read(partial(_fetch_rows, sql=sql, params=params))
+        loads = orjson.loads
+        return [Profile(pid, loads(attrs), loads(segs)) for pid, attrs, segs in rows]
 
 
 # -- run on the writer thread ---------------------------------------------------
@@ -134,8 +139,8 @@ def _members_params(segment_ids: list[str], after: str | None, limit: int) -> li
     return [start, *segment_ids, limit]
 
 
-def _fetch_profiles(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Profile]:
-    loads = orjson.loads
-    return [
-        Profile(pid, loads(attrs), loads(segs)) for pid, attrs, segs in conn.execute(sql, params)
-    ]
+def _fetch_rows(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any]
+) -> list[tuple[str, bytes | str, bytes | str]]:
+    rows: list[tuple[str, bytes | str, bytes | str]] = conn.execute(sql, params).fetchall()
+    return rows
