@@ -93,6 +93,14 @@ return renewed
 """
 
 
+# KEYS: 1 holders zset. The holders whose lease has not ended.
+_COUNT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+return redis.call('ZCOUNT', KEYS[1], '(' .. tostring(now), '+inf')
+"""
+
+
 class RedisInFlight:
     """At most ``limit`` holders per scope across every process using this Redis."""
 
@@ -116,14 +124,15 @@ class RedisInFlight:
         self._sleep = sleep or asyncio.sleep
         self._take = redis.register_script(_TAKE_LUA)
         self._renew = redis.register_script(_RENEW_LUA)
+        self._count = redis.register_script(_COUNT_LUA)
 
     def key(self, scope: str = "") -> str:
         return f"{self._prefix}{scope}"
 
     async def held(self, scope: str = "") -> int:
-        """Slots of ``scope`` held now, by every process (expired leases excluded)."""
-        now = time.time()
-        return int(await self._redis.zcount(self.key(scope), now, "+inf"))
+        """Slots of ``scope`` held now, by every process (expired leases excluded, on the
+        Redis server's clock, as the leases are)."""
+        return int(await self._count(keys=[self.key(scope)]))
 
     async def _renew_while_held(self, key: str, holder: str) -> None:
         while True:
