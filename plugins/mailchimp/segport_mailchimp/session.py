@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import tarfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,12 +27,14 @@ from segport_mailchimp.transport import ApiTransport
 from service.plugins import (
     BatchOutcome,
     DestinationContext,
+    DestinationError,
     DestinationSession,
     FieldWarning,
     ListMember,
     RecordRejection,
     Rejection,
     RemovalOutcome,
+    TransientDestinationError,
     UploadBatch,
 )
 
@@ -57,6 +61,7 @@ class MailchimpSession(DestinationSession):
         self, ctx: DestinationContext, settings: MailchimpSettings, *, oauth: bool = False
     ) -> None:
         self._ctx = ctx
+        self._settings = settings
         self._transport = ApiTransport(ctx, settings, oauth=oauth)
         self._list_id = str(ctx.export_settings.get("listId", ""))
         self._status = str(ctx.export_settings.get("statusIfNew", ""))
@@ -110,8 +115,39 @@ class MailchimpSession(DestinationSession):
         return outcome
 
     async def remove_list_members(self, members: Sequence[ListMember]) -> list[RemovalOutcome]:
-        """Archive each member, as many at once as the in-flight cap lets through."""
+        """Archive each member, as many at once as the in-flight cap lets through (or in one
+        batch operation, followed to its end, with ``archive_with_batch_operations``)."""
+        if self._settings.archive_with_batch_operations:
+            return await self._archive_in_batch([m.key for m in members])
         return list(await asyncio.gather(*(self._archive(member.key) for member in members)))
+
+    async def _archive_in_batch(self, keys: list[str]) -> list[RemovalOutcome]:
+        operations = [
+            {
+                "method": "DELETE",
+                "path": f"/lists/{self._list_id}/members/{subscriber_hash(key)}",
+                "operation_id": key,
+            }
+            for key in keys
+        ]
+        batch = await self._transport.call("POST", "/batches", json={"operations": operations})
+        wait = self._settings.batch_poll_initial_seconds
+        while batch.get("status") != "finished":
+            await self._ctx.sleep(wait)
+            wait = min(wait * 2, self._settings.batch_poll_max_seconds)
+            batch = await self._transport.call("GET", f"/batches/{batch['id']}")
+        results = await batch_results(self._ctx, str(batch.get("response_body_url") or ""))
+        outcomes = []
+        for key in keys:
+            result = results.get(key)
+            if result is None:
+                outcomes.append(RemovalOutcome(key, False, "Mailchimp's batch has no result"))
+                continue
+            status, words = result
+            # 404: not a member (any more), which counts as removed.
+            removed = status < 300 or status == 404
+            outcomes.append(RemovalOutcome(key, removed, None if removed else words))
+        return outcomes
 
     async def _archive(self, key: str) -> RemovalOutcome:
         path = f"/lists/{self._list_id}/members/{subscriber_hash(key)}"
@@ -122,6 +158,28 @@ class MailchimpSession(DestinationSession):
                 return RemovalOutcome(key, removed=True)  # not a member (any more)
             return RemovalOutcome(key, removed=False, reason=str(exc))
         return RemovalOutcome(key, removed=True)
+
+
+async def batch_results(ctx: DestinationContext, url: str) -> dict[str, tuple[int, str]]:
+    """A finished batch's per-operation results (the gzipped tar at ``response_body_url``):
+    operation id to (status code, Mailchimp's words)."""
+    if not url.startswith(("https://", "http://")):
+        raise DestinationError("Mailchimp's finished batch has no results to download")
+    answer = await ctx.http.get(url)
+    if answer.status_code != 200:
+        raise TransientDestinationError(f"Mailchimp's batch results answered {answer.status_code}")
+    results: dict[str, tuple[int, str]] = {}
+    with tarfile.open(fileobj=io.BytesIO(answer.content), mode="r:gz") as archive:
+        for entry in archive.getmembers():
+            handle = archive.extractfile(entry) if entry.isfile() else None
+            if handle is None:
+                continue
+            for item in orjson.loads(handle.read()):
+                results[str(item.get("operation_id"))] = (
+                    int(item.get("status_code", 0)),
+                    str(item.get("response") or ""),
+                )
+    return results
 
 
 def _outcome(answer: Any, profiles: dict[str, str]) -> BatchOutcome:

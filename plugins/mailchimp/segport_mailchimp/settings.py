@@ -24,6 +24,12 @@ class MailchimpSettings(BaseSettings):
     """Attempts per request when Mailchimp answers 429 or has server trouble."""
     backoff_base_seconds: float = Field(default=0.5, gt=0)
     backoff_max_seconds: float = Field(default=30.0, gt=0)
+    archive_with_batch_operations: bool = False
+    """Archive a mirror run's leavers with one batch operation per removal call (followed
+    to its end) instead of one ``DELETE`` per member within the in-flight cap."""
+    batch_poll_initial_seconds: float = Field(default=1.0, gt=0)
+    """First wait between polls of a batch operation; it doubles up to the maximum."""
+    batch_poll_max_seconds: float = Field(default=30.0, gt=0)
     client_id: str = ""
     """A registered app's client id: connections by OAuth2 (``mailchimp_oauth``) need it."""
     client_secret: SecretStr = SecretStr("")

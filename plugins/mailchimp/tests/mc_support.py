@@ -32,6 +32,8 @@ def settings(fake: RunningFake) -> MailchimpSettings:
         api_base_url=fake.api_base_url,
         backoff_base_seconds=0.01,
         backoff_max_seconds=0.05,
+        batch_poll_initial_seconds=0.01,
+        batch_poll_max_seconds=0.05,
     )
 
 

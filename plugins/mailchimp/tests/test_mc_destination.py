@@ -11,7 +11,7 @@ import httpx
 import pytest
 from email_validator import validate_email
 from mc_support import EXPORT, context, destination, fake, http, members_of, settings  # noqa: F401
-from segport_mailchimp import Mailchimp
+from segport_mailchimp import Mailchimp, MailchimpSettings
 from segport_mailchimp.fake import CUSTOMERS_LIST_ID, DEMO_API_KEY, NEWSLETTER_LIST_ID, RunningFake
 from segport_mailchimp.fields import _common_address
 
@@ -253,3 +253,20 @@ def test_everyday_addresses_skip_the_full_validator_only_when_it_would_accept_th
 )
 def test_unusual_addresses_go_to_the_full_validator(address: str) -> None:
     assert not _common_address(address)
+
+
+async def test_archiving_through_a_batch_operation_is_followed_to_its_end(
+    fake: RunningFake, settings: MailchimpSettings, http: httpx.AsyncClient
+) -> None:
+    destination = Mailchimp(settings.model_copy(update={"archive_with_batch_operations": True}))
+    for n in range(5):
+        fake.state.set_member(NEWSLETTER_LIST_ID, f"leaver{n}@shop.example", "subscribed")
+    fake.state.configure(batch_polls_to_finish=3)
+    session = destination.open_session(context(destination, http))
+    keys = [f"leaver{n}@shop.example" for n in range(5)] + ["stranger@shop.example"]
+    outcomes = await session.remove_list_members([ListMember(k) for k in keys])
+    assert {o.key: o.removed for o in outcomes} == dict.fromkeys(keys, True)
+    assert fake.state.audience(NEWSLETTER_LIST_ID).active() == []
+    polls = [r for r in fake.state.requests if r.method == "GET" and "/batches/" in r.path]
+    assert len(polls) == 3
+    assert not any(r.method == "DELETE" for r in fake.state.requests)
