@@ -78,9 +78,17 @@ async def call_destination(
     NEEDS_REAUTHORIZATION (the credential source does that) when a refresh was
     refused.
     """
+    name = destination.display_name
+    pause = await access.limiters.for_destination(destination).pause()
+    if pause is not None:
+        # Waiting for the pause to end is no answer for someone in front of a form.
+        raise DestinationUnanswered(
+            DESTINATION_UNAVAILABLE,
+            f"requests to {name} are paused until {pause.until:%Y-%m-%d %H:%M:%S} UTC "
+            f"({pause.reason.rstrip('.')}); try again then, or ask an admin to lift the pause",
+        )
     ctx = await destination_context(access, connection, export_settings=export_settings)
     ctx = dataclasses.replace(ctx, sleep=_impatient_sleep(destination))
-    name = destination.display_name
     try:
         async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
             return await call(ctx)

@@ -261,6 +261,17 @@ async def test_a_quota_pause_is_said_on_every_waiting_run_shown_to_admins_and_li
     assert message.startswith(pause["reason"])
     assert pause["until"].endswith("00:00:00+00:00")
 
+    # A picker does not wait hours for the pause: it says so at once.
+    choices = await graphql_text(
+        live.services, live.url,
+        'query($c: ID!) { exportSettingChoices(connectionId: $c, setting: "listId") { id } }',
+        {"c": to_global_id("Connection", first.connection_id or "")}, Role.ADMIN,
+    )  # fmt: skip
+    [refusal] = json.loads(choices)["errors"]
+    assert refusal["extensions"]["code"] == "DESTINATION_UNAVAILABLE"
+    assert "requests to Constant Contact are paused until" in refusal["message"]
+    assert "ask an admin to lift the pause" in refusal["message"]
+
     # A run started while the pause is in force says so too, instead of waiting silently.
     run_two = await client.request_run(live.url, token, to_global_id("Export", second.id))
     two_states = client.follow_run(live.url, token, run_two["id"])

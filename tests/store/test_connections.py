@@ -10,7 +10,7 @@ from tests.support.records import make_connection
 
 
 async def test_saved_connection_reads_back_equal(store: Store) -> None:
-    connection = make_connection()
+    connection = make_connection(account_id="fake0account")
     await store.save_connection(connection)
 
     assert await store.get_connection(connection.id) == connection

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 from service.domain import Frequency, OAuthState, Recurrence, RefreshSchedule, new_id, utcnow
@@ -11,7 +12,7 @@ from tests.support.records import make_oauth_state
 
 
 async def test_an_oauth_state_can_be_consumed_once(store: Store) -> None:
-    state = make_oauth_state(new_id())
+    state = replace(make_oauth_state(new_id()), allow_account_change=True)
     await store.save_oauth_state(state)
 
     first = await store.consume_oauth_state(state.state)

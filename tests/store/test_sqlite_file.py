@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from service.domain import Profile, new_id, utcnow
 from service.store.rules import OAUTH_STATE_GRACE
 from service.store.sqlite import SQLiteStore
-from tests.support.records import make_oauth_state, make_segment
+from tests.support.records import make_connection, make_oauth_state, make_segment
 
 
 async def test_data_survives_closing_and_reopening_the_file(tmp_path: Path) -> None:
@@ -68,5 +69,35 @@ async def test_states_expired_longer_than_the_grace_period_go_when_a_state_is_sa
 
         assert await store.consume_oauth_state(long_expired.state) is None
         assert await store.consume_oauth_state(recently_expired.state) == recently_expired
+    finally:
+        await store.close()
+
+
+async def test_a_file_made_before_the_added_columns_gets_them_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        # The two tables as the first release made them.
+        old.execute(
+            "CREATE TABLE connections (id TEXT PRIMARY KEY, display_name TEXT NOT NULL, "
+            "destination_type TEXT NOT NULL, usable_by TEXT NOT NULL, status TEXT NOT NULL, "
+            "created_by TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+            "settings TEXT NOT NULL, credentials TEXT, account TEXT, export_user TEXT, "
+            "data_privacy_accepted_by TEXT, data_privacy_accepted_at TEXT, status_message TEXT)"
+        )
+        old.execute(
+            "CREATE TABLE oauth_states (state TEXT PRIMARY KEY, connection_id TEXT NOT NULL, "
+            "user TEXT NOT NULL, code_verifier TEXT NOT NULL, redirect_uri TEXT NOT NULL, "
+            "expires_at TEXT NOT NULL, created_at TEXT NOT NULL)"
+        )
+    old.close()
+    store = SQLiteStore(path, write_batch_size=10)
+    await store.open()
+    try:
+        connection = make_connection(account_id="fake0account")
+        await store.save_connection(connection)
+        assert await store.get_connection(connection.id) == connection
+        state = replace(make_oauth_state(connection.id), allow_account_change=True)
+        await store.save_oauth_state(state)
+        assert await store.consume_oauth_state(state.state) == state
     finally:
         await store.close()
