@@ -169,6 +169,8 @@ def normalize_merge_fields(
 def normalize_value(spec: MergeField, value: Any) -> Any:
     """The value as Mailchimp wants it for ``spec``'s type, or :class:`Invalid`."""
     kind = spec.type
+    if kind == "text" and type(value) is str and len(value) <= TEXT_MAX_LENGTH:
+        return value  # the common case; build_member has stripped it already
     if kind == "number":
         return _number(value)
     if kind == "address":
@@ -177,7 +179,7 @@ def normalize_value(spec: MergeField, value: Any) -> Any:
         return _birthday(value)
     if kind == "date":
         return _date(value, str(spec.options.get("date_format") or "MM/DD/YYYY"))
-    if isinstance(value, dict | list | bool):
+    if isinstance(value, (dict, list, bool)):
         return Invalid("NOT_TEXT", f"the field takes text, not {type(value).__name__}")
     text = str(value).strip()
     if kind in ("url", "imageurl") and not text.startswith(("http://", "https://")):
