@@ -342,7 +342,10 @@ export async function exportEditor(ctx, id) {
   };
   /** A setting changed: offer the targets for it, with a row for each newly required one. */
   const settingChanged = async () => {
+    const shown = JSON.stringify(targetsOf());
     await loadTargets(chosenSettings());
+    // Most destinations offer the same targets whatever the settings: leave the rows be.
+    if (JSON.stringify(targetsOf()) === shown) return;
     const mapped = new Set(mappingRows.map((row) => row.target));
     const blank = mappingRows.filter((row) => !row.source && !row.target);
     const added = targetsOf()
@@ -366,6 +369,8 @@ export async function exportEditor(ctx, id) {
         let hint = spec.description;
         try {
           const choices = (await ctx.api.request(CHOICES, { connectionId: c.id, setting: spec.name })).exportSettingChoices;
+          // A setting the destination offers no choices for (Mailchimp's tags) is typed.
+          if (!choices.length) throw new Error("no choices");
           control = select(
             [["", "Choose…"], ...choices.map((choice) => [choice.id, choice.memberCount === null ? choice.name : `${choice.name} (${choice.memberCount} contacts)`])],
             current[spec.name] || "",
@@ -373,7 +378,9 @@ export async function exportEditor(ctx, id) {
           );
         } catch (error) {
           control = h("input", { type: "text", name: spec.name, value: current[spec.name] || "" });
-          hint = `${spec.description || ""} (The destination could not list the choices: ${error.message})`;
+          if (error.message !== "no choices") {
+            hint = `${spec.description || ""} (The destination could not list the choices: ${error.message})`;
+          }
         }
         control.addEventListener("change", settingChanged);
         settingControls.set(spec.name, control);
