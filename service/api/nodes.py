@@ -154,7 +154,7 @@ class Connection(Node):
         "destination type's own and those the connected account adds (e.g. Constant "
         "Contact's custom fields, cf:<name>), read from the destination. For whoever may "
         "create exports on the connection; while it is not CONNECTED, the type's own. "
-        "Destinations whose targets depend on the export (e.g. Mailchimp's audience merge "
+        "Destinations whose targets depend on the export (e.g. an audience's merge "
         "fields) answer for the export settings given in exportSettings."
     )
     async def mapping_targets(

@@ -60,7 +60,7 @@ query ConsoleExportEditor {
 }`;
 
 // The targets of the chosen connection: its type's own and the account's (custom fields),
-// for the settings chosen so far (Mailchimp's depend on the audience).
+// for the settings chosen so far (a destination's may depend on the chosen list or audience).
 const CONNECTION_TARGETS = `
 query ConnectionTargets($id: ID!, $settings: JSON) {
   node(id: $id) {
@@ -369,7 +369,7 @@ export async function exportEditor(ctx, id) {
         let hint = spec.description;
         try {
           const choices = (await ctx.api.request(CHOICES, { connectionId: c.id, setting: spec.name })).exportSettingChoices;
-          // A setting the destination offers no choices for (Mailchimp's tags) is typed.
+          // A setting the destination offers no choices for (free-form tags, say) is typed.
           if (!choices.length) throw new Error("no choices");
           control = select(
             [["", "Choose…"], ...choices.map((choice) => [choice.id, choice.memberCount === null ? choice.name : `${choice.name} (${choice.memberCount} contacts)`])],
