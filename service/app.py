@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -41,6 +42,7 @@ from service.connections.oauth import oauth_callback
 from service.core import Services, open_services
 from service.observability.metrics import metrics_endpoint
 from service.runs.embedded import in_process_runs
+from service.runs.preview import preview_export
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -204,6 +206,7 @@ def api_parts(services: Services) -> ApiParts:
         events=services.events,
         metrics=services.metrics,
         destination_answers=DestinationAnswers.of(services.settings),
+        previewer=partial(preview_export, services.run_context),
     )
 
 

@@ -437,6 +437,12 @@ def run(
     follow: Annotated[
         bool, typer.Option("--follow", help="Draw the run's progress until it ends.")
     ] = False,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview", help="Print what a run would do now (counts, first records); send nothing."
+        ),
+    ] = False,
     url: Annotated[
         str, typer.Option(help="The GraphQL endpoint.")
     ] = "http://127.0.0.1:8000/graphql",
@@ -445,12 +451,17 @@ def run(
         typer.Option(envvar="SEGPORT_TOKEN", help="Bearer token (or env SEGPORT_TOKEN)."),
     ] = None,
 ) -> None:
-    """Queue a run of an export now; with --follow, watch it until it ends."""
+    """Queue a run of an export now; with --follow, watch it until it ends; with --preview,
+    print what it would do instead."""
     settings_or_exit()
     if not token:
         fail("a token is needed: pass --token or set SEGPORT_TOKEN (see `segport token`)")
-    from service.runs.client import run_command
+    if preview and follow:
+        fail("--preview sends nothing and starts no run, so there is nothing to --follow")
+    from service.runs.client import preview_command, run_command
 
+    if preview:
+        raise typer.Exit(preview_command(url, token, export_id))
     raise typer.Exit(run_command(url, token, export_id, follow))
 
 

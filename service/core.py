@@ -20,6 +20,7 @@ import httpx
 
 from service.access.auth import TokenVerifier
 from service.access.crypto import CredentialCipher
+from service.access.ledger_seal import LedgerSeal
 from service.connections.context import destination_context
 from service.connections.destinations import DestinationAccess
 from service.connections.oauth import OAuthFlow
@@ -72,8 +73,11 @@ class Services:
     """Request and cancel runs (the one way runs are made)."""
     run_context: RunContext = field(init=False, repr=False, compare=False)
     """What the runs layer (pipeline, schedule, jobs) works with."""
+    seal: LedgerSeal = field(init=False, repr=False, compare=False)
+    """Key ids and sealed keys of the export ledgers (from the encryption keys)."""
 
     def __post_init__(self) -> None:
+        self.seal = LedgerSeal(self.settings.encryption_keys())
         self.destination_access = DestinationAccess(
             destinations=self.destinations,
             store=self.store,
@@ -98,6 +102,7 @@ class Services:
             open_destination=self._open_destination,
             metrics=self.metrics,
             http=self.http,
+            seal=self.seal,
         )
         if isinstance(self.queue, InlineRunQueue):
             # In-process jobs carry runs here, with this process's parts.

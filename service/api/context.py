@@ -7,6 +7,7 @@ API never depends on the layer that assembles it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -36,6 +37,9 @@ from service.plugins.manager import DestinationRegistry
 from service.settings import Settings
 from service.store.base import Store
 
+Previewer: TypeAlias = Callable[[domain.Export], Awaitable[domain.SyncPreview]]
+"""What a run of an export would do now (the runs layer's walk, wired in by the app)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ApiParts:
@@ -57,6 +61,8 @@ class ApiParts:
     metrics: Metrics
     destination_answers: DestinationAnswers
     """Destination answers shared by the operations, and each user's budget of calls."""
+    previewer: Previewer
+    """Walks an export as its next run would, sending nothing (``previewExport``)."""
     subscription_slots: SubscriptionSlots = field(default_factory=SubscriptionSlots)
     """Open subscriptions per user, for ``SEGPORT_MAX_SUBSCRIPTIONS_PER_USER``."""
 

@@ -29,6 +29,9 @@ from service.domain import (
 from service.domain import (
     ScheduleMode as ScheduleMode,
 )
+from service.domain import (
+    SyncMode as SyncMode,
+)
 from service.plugins.api import Destination
 from service.plugins.api import MappingTarget as PluginMappingTarget
 from service.plugins.api import SettingSpec as PluginSettingSpec
@@ -44,6 +47,14 @@ for _enum in (
     ScheduleMode,
 ):
     strawberry.enum(_enum)
+strawberry.enum(
+    SyncMode,
+    name="ExportSyncMode",
+    description="What a run of the export sends: SEND_ALL every record; SEND_CHANGES only "
+    "records that are new or changed since the destination last confirmed them; MIRROR as "
+    "SEND_CHANGES, then removes from the list the contacts this export put there that left "
+    "its segments. New exports default to SEND_CHANGES.",
+)
 
 
 @strawberry.enum(description="A day of the week (ISO numbering: MONDAY is 1).")
@@ -186,6 +197,15 @@ class ExportRunCounts:
     accepted_by_destination: int
     rejected_by_destination: int
     cannot_add_to_list: int
+    skipped_unchanged: int = strawberry.field(
+        description="Not sent: the destination already holds the record as it is."
+    )
+    removed_from_list: int = strawberry.field(
+        description="MIRROR: contacts taken off the list (never deleted from the account)."
+    )
+    removals_failed: int = strawberry.field(
+        description="MIRROR: removals the destination refused (sampled in errors)."
+    )
     field_warnings: int = strawberry.field(
         description="Optional values the destination left out of (or shortened in) contacts "
         "that were still sent; sampled in the run's errors with the profile and field."
@@ -202,6 +222,9 @@ class ExportRunCounts:
             accepted_by_destination=counts.accepted_by_destination,
             rejected_by_destination=counts.rejected_by_destination,
             cannot_add_to_list=counts.cannot_add_to_list,
+            skipped_unchanged=counts.skipped_unchanged,
+            removed_from_list=counts.removed_from_list,
+            removals_failed=counts.removals_failed,
             field_warnings=counts.field_warnings,
         )
 

@@ -18,7 +18,7 @@ from strawberry.scalars import JSON
 
 from service import domain
 from service.api.context import Info
-from service.api.descriptors import Frequency, ScheduleMode, Weekday
+from service.api.descriptors import Frequency, ScheduleMode, SyncMode, Weekday
 from service.api.destination_answers import (
     DESTINATION_CALL_BUDGET_SPENT,
     DestinationCallBudgetSpent,
@@ -29,6 +29,8 @@ from service.api.ids import expect_global_id
 from service.api.input_checks import json_object_problems, search_text, text_problems
 from service.api.nodes import Export
 from service.api.pagination import ListConnection, page_args
+from service.api.sync_modes import SYNC_MODE_DEFAULT as _SYNC_MODE_DEFAULT
+from service.api.sync_modes import sync_mode_errors
 from service.domain.recurrence import InvalidRecurrence, parse_recurrence
 from service.plugins.api import Destination
 
@@ -76,6 +78,7 @@ class CreateExportInput:
     schedule: ExportScheduleInput | None = strawberry.field(
         default=None, description="Default: follow the system refresh schedule."
     )
+    sync_mode: SyncMode | None = strawberry.field(default=None, description=_SYNC_MODE_DEFAULT)
 
 
 @strawberry.input
@@ -86,11 +89,18 @@ class UpdateExportInput:
     field_mapping: list[FieldMappingInput] | None = None
     segment_ids: list[strawberry.ID] | None = None
     schedule: ExportScheduleInput | None = None
+    sync_mode: SyncMode | None = strawberry.field(
+        default=None,
+        description="Changing it keeps the export's ledger (what the destination confirmed).",
+    )
 
 
 @strawberry.input
 class DuplicateExportInput:
     id: strawberry.ID
+    sync_mode: SyncMode | None = strawberry.field(
+        default=None, description="Default: the original's. The copy starts with no ledger."
+    )
 
 
 @strawberry.input
@@ -166,7 +176,13 @@ class Mutation:
             created_by=info.context.principal.sub,
             created_at=now,
             updated_at=now,
+            sync_mode=input.sync_mode or source.sync_mode,
         )
+        destination = info.context.parts.destinations.get(copy.destination_type)
+        if destination is not None:
+            problems = sync_mode_errors(copy, destination)
+            if problems:
+                raise UserInputError.of(problems)
         await info.context.parts.store.save_export(copy)
         return ExportPayload(export=Export.of(copy))
 
@@ -258,6 +274,7 @@ async def _create_export(info: Info, input: CreateExportInput) -> domain.Export:
         created_by=info.context.principal.sub,
         created_at=now,
         updated_at=now,
+        sync_mode=input.sync_mode or domain.DEFAULT_SYNC_MODE,
     )
     export.segment_ids = await _segment_ids(info, input.segment_ids, errors)
     errors.extend(await _unknown_sources(info, input.field_mapping))
@@ -284,6 +301,8 @@ async def _update_export(info: Info, input: UpdateExportInput) -> domain.Export:
     if input.schedule is not None:
         schedule = _collect(errors, lambda: _schedule(input.schedule))
         export.schedule = schedule or export.schedule
+    if input.sync_mode is not None:
+        export.sync_mode = input.sync_mode
     connection = None
     if export.connection_id is not None:
         connection = await info.context.load_connection(export.connection_id)
@@ -396,6 +415,7 @@ async def _check(
         for e in destination.validate_export_settings(export.settings)
     )
     errors.extend(_mapping_errors(export, destination))
+    errors.extend(sync_mode_errors(export, destination))
     if errors:
         raise UserInputError.of(errors)
     if connection is not None and connection.status is domain.ConnectionStatus.CONNECTED:

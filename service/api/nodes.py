@@ -30,6 +30,7 @@ from service.api.descriptors import (
     FieldMapping,
     Frequency,
     MappingTargetType,
+    SyncMode,
     Weekday,
 )
 from service.api.errors import FORBIDDEN
@@ -185,6 +186,7 @@ class Connection(Node):
 @strawberry.type
 class Export(Node):
     display_name: str
+    sync_mode: SyncMode
     field_mapping: list[FieldMapping]
     schedule: ExportSchedule
     created_by: str | None
@@ -197,6 +199,7 @@ class Export(Node):
         return cls(
             id=strawberry.ID(to_global_id("Export", export.id)),
             display_name=export.display_name,
+            sync_mode=export.sync_mode,
             field_mapping=[
                 FieldMapping(source=m.source, target=m.target) for m in export.field_mapping
             ],

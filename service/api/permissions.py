@@ -58,6 +58,7 @@ ROOT_FIELD_ACTIONS: Mapping[str, Action | None] = {
     "Mutation.detachConnection": Action.MANAGE_EXPORTS,
     "Mutation.removeExport": Action.MANAGE_EXPORTS,
     "Mutation.runExport": Action.MANAGE_EXPORTS,
+    "Mutation.previewExport": Action.MANAGE_EXPORTS,
     "Mutation.runAllExports": Action.MANAGE_EXPORTS,
     "Mutation.cancelExportRun": Action.MANAGE_EXPORTS,
     "Mutation.updateRefreshSchedule": Action.CHANGE_REFRESH_SCHEDULE,

@@ -28,6 +28,10 @@ from service.coordination.run_requests import ActiveRunExistsError, RunRequestEr
 @strawberry.input
 class RunExportInput:
     export_id: strawberry.ID
+    full_resync: bool = strawberry.field(
+        default=False,
+        description="Send every record whatever the export's ledger says (and refresh it).",
+    )
 
 
 @strawberry.input
@@ -92,7 +96,10 @@ class Mutation:
         export = await editable_export(info, input.export_id, "exportId")
         try:
             run = await info.context.parts.runs.request_run(
-                export.id, domain.ExportRunTrigger.ON_DEMAND, info.context.principal.sub
+                export.id,
+                domain.ExportRunTrigger.ON_DEMAND,
+                info.context.principal.sub,
+                full_resync=input.full_resync,
             )
         except RunRequestError as problem:
             raise _refused("exportId", problem) from problem

@@ -30,6 +30,7 @@ from service.api import (
     destination_pauses,
     exports,
     pickers,
+    preview,
     root,
     run_history,
     runs,
@@ -54,6 +55,7 @@ AREAS: tuple[ModuleType, ...] = (
     pickers,
     run_history,
     runs,
+    preview,
     schedule,
     destination_pauses,
 )

@@ -99,8 +99,12 @@ class RunCoordinator:
         trigger: ExportRunTrigger,
         requested_by: str | None,
         dedupe_key: str | None = None,
+        *,
+        full_resync: bool = False,
     ) -> ExportRun:
-        """Create a QUEUED run of the export, announce it and hand it to the queue."""
+        """Create a QUEUED run of the export, announce it and hand it to the queue.
+
+        ``full_resync``: the run sends every record whatever the export's ledger says."""
         store = self.store
         export = await store.get_export(export_id)
         if export is None:
@@ -119,6 +123,8 @@ class RunCoordinator:
             requested_by=requested_by,
             queued_at=utcnow(),
             dedupe_key=dedupe_key,
+            # The checkpoint's shape (service.runs.checkpoint) carries the request to the job.
+            checkpoint={"full_resync": True} if full_resync else {},
         )
         try:
             await store.insert_run(run)

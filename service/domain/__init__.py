@@ -7,6 +7,7 @@ layer may import it. :mod:`service.domain.model` holds the records,
 
 from service.domain.model import (
     ACTIVE_RUN_STATUSES,
+    DEFAULT_SYNC_MODE,
     RUN_ERROR_SAMPLE_SIZE,
     Connection,
     ConnectionStatus,
@@ -27,12 +28,16 @@ from service.domain.model import (
     RunError,
     ScheduleMode,
     Segment,
+    SyncMode,
     new_id,
     utcnow,
 )
+from service.domain.preview import PREVIEW_SAMPLE_SIZE, PreviewedContact, SyncPreview
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
+    "DEFAULT_SYNC_MODE",
+    "PREVIEW_SAMPLE_SIZE",
     "RUN_ERROR_SAMPLE_SIZE",
     "Connection",
     "ConnectionStatus",
@@ -45,6 +50,7 @@ __all__ = [
     "FieldMapping",
     "Frequency",
     "OAuthState",
+    "PreviewedContact",
     "Profile",
     "Recurrence",
     "RefreshSchedule",
@@ -53,6 +59,8 @@ __all__ = [
     "RunError",
     "ScheduleMode",
     "Segment",
+    "SyncMode",
+    "SyncPreview",
     "new_id",
     "utcnow",
 ]

@@ -183,6 +183,24 @@ class RefreshSchedule:
     updated_at: datetime | None = None
 
 
+class SyncMode(StrEnum):
+    """What a run of an export sends (and removes); see README "Sync modes"."""
+
+    SEND_ALL = "SEND_ALL"
+    """Every record of the segment, every run (the behaviour before sync modes)."""
+    SEND_CHANGES = "SEND_CHANGES"
+    """Records that are new or whose mapped contact changed since the destination last
+    confirmed them (the export's ledger)."""
+    MIRROR = "MIRROR"
+    """As SEND_CHANGES, then take off the list the contacts this export put there that
+    are no longer in any of its segments."""
+
+
+DEFAULT_SYNC_MODE = SyncMode.SEND_CHANGES
+"""The mode of an export created without one (stored exports made before sync modes
+existed read as SEND_ALL, and keep behaving as they did)."""
+
+
 @dataclass(slots=True)
 class FieldMapping:
     source: str
@@ -204,13 +222,15 @@ class Export:
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+    sync_mode: SyncMode = SyncMode.SEND_ALL
 
 
 @dataclass(slots=True)
 class RunCounts:
     """What a run did.
 
-    Always: profiles_read = contacts_sent + skipped_invalid + skipped_duplicate.
+    Always: profiles_read = contacts_sent + skipped_unchanged + skipped_invalid +
+    skipped_duplicate; and every removal attempted is removed_from_list or removals_failed.
     """
 
     profiles_total: int = 0
@@ -221,6 +241,10 @@ class RunCounts:
     accepted_by_destination: int = 0
     rejected_by_destination: int = 0
     cannot_add_to_list: int = 0
+    skipped_unchanged: int = 0
+    """Records the destination already holds as they are (the export's ledger says so)."""
+    removed_from_list: int = 0
+    removals_failed: int = 0
     field_warnings: int = 0
     """Optional values left out of (or shortened in) contacts that were sent."""
 

@@ -124,6 +124,26 @@ class Confirmation:
     """Set when the destination's processing itself failed (its words)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ListMember:
+    """A contact a run asks the destination to take off the export's list."""
+
+    key: str
+    """The record's de-duplication key, as :meth:`Destination.record_dedupe_key` returned it
+    when the contact was sent (e-mail destinations: the lower-cased address)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalOutcome:
+    """What happened to one :class:`ListMember` the run asked to remove."""
+
+    key: str
+    removed: bool
+    """True once the contact is not a member of the list (also when it was not one)."""
+    reason: str | None = None
+    """Why it could not be removed (the destination's words), when ``removed`` is False."""
+
+
 # -- errors a destination raises -------------------------------------------------
 
 
@@ -248,6 +268,15 @@ class DestinationSession(abc.ABC):
         """Follow the destination's asynchronous processing of ``receipt`` until it ends."""
         raise NotImplementedError
 
+    async def remove_list_members(self, members: Sequence[ListMember]) -> list[RemovalOutcome]:
+        """Take ``members`` off the export's list (the list membership only: never delete the
+        contact from the account). Called only when the destination declares
+        :attr:`Destination.can_remove_list_members`, with at most
+        ``limits.removal_batch_max_records`` members; returns one outcome per member, in any
+        order. Removing a contact that is not a member counts as removed (a resumed run may
+        ask again). Retries and raises like :meth:`upload`."""
+        raise NotImplementedError
+
     async def uploads_done(self) -> None:  # noqa: B027 - optional hook
         """Called once every batch of the run is uploaded (not when the run stops early):
         a session that gathers its follow-up reads may make them now rather than wait for
@@ -268,6 +297,9 @@ class Destination(abc.ABC):
     export_settings: Sequence[SettingSpec] = ()
     mapping_targets: Sequence[MappingTarget] = ()
     limits: DestinationLimits = DestinationLimits()
+    can_remove_list_members: bool = False
+    """Whether sessions implement :meth:`DestinationSession.remove_list_members` (a mirror
+    export needs it)."""
 
     # -- settings ------------------------------------------------------------
     def validate_export_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
@@ -396,11 +428,13 @@ __all__ = [
     "FieldWarning",
     "InvalidCredentials",
     "ListChoice",
+    "ListMember",
     "MappingTarget",
     "OAuthTokens",
     "RateLimiter",
     "RecordRejection",
     "Rejection",
+    "RemovalOutcome",
     "RunReporter",
     "SettingError",
     "SettingSpec",

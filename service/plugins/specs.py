@@ -55,6 +55,8 @@ class DestinationLimits:
     """Shared by every process of the deployment; the day resets at 00:00 UTC."""
     max_concurrent_uploads: int = 2
     """Upload requests of one run in flight at once."""
+    removal_batch_max_records: int = 1000
+    """List members passed to one call of ``DestinationSession.remove_list_members``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,11 @@ version so far has written and read::
 
     {"last_profile_id": "p00042" | null,
      "pending_receipts": [{"receipt": "...", "records": 40}, ...],
-     "heartbeat_at": "2026-05-04T09:00:00.123456+00:00" | null}
+     "heartbeat_at": "2026-05-04T09:00:00.123456+00:00" | null,
+     "full_resync": true, "ledger_note": "..."}   # these two only when set
+
+(``full_resync``: the run was asked to send every record whatever the ledger says;
+``ledger_note``: why the run found the export's ledger reset, said again when it ends.)
 
 Keys may be missing (a run that never started holds ``{}``); they read as empty.
 """
@@ -44,13 +48,21 @@ class Checkpoint:
     heartbeat_at: datetime | None = None
     """When a job last said it is on the run; None once it released the run (another
     job may take it at once) or before any job started it."""
+    full_resync: bool = False
+    ledger_note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        raw: dict[str, Any] = {
             "last_profile_id": self.last_profile_id,
             "pending_receipts": [receipt.to_json() for receipt in self.pending_receipts],
             "heartbeat_at": None if self.heartbeat_at is None else self.heartbeat_at.isoformat(),
         }
+        # Only when set: a run that uses neither keeps the shape every version wrote.
+        if self.full_resync:
+            raw["full_resync"] = True
+        if self.ledger_note is not None:
+            raw["ledger_note"] = self.ledger_note
+        return raw
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any] | None) -> Checkpoint:
@@ -62,6 +74,8 @@ class Checkpoint:
                 PendingReceipt.from_json(receipt) for receipt in raw.get("pending_receipts") or []
             ),
             heartbeat_at=datetime.fromisoformat(heartbeat) if heartbeat else None,
+            full_resync=bool(raw.get("full_resync")),
+            ledger_note=raw.get("ledger_note"),
         )
 
     def beating(self, now: datetime) -> Checkpoint:

@@ -51,10 +51,31 @@ subscription FollowRun($id: ID!) {
   exportRun(id: $id) {
     id status progress message
     counts { profilesTotal profilesRead contactsSent skippedInvalid skippedDuplicate
-             acceptedByDestination rejectedByDestination cannotAddToList fieldWarnings }
+             acceptedByDestination rejectedByDestination cannotAddToList fieldWarnings
+             skippedUnchanged removedFromList removalsFailed }
   }
 }
 """
+
+PREVIEW_EXPORT = """
+mutation PreviewExport($exportId: ID!) {
+  previewExport(input: {exportId: $exportId}) {
+    preview { toAdd toUpdate unchanged toRemove skippedInvalid skippedDuplicate fieldWarnings
+              note sample { profileId contact } }
+    userErrors { field message code }
+  }
+}
+"""
+
+PREVIEW_WORDS = (
+    ("toAdd", "to add (new to the destination)"),
+    ("toUpdate", "to update (changed since the destination confirmed them)"),
+    ("unchanged", "unchanged (not sent)"),
+    ("toRemove", "to remove from the list (left the segments)"),
+    ("skippedInvalid", "to skip as invalid"),
+    ("skippedDuplicate", "to skip as duplicates"),
+    ("fieldWarnings", "field warnings"),
+)
 
 SHOWN_ERRORS = 5
 """Sampled errors printed after a run that left records out."""
@@ -78,12 +99,27 @@ def _ws_url(url: str) -> str:
 
 async def request_run(url: str, token: str, export_id: str) -> dict[str, Any]:
     """Queue a run; returns ``{id, status}`` or raises :class:`ClientError`."""
+    payload = await _mutate(url, token, RUN_EXPORT, "runExport", export_id)
+    run: dict[str, Any] = payload["exportRun"]
+    return run
+
+
+async def request_preview(url: str, token: str, export_id: str) -> dict[str, Any]:
+    """What a run would do now (``previewExport``), or raises :class:`ClientError`."""
+    payload = await _mutate(url, token, PREVIEW_EXPORT, "previewExport", export_id, wait=600)
+    preview: dict[str, Any] = payload["preview"]
+    return preview
+
+
+async def _mutate(
+    url: str, token: str, query: str, name: str, export_id: str, wait: float = 30.0
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(timeout=30.0) as http:
+    async with httpx.AsyncClient(timeout=wait) as http:
         try:
             response = await http.post(
                 url,
-                json={"query": RUN_EXPORT, "variables": {"exportId": export_id}},
+                json={"query": query, "variables": {"exportId": export_id}},
                 headers=headers,
             )
         except httpx.HTTPError as exc:
@@ -94,11 +130,10 @@ async def request_run(url: str, token: str, export_id: str) -> dict[str, Any]:
         raise ClientError(f"{url} answered HTTP {response.status_code}, not GraphQL") from exc
     if body.get("errors"):
         raise ClientError("; ".join(str(e.get("message")) for e in body["errors"]))
-    payload = body["data"]["runExport"]
+    payload: dict[str, Any] = body["data"][name]
     if payload["userErrors"]:
         raise ClientError("; ".join(f"{e['message']} ({e['code']})" for e in payload["userErrors"]))
-    run: dict[str, Any] = payload["exportRun"]
-    return run
+    return payload
 
 
 async def follow_run(url: str, token: str, run_id: str) -> AsyncIterator[dict[str, Any]]:
@@ -268,3 +303,29 @@ async def _conclude(
 def run_command(url: str, token: str, export_id: str, follow: bool) -> int:
     """``segport run``: the process exit code (0 only when the run succeeded or was queued)."""
     return asyncio.run(_run(url, token, export_id, follow, Console()))
+
+
+def preview_command(url: str, token: str, export_id: str) -> int:
+    """``segport run --preview``: print what a run would do; 0 unless it was refused."""
+    return asyncio.run(_preview(url, token, export_id, Console()))
+
+
+async def _preview(url: str, token: str, export_id: str, console: Console) -> int:
+    try:
+        preview = await request_preview(url, token, export_id)
+    except ClientError as exc:
+        console.print(f"[red]Preview refused:[/red] {exc}")
+        return EXIT_REFUSED
+    console.print("A run now would (nothing was sent):")
+    if preview.get("note"):
+        console.print(f"  {preview['note']}", markup=False, highlight=False)
+    width = max(len(str(preview.get(name) or 0)) for name, _ in PREVIEW_WORDS)
+    for name, words in PREVIEW_WORDS:
+        console.print(f"  {preview.get(name) or 0:>{width}} {words}", markup=False, highlight=False)
+    sample = preview.get("sample") or []
+    if sample:
+        console.print(f"The first {len(sample)} records it would send (profile: record):")
+        for item in sample:
+            record = json.dumps(item["contact"], ensure_ascii=False, sort_keys=True)
+            console.print(f"  {item['profileId']}: {record}", markup=False, highlight=False)
+    return EXIT_OK

@@ -28,6 +28,7 @@ from service.plugins.api import (
 from service.runs.checkpoint import PendingReceipt
 from service.runs.errors import RunCancelled, RunFailed
 from service.runs.state import RunState
+from service.runs.sync import SyncPlan
 
 CONFIRMS_IN_FLIGHT = 4
 """Receipts followed at once (each follow polls the destination's API)."""
@@ -44,6 +45,9 @@ class BatchWork:
     sent: int = 0
     invalid: int = 0
     duplicate: int = 0
+    unchanged: int = 0
+    entries: list[tuple[str, int, bytes, int]] = field(default_factory=list)
+    """(profile id, key id, sealed key, fingerprint) of the batch's records, for the ledger."""
     field_warnings: int = 0
     errors: list[RunError] = field(default_factory=list)
     outcome: BatchOutcome | None = None
@@ -54,9 +58,12 @@ class BatchWork:
 class Committer:
     """Applies finished batches in order and follows their receipts."""
 
-    def __init__(self, state: RunState, session: DestinationSession, *, window: int) -> None:
+    def __init__(
+        self, state: RunState, session: DestinationSession, *, window: int, plan: SyncPlan
+    ) -> None:
         self.state = state
         self.session = session
+        self.plan = plan
         self.window = window
         self.next_seq = 0
         """The next batch to commit (every batch before it is in the checkpoint)."""
@@ -119,9 +126,13 @@ class Committer:
         counts.contacts_sent += work.sent
         counts.skipped_invalid += work.invalid
         counts.skipped_duplicate += work.duplicate
+        counts.skipped_unchanged += work.unchanged
         counts.field_warnings += work.field_warnings
         outcome = work.outcome
+        ledger = None
         if outcome is not None:
+            refused = outcome.batch_error is not None
+            ledger = self.plan.confirmed(work.entries, outcome.rejected, batch_refused=refused)
             records = work.uploaded
             _apply_outcome(state, counts, outcome, records)
             if outcome.receipt is not None and outcome.batch_error is None:
@@ -129,7 +140,7 @@ class Committer:
                 state.receipts[receipt.receipt] = receipt
                 self._follow(receipt)
         state.last_profile_id = work.last_profile_id
-        if await state.write(publish=True) is None:
+        if await state.write(publish=True, ledger=ledger) is None:
             raise RunFailed("The run was finished elsewhere.")
         if state.cancel_seen:
             raise RunCancelled()
@@ -159,8 +170,10 @@ class Committer:
         state = self.state
         _apply_confirmation(state, receipt, confirmation)
         state.receipts.pop(receipt.receipt, None)
-        await state.write(publish=True)
         failure = failure or confirmation.failure
+        # A failed import: which of its records the destination holds is unknown.
+        ledger = self.plan.forget() if failure is not None else None
+        await state.write(publish=True, ledger=ledger)
         if failure is not None and not state.cancel_seen:
             # A receipt the destination did not complete (after the plugin's re-sends)
             # means the run did not do what it was asked: it fails with their words.

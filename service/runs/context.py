@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from service.access.ledger_seal import LedgerSeal
 from service.coordination.events import RunEvents
 from service.coordination.queue import RunQueue
 from service.coordination.run_requests import RunCoordinator
@@ -77,6 +78,8 @@ class RunContext:
     metrics: Metrics
     http: httpx.AsyncClient
     """The shared HTTP client (failure notifications go out through it)."""
+    seal: LedgerSeal
+    """Key ids and sealed keys of the export ledgers."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the process is asked to stop (``segport worker`` on SIGTERM): runs start
     no more batches, commit the ones under way and stop resumable."""

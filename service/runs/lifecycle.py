@@ -22,6 +22,7 @@ from service.domain import (
     Export,
     ExportRun,
     ExportRunStatus,
+    SyncMode,
     utcnow,
 )
 from service.plugins.api import (
@@ -36,6 +37,7 @@ from service.runs.errors import RunCancelled, RunFailed, TransientRunError
 from service.runs.notify import notify_failure
 from service.runs.stages import stream_run
 from service.runs.state import PipelineReporter, RunState
+from service.runs.sync import start_sync
 from service.store.base import RunProgress
 
 log = structlog.get_logger(__name__)
@@ -98,7 +100,8 @@ async def execute_run(ctx: RunContext, run_id: str) -> ExportRun | None:
         else:
             await asyncio.shield(_release(state))
         raise
-    return await finish(ctx, state, ExportRunStatus.SUCCEEDED, None)
+    # A run that found its export's ledger reset says so (its note is in the checkpoint).
+    return await finish(ctx, state, ExportRunStatus.SUCCEEDED, state.ledger_note)
 
 
 def _cancel_message(state: RunState) -> str:
@@ -202,7 +205,17 @@ async def _run(ctx: RunContext, state: RunState) -> None:
             "in one export; nothing was sent.",
             status=ExportRunStatus.SKIPPED,
         )
-    await state.write(publish=True)
+    if export.sync_mode is SyncMode.MIRROR and not destination.can_remove_list_members:
+        raise RunFailed(
+            f"{destination.display_name} cannot remove list members, so export "
+            f"{export.display_name!r} cannot mirror its segments; choose SEND_CHANGES."
+        )
+    plan = await start_sync(
+        ctx.store, ctx.seal, export, state.run.id, full_resync=state.full_resync
+    )
+    if plan.note is not None:
+        state.ledger_note = plan.note
+    await state.write(publish=True, message=state.ledger_note)
     if state.cancel_seen:
         raise RunCancelled()
 
@@ -211,7 +224,9 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     )
     session = destination.open_session(destination_ctx)
     try:
-        await stream_run(ctx.store, ctx.settings, state, export, destination, session, ctx.stopping)
+        await stream_run(
+            ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan
+        )
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(session.aclose())

@@ -65,6 +65,12 @@ class SeenKeys:
         self._count = 0
         self._statements: dict[int, str] = {}
 
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        found = self._db.execute(_FIND_KEY, (hash(key), hash(key + "\x1f"))).fetchone()
+        return found is not None
+
     def add_if_new(self, key: str) -> bool:
         """Remember ``key``; False when it was already there."""
         added = self._db.execute(_INSERT_KEY, (hash(key), hash(key + "\x1f"))).rowcount == 1
@@ -101,6 +107,7 @@ class SeenKeys:
 
 
 _INSERT_KEY = "INSERT OR IGNORE INTO seen (high, low) VALUES (?, ?)"
+_FIND_KEY = "SELECT 1 FROM seen WHERE high = ? AND low = ?"
 _INSERT_MANY = (
     "INSERT OR IGNORE INTO seen (high, low) SELECT column1, column2 FROM (VALUES {rows}) "
     "WHERE true RETURNING high, low"
@@ -134,6 +141,11 @@ class RecordMapper:
         """The field warnings of the profile :meth:`map` last mapped (see
         :mod:`service.runs.warnings`)."""
 
+    @property
+    def seen(self) -> SeenKeys:
+        """The keys of every record taken so far (sent, or unchanged)."""
+        return self._seen
+
     def __enter__(self) -> RecordMapper:
         return self
 
@@ -159,6 +171,13 @@ class RecordMapper:
         """:meth:`map` for each of ``profiles``, in order, with each one's field warnings;
         the de-duplication keys of a chunk are taken with one statement per
         :data:`MAX_KEYS_PER_STATEMENT` keys."""
+        return [(out, warnings) for out, warnings, _ in self.map_many_keyed(profiles)]
+
+    def map_many_keyed(
+        self, profiles: Sequence[Profile]
+    ) -> list[tuple[EncodedRecord | RunError, Sequence[FieldWarning], str | None]]:
+        """:meth:`map_many`, with each record's de-duplication key (None for a skip): what
+        the export's ledger knows a record by."""
         staged: list[tuple[EncodedRecord | RunError, Sequence[FieldWarning], str | None]] = []
         keys: list[str] = []
         for profile in profiles:
@@ -169,12 +188,12 @@ class RecordMapper:
         fresh: list[bool] = []
         for start in range(0, len(keys), MAX_KEYS_PER_STATEMENT):
             fresh += self._seen.add_many(keys[start : start + MAX_KEYS_PER_STATEMENT])
-        outcomes: list[tuple[EncodedRecord | RunError, Sequence[FieldWarning]]] = []
+        outcomes: list[tuple[EncodedRecord | RunError, Sequence[FieldWarning], str | None]] = []
         taken = iter(fresh)
         for out, warnings, key in staged:
             if key is not None and not next(taken):
-                out = _duplicate(out.profile_id)
-            outcomes.append((out, warnings))
+                out, key = _duplicate(out.profile_id), None
+            outcomes.append((out, warnings, key))
         return outcomes
 
     def _build(self, profile: Profile) -> tuple[EncodedRecord | RunError, str | None]:

@@ -25,16 +25,25 @@ ALMOST_DONE = 0.99
 SUMMARY_WORDS = (
     ("profilesRead", "profiles read"),
     ("contactsSent", "contacts sent"),
+    ("skippedUnchanged", "unchanged since the destination confirmed them (not sent)"),
     ("skippedInvalid", "skipped as invalid"),
     ("skippedDuplicate", "skipped as duplicates"),
     ("acceptedByDestination", "accepted by the destination"),
     ("rejectedByDestination", "rejected by the destination"),
     ("cannotAddToList", "not added to the list (e.g. unsubscribed)"),
+    ("removedFromList", "removed from the list (left the segments)"),
+    ("removalsFailed", "removals the destination refused"),
     ("fieldWarnings", "optional values left out of contacts sent (field warnings)"),
 )
 """The counts in the order and words of the summary."""
 
-LEFT_OUT = ("skippedInvalid", "skippedDuplicate", "rejectedByDestination", "cannotAddToList")
+LEFT_OUT = (
+    "skippedInvalid",
+    "skippedDuplicate",
+    "rejectedByDestination",
+    "cannotAddToList",
+    "removalsFailed",
+)
 
 RUN_ERRORS = """
 query RunErrors($id: ID!, $first: Int!) {

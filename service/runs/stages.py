@@ -31,7 +31,9 @@ from service.runs.committer import BatchWork, Committer
 from service.runs.context import RunSettings
 from service.runs.errors import RunCancelled, RunFailed, RunStopped
 from service.runs.mapping import RecordMapper
+from service.runs.removals import remove_leavers
 from service.runs.state import RunState
+from service.runs.sync import SyncPlan, Unchanged
 from service.runs.warnings import warning_errors
 from service.store.base import Store
 
@@ -47,9 +49,11 @@ async def stream_run(
     destination: Destination,
     session: DestinationSession,
     stopping: asyncio.Event,
+    plan: SyncPlan,
 ) -> None:
-    """Send the export's profiles after the checkpoint through ``session``, committing as
-    batches are acknowledged; returns when every batch is committed and confirmed.
+    """Send the export's profiles after the checkpoint through ``session`` (those the
+    ``plan`` does not skip as unchanged), committing as batches are acknowledged; then,
+    for a mirror, remove the leavers. Returns when every batch is committed and confirmed.
 
     Raises :class:`~service.runs.errors.RunStopped` once ``stopping`` is set and the
     batches under way are committed."""
@@ -59,7 +63,11 @@ async def stream_run(
         if state.last_profile_id is not None:
             await _replay(store, settings, export, mapper, state.last_profile_id)
         batcher = ContactBatcher(limits, envelope)
-        await _pipe(store, settings, state, export, mapper, batcher, session, stopping)
+        await _pipe(store, settings, state, export, mapper, batcher, session, stopping, plan)
+        if plan.removes:
+            batch = limits.removal_batch_max_records
+            beat = settings.run_heartbeat_seconds
+            await remove_leavers(state, plan, mapper.seen, session, batch, stopping, beat)
 
 
 async def _pipe(
@@ -71,12 +79,13 @@ async def _pipe(
     batcher: ContactBatcher,
     session: DestinationSession,
     stopping: asyncio.Event,
+    plan: SyncPlan,
 ) -> None:
     limits = mapper.destination.limits
     profiles_q: asyncio.Queue[list[Profile] | None] = asyncio.Queue(settings.run_queue_size)
     work_q: asyncio.Queue[BatchWork | None] = asyncio.Queue(1)
     uploaders = max(1, limits.max_concurrent_uploads)
-    committer = Committer(state, session, window=2 * uploaders)
+    committer = Committer(state, session, window=2 * uploaders, plan=plan)
 
     async def read() -> None:
         async for profiles in _members(store, settings, export, state.last_profile_id):
@@ -84,7 +93,7 @@ async def _pipe(
         await profiles_q.put(None)
 
     async def assemble() -> None:
-        await _assemble(profiles_q, work_q, mapper, batcher, state)
+        await _assemble(profiles_q, work_q, mapper, batcher, state, plan)
         for _ in range(uploaders):
             await work_q.put(None)
 
@@ -196,6 +205,7 @@ async def _assemble(
     mapper: RecordMapper,
     batcher: ContactBatcher,
     state: RunState,
+    plan: SyncPlan,
 ) -> None:
     """Map each profile and cut batches; each emitted work covers a contiguous stretch."""
     seq = 0
@@ -210,31 +220,34 @@ async def _assemble(
         work = BatchWork(seq=seq, batch=None, last_profile_id=work.last_profile_id)
 
     while (profiles := await profiles_q.get()) is not None:
-        for start in range(0, len(profiles), YIELD_EVERY):
-            if start:
-                # Mapping is CPU work on the event loop; let requests already admitted by
-                # the rate limiter go out now, not after the whole read batch (the
-                # destination counts them on arrival).
-                await asyncio.sleep(0)
-            chunk = profiles[start : start + YIELD_EVERY]
-            for profile, (out, warnings) in zip(chunk, mapper.map_many(chunk), strict=True):
-                if isinstance(out, EncodedRecord):
-                    closed = batcher.add(out)
-                    if closed is not None:
-                        await emit(closed)
-                    work.sent += 1
-                    if warnings:
-                        work.field_warnings += len(warnings)
-                        for error in warning_errors(profile.id, warnings):
-                            sample(error)
-                elif out.code == "DUPLICATE":
-                    work.duplicate += 1
-                    sample(out)
-                else:
-                    work.invalid += 1
-                    sample(out)
-                work.read += 1
-                work.last_profile_id = profile.id
+        # Maps the batch in chunks (yielding to the event loop between them, so requests
+        # the rate limiter admitted go out now) and asks the ledger once.
+        classified = await plan.classify(mapper, profiles)
+        for profile, out, warnings in zip(
+            profiles, classified.outcomes, classified.warnings, strict=True
+        ):
+            if isinstance(out, Unchanged):
+                work.unchanged += 1
+            elif isinstance(out, EncodedRecord):
+                entry = classified.entries.get(out.profile_id)
+                closed = batcher.add(out)
+                if closed is not None:
+                    await emit(closed)
+                if entry is not None:  # after emit: it belongs to the batch being filled
+                    work.entries.append((out.profile_id, *entry))
+                work.sent += 1
+                if warnings:
+                    work.field_warnings += len(warnings)
+                    for error in warning_errors(profile.id, warnings):
+                        sample(error)
+            elif out.code == "DUPLICATE":
+                work.duplicate += 1
+                sample(out)
+            else:
+                work.invalid += 1
+                sample(out)
+            work.read += 1
+            work.last_profile_id = profile.id
         if batcher.pending == 0 and work.read:
             # A stretch of skipped profiles only: checkpoint it without a request.
             await emit(None)

@@ -11,7 +11,7 @@ from service.coordination.events import RunEvents
 from service.domain import RUN_ERROR_SAMPLE_SIZE, ExportRun, RunError, utcnow
 from service.runs.checkpoint import Checkpoint, PendingReceipt
 from service.runs.mapping import ErrorSample
-from service.store.base import RunProgress, Store
+from service.store.base import LedgerChanges, RunProgress, Store
 
 ALMOST_DONE = 0.99
 """The most a run's progress says before the run has succeeded."""
@@ -39,6 +39,8 @@ class RunState:
         self.receipts: dict[str, PendingReceipt] = {
             receipt.receipt: receipt for receipt in checkpoint.pending_receipts
         }
+        self.full_resync = checkpoint.full_resync
+        self.ledger_note = checkpoint.ledger_note
         self.errors = ErrorSample(limit=max(0, RUN_ERROR_SAMPLE_SIZE - len(run.errors)))
         self.cancel_seen = run.cancel_requested
         self.destination_processed = 0
@@ -53,6 +55,8 @@ class RunState:
             # A fresh heartbeat says "a job is on this run"; a released run may be
             # picked up by another worker at once.
             heartbeat_at=None if released else utcnow(),
+            full_resync=self.full_resync,
+            ledger_note=self.ledger_note,
         )
 
     def progress_value(self) -> float:
@@ -72,9 +76,15 @@ class RunState:
         return max(self.progress, value)
 
     async def write(
-        self, *, message: str | None = None, publish: bool = True, released: bool = False
+        self,
+        *,
+        message: str | None = None,
+        publish: bool = True,
+        released: bool = False,
+        ledger: LedgerChanges | None = None,
     ) -> ExportRun | None:
-        """One store write of the current state (plus newly sampled errors), then an event."""
+        """One store write of the current state (plus newly sampled errors, and ``ledger``:
+        the export's ledger changes this state confirms), then an event."""
         async with self._lock:
             self.progress = self.progress_value()
             progress = RunProgress(
@@ -83,6 +93,7 @@ class RunState:
                 checkpoint=self.checkpoint(released=released).to_json(),
                 new_errors=self.errors.take(),
                 message=message,
+                ledger=ledger,
             )
             updated = await self.store.record_run_progress(self.run.id, progress)
             if updated is None:

@@ -33,6 +33,7 @@ from service.domain import (
     RefreshSchedule,
     ScheduleMode,
     Segment,
+    SyncMode,
 )
 from service.store.rules import folded
 
@@ -236,6 +237,7 @@ def export_to_doc(export: Export) -> Document:
         "created_by": export.created_by,
         "created_at": as_utc(export.created_at),
         "updated_at": as_utc(export.updated_at),
+        "sync_mode": export.sync_mode.value,
     }
 
 
@@ -254,6 +256,8 @@ def export_from_doc(doc: Mapping[str, Any]) -> Export:
         created_by=doc["created_by"],
         created_at=as_utc(doc["created_at"]),
         updated_at=as_utc(doc["updated_at"]),
+        # Exports stored before sync modes existed keep sending everything.
+        sync_mode=SyncMode(doc.get("sync_mode") or SyncMode.SEND_ALL),
     )
 
 

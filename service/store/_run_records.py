@@ -28,6 +28,9 @@ def counts_to_doc(counts: RunCounts) -> Document:
         "accepted_by_destination": counts.accepted_by_destination,
         "rejected_by_destination": counts.rejected_by_destination,
         "cannot_add_to_list": counts.cannot_add_to_list,
+        "skipped_unchanged": counts.skipped_unchanged,
+        "removed_from_list": counts.removed_from_list,
+        "removals_failed": counts.removals_failed,
         "field_warnings": counts.field_warnings,
     }
 

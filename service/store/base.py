@@ -13,10 +13,11 @@ Runs are listed newest first (id descending).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from enum import IntEnum
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from service.domain import (
     Connection,
@@ -71,6 +72,77 @@ class Page(Generic[T]):
     has_previous_page: bool = False
 
 
+# -- the export ledger -------------------------------------------------------
+#
+# Per export, per record the destination took: its de-duplication key (as a keyed 64-bit
+# hash, ``key_id``, and sealed: encrypted, so that no e-mail address is readable outside
+# the profiles), a 64-bit fingerprint of the record as sent, its outcome and the run (an
+# ordinal per export) that wrote it. Nothing else: a million entries are tens of MB, not
+# hundreds. Entries change only through RunProgress.ledger, in the same write as the
+# checkpoint that records what the destination acknowledged, so a resumed run sees
+# exactly what was confirmed.
+
+
+class LedgerOutcome(IntEnum):
+    SENT = 0
+    """The destination took the record (it is on the export's list)."""
+    REMOVAL_FAILED = 1
+    """The contact left the export's segments and the destination refused to take it off
+    the list; the entry stays, so a later run asks again."""
+
+
+class LedgerEntry(NamedTuple):
+    """One entry (a named tuple: a run reads a million of them, and tuples are cheap)."""
+
+    key_id: int
+    """Signed 64-bit keyed hash of the de-duplication key (service.access.ledger_seal)."""
+    sealed: bytes
+    """The de-duplication key, encrypted (what a removal needs to name the contact)."""
+    fingerprint: int
+    """Signed 64-bit; 0 means unknown (the record is sent again whatever it holds)."""
+    outcome: LedgerOutcome
+    run_no: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerState:
+    """What an export's ledger was built for, and the run that last started on it."""
+
+    basis: dict[str, Any]
+    """What entries are true for (connection, list, mapping); see service.runs.sync."""
+    run_id: str | None
+    run_no: int
+
+
+@dataclass(slots=True)
+class LedgerChanges:
+    """Changes to one export's ledger, applied with a checkpoint (RunProgress.ledger)."""
+
+    export_id: str
+    run_no: int
+    sent: list[tuple[int, bytes, int]] = field(default_factory=list)
+    """(key id, sealed key, fingerprint) of records the destination took: upserted as SENT
+    by ``run_no``."""
+    removed: list[int] = field(default_factory=list)
+    """Key ids now off the list: their entries are deleted."""
+    removal_failed: list[int] = field(default_factory=list)
+    """Key ids whose removal failed: marked REMOVAL_FAILED by ``run_no``."""
+    forget_run: bool = False
+    """The destination failed to process something ``run_no`` sent: the fingerprints of that
+    run's entries become 0 (unknown), so the next run sends them again."""
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.removed or self.removal_failed or self.forget_run)
+
+
+class LedgerReset(IntEnum):
+    KEEP = 0
+    FORGET_FINGERPRINTS = 1
+    """The entries stay (the contacts are still on the list), every fingerprint becomes 0."""
+    CLEAR = 2
+    """Every entry goes (another list, another account)."""
+
+
 @dataclass(slots=True)
 class RunProgress:
     """What the pipeline writes after each batch, in one store operation."""
@@ -80,6 +152,8 @@ class RunProgress:
     checkpoint: dict[str, Any]
     new_errors: list[RunError] = field(default_factory=list)
     message: str | None = None
+    ledger: LedgerChanges | None = None
+    """Applied in the same operation as the rest (atomically, or journalled in the run)."""
 
 
 class Store(Protocol):
@@ -225,6 +299,31 @@ class Store(Protocol):
 
     async def request_run_cancel(self, run_id: str) -> ExportRun | None:
         """Set ``cancel_requested``; a QUEUED run becomes CANCELLED at once."""
+
+    # -- export ledgers --------------------------------------------------
+    async def ledger_state(self, export_id: str) -> LedgerState | None:
+        """The export's ledger state, None before its first ledger run. Settles first what a
+        process that died mid-write left (so readers see every confirmed change)."""
+
+    async def start_ledger(
+        self, export_id: str, run_id: str, basis: Mapping[str, Any], reset: LedgerReset
+    ) -> LedgerState:
+        """Begin ``run_id`` on the export's ledger: apply ``reset``, store ``basis``, and
+        give the run the next ordinal, or its own again when it resumes (then ``reset``
+        is ignored: the run started on this ledger already)."""
+
+    async def ledger_entries(
+        self, export_id: str, key_ids: Sequence[int]
+    ) -> dict[int, LedgerEntry]:
+        """The entries of ``key_ids`` that exist, by key id (one query per few hundred)."""
+
+    def iter_ledger(
+        self, export_id: str, *, after_key_id: int | None = None, batch_size: int = 1000
+    ) -> AsyncIterator[list[LedgerEntry]]:
+        """Every entry in key-id order, in batches (each one indexed range query), after
+        ``after_key_id`` when given."""
+
+    async def count_ledger(self, export_id: str) -> int: ...
 
     # -- oauth states ----------------------------------------------------
     async def save_oauth_state(self, state: OAuthState) -> None: ...

@@ -149,6 +149,12 @@ MATRIX: list[tuple[str, str, tuple[str, str, str]]] = [
         (ALLOWED, ALLOWED, FORBIDDEN),
     ),
     (
+        "Mutation.previewExport",
+        "mutation($missingExportId: ID!) { previewExport(input: {exportId: $missingExportId}) "
+        "{ userErrors { code } } }",
+        (ALLOWED, ALLOWED, FORBIDDEN),
+    ),
+    (
         "Mutation.runAllExports",
         "mutation { runAllExports(input: {}) { userErrors { code } } }",
         (ALLOWED, ALLOWED, FORBIDDEN),

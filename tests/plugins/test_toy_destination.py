@@ -16,7 +16,9 @@ from segport_toy_destination.destination import WebhookCollector
 from service.plugins import (
     AuthorizationLost,
     InvalidCredentials,
+    ListMember,
     Rejection,
+    RemovalOutcome,
     TransientDestinationError,
     UploadBatch,
 )
@@ -151,6 +153,27 @@ async def test_upload_posts_the_batch_and_reports_per_record_rejections(
     assert [c["email"] for c in collector.received["spring"]] == [
         "ann@example.com",
         "cy@example.com",
+    ]
+
+
+async def test_removal_takes_members_off_the_endpoint_and_reports_each_one(
+    toy: WebhookCollector, toy_context: ContextFactory, collector: CollectorState
+) -> None:
+    assert toy.can_remove_list_members
+    session = toy.open_session(toy_context(endpoint="spring"))
+    await session.upload(_batch(toy, "Ann@example.com", "cy@example.com", "dee@locked.example"))
+    members = [ListMember("ann@example.com"), ListMember("dee@locked.example")]
+    members.append(ListMember("never@example.com"))
+    outcomes = await session.remove_list_members(members)
+    await session.aclose()
+    assert outcomes == [
+        RemovalOutcome("ann@example.com", removed=True),
+        RemovalOutcome("dee@locked.example", removed=False, reason="this member is locked"),
+        RemovalOutcome("never@example.com", removed=True),
+    ]
+    assert [c["email"] for c in collector.received["spring"]] == [
+        "cy@example.com",
+        "dee@locked.example",
     ]
 
 

@@ -1,7 +1,8 @@
 """A tiny webhook collector for the toy destination's tests, served for real by uvicorn.
 
 It keeps what it received in memory, rejects addresses at ``blocked.example`` (so
-per-record rejections can be tested), and can be told to answer the next POSTs
+per-record rejections can be tested), refuses to remove addresses at ``locked.example``
+(so failed removals can be tested), and can be told to answer the next POSTs
 with an error status (to test retries).
 """
 
@@ -30,6 +31,8 @@ ACCOUNT_NAME = "Toy collector account"
 class CollectorState:
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: int = 0
+    removed: list[str] = field(default_factory=list)
+    """Addresses taken off an endpoint, in the order asked."""
     fail_next: list[int] = field(default_factory=list)
     """Statuses to answer the next POSTs with, one per request."""
 
@@ -62,10 +65,29 @@ def create_collector(state: CollectorState) -> Starlette:
                 kept.append(contact)
         return JSONResponse({"accepted": len(contacts) - len(rejected), "rejected": rejected})
 
+    async def remove(request: Request) -> Response:
+        state.requests += 1
+        if not authorized(request):
+            return JSONResponse({"error": "bad key"}, status_code=401)
+        body = await request.json()
+        emails = body.get("emails") if isinstance(body, dict) else None
+        if not isinstance(emails, list):
+            return Response('body must be {"emails": [...]}', status_code=400)
+        locked = [
+            index for index, email in enumerate(emails) if str(email).endswith("@locked.example")
+        ]
+        failed = [{"index": index, "message": "this member is locked"} for index in locked]
+        gone = {str(email).lower() for email in emails} - {str(emails[i]).lower() for i in locked}
+        kept = state.received.setdefault(request.path_params["endpoint"], [])
+        kept[:] = [c for c in kept if str(c.get("email", "")).lower() not in gone]
+        state.removed.extend(sorted(gone))
+        return JSONResponse({"failed": failed})
+
     return Starlette(
         routes=[
             Route("/account", account),
             Route("/collect/{endpoint}", collect, methods=["POST"]),
+            Route("/remove/{endpoint}", remove, methods=["POST"]),
         ]
     )
 

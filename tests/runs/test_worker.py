@@ -2,7 +2,8 @@
 
 A worker SIGKILLed in the middle of a run leaves it RUNNING with a stale
 heartbeat; another worker's tick notices, resumes it from its checkpoint, and
-the counts come out exactly as if nothing had happened.
+the counts come out exactly as if nothing had happened, a mirror run's removals
+and the list it leaves included.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from segport_constant_contact.fake import RunningFake, run_fake
 
 from service.core import Services
-from service.domain import ExportRunStatus, ExportRunTrigger
+from service.domain import ExportRunStatus, ExportRunTrigger, Profile, SyncMode
 from tests.runs.cc_world import NEWSLETTER_LIST, cc_profiles, expected_emails, seed_cc_export
 from tests.support.redis_db import flushed_redis, shared_redis_url
 from tests.support.workers import (
@@ -94,3 +95,50 @@ async def test_a_run_of_a_sigkilled_worker_is_resumed_by_another_with_exact_coun
     assert c.accepted_by_destination == 400
     assert done.attempt == 2
     assert fake.state.list_members(NEWSLETTER_LIST) == expected_emails(400)
+
+
+async def test_a_sigkilled_worker_mid_mirror_run_is_resumed_with_exact_counts_and_list(
+    services: Services, fake: RunningFake, workers: WorkerProcesses
+) -> None:
+    profiles = cc_profiles(400)
+    export = await seed_cc_export(services, fake, profiles, sync_mode=SyncMode.MIRROR)
+    workers.start()
+    first = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "alice")
+    assert (await wait_for_end(services, first.id)).status is ExportRunStatus.SUCCEEDED
+    # 200 change, 10 join, 20 leave (the 3 invalid and duplicate profiles stay as they were).
+    [segment] = export.segment_ids
+    changed = [
+        Profile(id=p.id, attributes={**p.attributes, "FirstName": "Changed"}, segment_ids=[segment])
+        for p in profiles[:200]
+    ]
+    joined = [
+        Profile(
+            id=f"p{i:06d}",
+            attributes={"EmailAddress": f"Contact{i}@Example.com"},
+            segment_ids=[segment],
+        )
+        for i in range(400, 410)
+    ]
+    left = [Profile(id=p.id, attributes=p.attributes, segment_ids=[]) for p in profiles[300:320]]
+    await services.store.upsert_profiles([*changed, *joined, *left])
+
+    run = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "alice")
+    await wait_for_sent(services, run.id, 2 * BATCH)
+    workers.processes[0].send_signal(signal.SIGKILL)
+    workers.processes[0].wait()
+    killed = await services.store.get_run(run.id)
+    assert killed is not None
+    assert killed.status is ExportRunStatus.RUNNING
+    # Killed before it was done: imports still to confirm, or leavers still to remove.
+    assert killed.counts.removed_from_list < 20
+    workers.start()
+    done = await wait_for_end(services, run.id)
+
+    assert done.status is ExportRunStatus.SUCCEEDED, done.message
+    c = done.counts
+    assert (c.profiles_read, c.contacts_sent, c.skipped_unchanged) == (393, 210, 180)
+    assert (c.skipped_invalid, c.skipped_duplicate) == (2, 1)
+    assert (c.removed_from_list, c.removals_failed) == (20, 0)
+    assert c.accepted_by_destination == 210
+    staying = set(range(300)) | set(range(320, 410))
+    assert fake.state.list_members(NEWSLETTER_LIST) == {f"contact{i}@example.com" for i in staying}

@@ -1,5 +1,6 @@
 """MongoDB adapter specifics: the database named by the URL, URL errors without secrets,
-and the TTL index that keeps expired OAuth states for the grace period."""
+the TTL index that keeps expired OAuth states for the grace period, and ledger journals
+a dead process left."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from urllib.parse import urlsplit
 import pytest
 from pymongo import MongoClient
 
+from service.domain import ExportRunStatus, utcnow
+from service.store.base import LedgerChanges, LedgerReset
 from service.store.mongo import MongoStore
+from service.store.mongo.ledger import JOURNAL_FIELD, journal
 from service.store.rules import OAUTH_STATE_GRACE
-from tests.support.records import make_segment
+from tests.support.records import make_export, make_run, make_segment
 
 
 async def test_the_store_uses_the_database_named_in_the_url(mongo_database_url: str) -> None:
@@ -73,3 +77,36 @@ async def test_expired_oauth_states_are_removed_after_the_grace_period(
     finally:
         client.close()
     assert indexes["expire"]["expireAfterSeconds"] == OAUTH_STATE_GRACE.total_seconds()
+
+
+async def test_ledger_changes_journalled_but_not_applied_are_applied_by_the_next_reader(
+    mongo_database_url: str,
+) -> None:
+    """A process that died between the run's write (checkpoint and journal, one document)
+    and applying the journal: the confirmed changes are not lost, nor applied twice."""
+    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
+    await store.open()
+    try:
+        export = make_export()
+        await store.save_export(export)
+        run = make_run(export.id, status=ExportRunStatus.RUNNING, started_at=utcnow())
+        await store.insert_run(run)
+        await store.start_ledger(export.id, run.id, {"b": 1}, LedgerReset.KEEP)
+        changes = LedgerChanges(export.id, 1, sent=[(7, b"sealed-7", 70), (8, b"sealed-8", 80)])
+        # What record_run_progress writes first, without what it does next.
+        left = journal(changes)
+        await store._db["runs"].update_one({"_id": run.id}, {"$set": {JOURNAL_FIELD: left}})
+        assert await store._db["ledger_entries"].count_documents({"e": export.id}) == 0
+
+        state = await store.ledger_state(export.id)  # a reader settles first
+        assert state is not None
+        assert await store.count_ledger(export.id) == 2
+        found = await store.ledger_entries(export.id, [7, 8])
+        assert {k: e.fingerprint for k, e in found.items()} == {7: 70, 8: 80}
+        stored = await store._db["runs"].find_one({"_id": run.id})
+        assert stored is not None
+        assert JOURNAL_FIELD not in stored
+        await store.ledger_state(export.id)
+        assert await store.count_ledger(export.id) == 2
+    finally:
+        await store.close()

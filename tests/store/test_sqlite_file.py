@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from service.domain import Profile, new_id, utcnow
+from service.domain import Profile, SyncMode, new_id, utcnow
 from service.store.rules import OAUTH_STATE_GRACE
 from service.store.sqlite import SQLiteStore
-from tests.support.records import make_connection, make_oauth_state, make_segment
+from tests.support.records import make_connection, make_export, make_oauth_state, make_segment
 
 
 async def test_data_survives_closing_and_reopening_the_file(tmp_path: Path) -> None:
@@ -101,3 +102,32 @@ async def test_a_file_made_before_the_added_columns_gets_them_on_open(tmp_path: 
         assert await store.consume_oauth_state(state.state) == state
     finally:
         await store.close()
+
+
+async def test_a_file_made_before_sync_modes_gains_the_column_and_its_exports_send_all(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "older.db"
+    store = SQLiteStore(path, write_batch_size=10)
+    await store.open()
+    export = make_export()
+    export.sync_mode = SyncMode.MIRROR
+    await store.save_export(export)
+    await store.close()
+    with closing(sqlite3.connect(path)) as db:  # as the file was before sync modes
+        db.execute("ALTER TABLE exports DROP COLUMN sync_mode")
+        db.commit()
+
+    reopened = SQLiteStore(path, write_batch_size=10)
+    await reopened.open()
+    try:
+        stored = await reopened.get_export(export.id)
+        assert stored is not None
+        assert stored.sync_mode is SyncMode.SEND_ALL
+        stored.sync_mode = SyncMode.SEND_CHANGES
+        await reopened.save_export(stored)
+        again = await reopened.get_export(export.id)
+        assert again is not None
+        assert again.sync_mode is SyncMode.SEND_CHANGES
+    finally:
+        await reopened.close()

@@ -44,6 +44,9 @@ LIMITS = DestinationLimits(
     requests_per_second=4,
     requests_per_day=10_000,
     max_concurrent_uploads=2,
+    # One removal call exports the list once to find contact ids, then removes 500 per
+    # request: 10,000 leavers cost 20 removals and a handful of other requests.
+    removal_batch_max_records=10_000,
 )
 
 
@@ -53,6 +56,7 @@ class ConstantContact(Destination):
     key = "constant_contact"
     display_name = "Constant Contact"
     auth_kind = "oauth2"
+    can_remove_list_members = True
     connection_settings: Sequence[SettingSpec] = ()
     export_settings: Sequence[SettingSpec] = (
         SettingSpec(

@@ -10,10 +10,12 @@ the finished ones (:mod:`.accounting`) so that their outcomes add up to the cont
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import orjson
 
 from segport_constant_contact.activities import ActivityFollower, pack
+from segport_constant_contact.removals import ListRemover
 from segport_constant_contact.settings import ConstantContactSettings
 from segport_constant_contact.throttling import UnexplainedStreak
 from segport_constant_contact.transport import ApiTransport, error_messages
@@ -24,6 +26,8 @@ from service.plugins import (
     DestinationError,
     DestinationLimits,
     DestinationSession,
+    ListMember,
+    RemovalOutcome,
     UploadBatch,
 )
 
@@ -63,6 +67,7 @@ class ConstantContactSession(DestinationSession):
         self.limits = limits
         self.transport = ApiTransport(ctx, settings, streak=streak)
         self.follower = ActivityFollower(ctx, settings, self.transport, self._post_import)
+        self.remover = ListRemover(ctx, settings, self.transport, list_id)
         self._suffix = body_suffix(list_id)
 
     def build_body(self, batch: UploadBatch) -> bytes:
@@ -125,6 +130,10 @@ class ConstantContactSession(DestinationSession):
         """The import's final counts. Raises :class:`~.errors.ImportFailed` when it ended
         ``failed``, ``cancelled`` or ``timed_out`` however often it was sent."""
         return await self.follower.outcome(receipt)
+
+    async def remove_list_members(self, members: Sequence[ListMember]) -> list[RemovalOutcome]:
+        """Take ``members`` off the list (:mod:`.removals`); never out of the account."""
+        return await self.remover.remove(members)
 
     async def aclose(self) -> None:
         await self.follower.aclose()

@@ -71,6 +71,8 @@ class MongoExports:
         # is gone no new run can appear for it; then its runs are removed.
         result = await self._db["exports"].delete_one({"_id": export_id})
         await self._db["runs"].delete_many({"export_id": export_id})
+        await self._db["ledger_entries"].delete_many({"e": export_id})
+        await self._db["ledgers"].delete_one({"_id": export_id})
         return result.deleted_count > 0
 
     async def list_scheduled_exports(self) -> list[Export]:

@@ -46,4 +46,10 @@ async def create_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
         expireAfterSeconds=int(rules.OAUTH_STATE_GRACE.total_seconds()),
         name="expire",
     )
+    await db["ledger_entries"].create_index(
+        [("e", ASCENDING), ("k", ASCENDING)], unique=True, name="entry_by_export_key"
+    )
+    await db["ledger_entries"].create_index(
+        [("e", ASCENDING), ("r", ASCENDING)], name="entries_by_export_run"
+    )
     await db["claims"].create_index("expires_at", expireAfterSeconds=0, name="expire")

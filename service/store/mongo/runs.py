@@ -27,6 +27,7 @@ from service.store.mongo.database import (
     from_mongo,
     to_mongo,
 )
+from service.store.mongo.ledger import JOURNAL_FIELD, MongoLedger, journal
 
 _SLOT = rules.ACTIVE_SLOT_FIELD
 # A run insert that loses to an active run which then finishes at once is retried.
@@ -37,7 +38,7 @@ def _run(doc: Mapping[str, Any]) -> ExportRun:
     return run_rec.run_from_doc(from_mongo(doc))
 
 
-class MongoRuns:
+class MongoRuns(MongoLedger):
     """The run part of :class:`~service.store.mongo.MongoStore`."""
 
     _db: MongoDatabase
@@ -143,6 +144,10 @@ class MongoRuns:
 
     async def record_run_progress(self, run_id: str, progress: RunProgress) -> ExportRun | None:
         changes, new_errors = run_rec.progress_to_doc(progress)
+        ledger = journal(progress.ledger) if progress.ledger else None
+        if ledger is not None:
+            # Journalled in the run by the same one-document write as the checkpoint.
+            changes = {**changes, JOURNAL_FIELD: ledger}
         update: Doc = {"$set": changes}
         if new_errors:
             # $slice with a positive count keeps the first entries: the sample
@@ -153,6 +158,8 @@ class MongoRuns:
             update,
             return_document=ReturnDocument.AFTER,
         )
+        if doc is not None and ledger is not None:
+            await self.apply_journal(run_id, ledger)
         return None if doc is None else _run(doc)
 
     async def request_run_cancel(self, run_id: str) -> ExportRun | None:

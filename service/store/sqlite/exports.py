@@ -14,6 +14,7 @@ from service.store._paging import PageRequest, in_given_order, unique_in_order
 from service.store.base import Page
 from service.store.sqlite.codec import encode, iso
 from service.store.sqlite.database import SQLiteDatabase
+from service.store.sqlite.ledger import delete_ledger
 from service.store.sqlite.queries import (
     fetch_by_ids,
     fetch_doc,
@@ -101,6 +102,7 @@ class SQLiteExports:
             # Runs go too: explicitly, not only by the foreign key's cascade,
             # so a database made without the cascade is cleaned the same way.
             conn.execute("DELETE FROM runs WHERE export_id = ?", (export_id,))
+            delete_ledger(conn, export_id)
             return conn.execute("DELETE FROM exports WHERE id = ?", (export_id,)).rowcount
 
         return bool(await self._db.write(delete))

@@ -21,6 +21,7 @@ from service.store._paging import PageRequest, unique_in_order
 from service.store.base import NotFound, Page, RunProgress
 from service.store.sqlite.codec import encode, json_text
 from service.store.sqlite.database import SQLiteDatabase
+from service.store.sqlite.ledger import apply_ledger_changes
 from service.store.sqlite.queries import fetch_doc, fetch_docs, marks, page_query
 
 _SLOT = rules.ACTIVE_SLOT_FIELD
@@ -173,7 +174,16 @@ class SQLiteRuns:
             "run_id": run_id,
             "running": ExportRunStatus.RUNNING.value,
         }
-        doc = await self._db.write(lambda conn: fetch_doc(conn, _RECORD_PROGRESS_SQL, params))
+        ledger = progress.ledger
+
+        def record(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            doc = fetch_doc(conn, _RECORD_PROGRESS_SQL, params)
+            if doc is not None and ledger:
+                # The same transaction: the entries commit with the checkpoint or not at all.
+                apply_ledger_changes(conn, ledger)
+            return doc
+
+        doc = await self._db.write(record)
         return None if doc is None else run_rec.run_from_doc(doc)
 
     async def request_run_cancel(self, run_id: str) -> ExportRun | None:

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS exports (
     schedule_mode TEXT NOT NULL,
     created_by TEXT,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    sync_mode TEXT NOT NULL DEFAULT 'SEND_ALL'
 );
 CREATE INDEX IF NOT EXISTS exports_by_connection ON exports (connection_id, id);
 CREATE TABLE IF NOT EXISTS runs (
@@ -109,12 +110,31 @@ CREATE TABLE IF NOT EXISTS key_values (
 );
 CREATE INDEX IF NOT EXISTS key_values_by_expiry ON key_values (expires_at)
     WHERE expires_at IS NOT NULL;
+-- One ledger per export; its entries are keyed by a small number rather than the
+-- export's 26-character id, which would otherwise be repeated in every entry.
+CREATE TABLE IF NOT EXISTS ledgers (
+    export_id TEXT PRIMARY KEY,
+    ledger_no INTEGER NOT NULL UNIQUE,
+    basis TEXT NOT NULL,
+    run_id TEXT,
+    run_no INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_entries (
+    ledger_no INTEGER NOT NULL,
+    key_id INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    outcome INTEGER NOT NULL,
+    run_no INTEGER NOT NULL,
+    PRIMARY KEY (ledger_no, key_id)
+) WITHOUT ROWID;
 """
-
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("connections", "account_id", "TEXT"),
     ("oauth_states", "allow_account_change", "INTEGER NOT NULL DEFAULT 0"),
+    # Exports stored before sync modes keep sending everything.
+    ("exports", "sync_mode", "TEXT NOT NULL DEFAULT 'SEND_ALL'"),
 )
 """Columns added after their table was first released: (table, column, declaration)."""
 

@@ -8,6 +8,7 @@ from service.store import rules
 from service.store.sqlite.connections import SQLiteConnections
 from service.store.sqlite.database import SQLiteDatabase
 from service.store.sqlite.exports import SQLiteExports
+from service.store.sqlite.ledger import SQLiteLedger
 from service.store.sqlite.profiles import SQLiteProfiles
 from service.store.sqlite.runs import SQLiteRuns
 from service.store.sqlite.segments import SQLiteSegments
@@ -21,6 +22,7 @@ class SQLiteStore(
     SQLiteExports,
     SQLiteRuns,
     SQLiteSmallState,
+    SQLiteLedger,
 ):
     """The :class:`~service.store.base.Store` on one SQLite file."""
 

@@ -15,6 +15,8 @@ class FakeAnswer:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     html: str | None = None
+    csv: str | None = None
+    """A ``text/csv`` body (the contact export file)."""
 
 
 def api_errors(status: int, key: str, message: str) -> FakeAnswer:

@@ -29,6 +29,8 @@ ApiWork = Callable[[Request, set[str], bytes], tuple[FakeAnswer, int | None]]
 def _respond(answer: FakeAnswer) -> Response:
     if answer.html is not None:
         return HTMLResponse(answer.html, answer.status, headers=answer.headers)
+    if answer.csv is not None:
+        return Response(answer.csv, answer.status, headers=answer.headers, media_type="text/csv")
     return Response(
         orjson.dumps(answer.body),
         answer.status,
@@ -123,6 +125,12 @@ def create_app(state: FakeConstantContact) -> Starlette:
     def remove_members(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
         return state.handle_memberships(raw, add=False), None
 
+    def contact_export(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_contact_export(raw), None
+
+    def export_file(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
+        return state.handle_export_file(request.path_params["file_export_id"]), None
+
     def activity(request: Request, scopes: set[str], raw: bytes) -> tuple[FakeAnswer, None]:
         return state.handle_activity(request.path_params["activity_id"]), None
 
@@ -194,7 +202,9 @@ def create_app(state: FakeConstantContact) -> Starlette:
         Route("/v3/activities/contacts_json_import", api(json_import), methods=["POST"]),
         Route("/v3/activities/add_list_memberships", api(add_members), methods=["POST"]),
         Route("/v3/activities/remove_list_memberships", api(remove_members), methods=["POST"]),
+        Route("/v3/activities/contact_exports", api(contact_export), methods=["POST"]),
         Route("/v3/activities/{activity_id}", api(activity), methods=["GET"]),
+        Route("/v3/contact_exports/{file_export_id}", api(export_file), methods=["GET"]),
         Route("/v3/contacts", api(contacts), methods=["GET"]),
         Route("/__fake__/config", admin_config, methods=["GET", "POST"]),
         Route("/__fake__/lists", admin_lists, methods=["POST"]),

@@ -56,8 +56,9 @@ class FakeConfig:
     failing_activities: int = 0
     """The next N import activities end ``failed``."""
     ending_states: list[str] = field(default_factory=list)
-    """How the next import activities end, one state each (``failed``, ``cancelled``,
-    ``timed_out`` or ``completed``); consumed before ``failing_activities``."""
+    """How the next activities (imports, list memberships, contact exports) end, one state
+    each (``failed``, ``cancelled``, ``timed_out`` or ``completed``); consumed before
+    ``failing_activities`` (which only imports take)."""
     foreign_next_link: str | None = None
     """When set (``https://elsewhere.example``), ``_links.next`` hrefs point to that host."""
     quota_body: str = "keyed"

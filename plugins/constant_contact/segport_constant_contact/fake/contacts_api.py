@@ -21,6 +21,7 @@ import orjson
 
 from segport_constant_contact.fake.answers import FakeAnswer, api_errors, iso, utc_now, with_query
 from segport_constant_contact.fake.config import FakeConfig
+from segport_constant_contact.fake.contact_exports import export_contacts, export_file
 from segport_constant_contact.fake.contact_rules import contact_problem, schema_problem
 from segport_constant_contact.fake.records import (
     ENDED_BADLY,
@@ -322,6 +323,12 @@ class FakeContactsApi:
                 return FakeAnswer(429, dict(QUEUED_ACTIVITIES))
             by_id = {c.contact_id: (key, c) for key, c in self.contacts.items()}
             activity = FakeActivity(str(uuid.uuid4()), items=len(ids))
+            if self.config.ending_states:
+                activity.ends = self.config.ending_states.pop(0)
+            self.activities[activity.activity_id] = activity
+            if activity.ends in ENDED_BADLY:
+                # It ends before it changed anything.
+                return FakeAnswer(201, activity.as_json(self.config.polls_to_complete))
             for contact_id in ids:
                 found = by_id.get(contact_id)
                 if found is None:
@@ -340,7 +347,6 @@ class FakeContactsApi:
                     else:
                         contact.list_ids.discard(list_id)
                         self.lists[list_id].members.discard(key)
-            self.activities[activity.activity_id] = activity
             return FakeAnswer(201, activity.as_json(self.config.polls_to_complete))
 
     def handle_activity(self, activity_id: str) -> FakeAnswer:
@@ -352,6 +358,24 @@ class FakeContactsApi:
                 )
             activity.polls += 1
             return FakeAnswer(200, activity.as_json(self.config.polls_to_complete))
+
+    def handle_contact_export(self, raw: bytes) -> FakeAnswer:
+        with self.lock:
+            made = export_contacts(raw, self.contacts, set(self.lists))
+            if isinstance(made, FakeAnswer):
+                return made
+            if self.config.queued_activities_429s > 0:
+                self.config.queued_activities_429s -= 1
+                return FakeAnswer(429, dict(QUEUED_ACTIVITIES))
+            if self.config.ending_states:
+                made.ends = self.config.ending_states.pop(0)
+            self.activities[made.activity_id] = made
+            return FakeAnswer(201, made.as_json(self.config.polls_to_complete))
+
+    def handle_export_file(self, file_export_id: str) -> FakeAnswer:
+        with self.lock:
+            found = self.activities.get(file_export_id)
+            return export_file(found, self.config.polls_to_complete)
 
     def handle_contacts(self, params: dict[str, str]) -> FakeAnswer:
         email = params.get("email")

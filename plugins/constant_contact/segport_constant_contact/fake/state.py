@@ -218,5 +218,11 @@ class FakeConstantContact:
     def handle_contacts(self, params: dict[str, str]) -> FakeAnswer:
         return self.api.handle_contacts(params)
 
+    def handle_contact_export(self, raw: bytes) -> FakeAnswer:
+        return self.api.handle_contact_export(raw)
+
+    def handle_export_file(self, file_export_id: str) -> FakeAnswer:
+        return self.api.handle_export_file(file_export_id)
+
 
 __all__ = ["FakeAnswer", "FakeConstantContact", "LoggedRequest"]

@@ -4,16 +4,20 @@ The collector's protocol:
 
 - ``GET /account`` with header ``X-Api-Key`` answers ``{"name": "..."}`` (401 for a bad key);
 - ``POST /collect/<endpoint>`` with body ``{"contacts": [{"email": ..., "name": ...}, ...]}``
-  answers ``{"accepted": 2, "rejected": [{"index": 1, "code": "...", "message": "..."}]}``.
+  answers ``{"accepted": 2, "rejected": [{"index": 1, "code": "...", "message": "..."}]}``;
+- ``POST /remove/<endpoint>`` with body ``{"emails": ["...", ...]}`` takes those addresses off
+  the endpoint and answers ``{"failed": [{"index": 0, "message": "..."}]}`` (every other
+  address is gone, whether or not it was there).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
+import orjson
 
 from service.plugins import (
     AuthorizationLost,
@@ -24,9 +28,11 @@ from service.plugins import (
     DestinationLimits,
     DestinationSession,
     InvalidCredentials,
+    ListMember,
     MappingTarget,
     RecordRejection,
     Rejection,
+    RemovalOutcome,
     SettingError,
     SettingSpec,
     TransientDestinationError,
@@ -72,7 +78,10 @@ class WebhookCollector(Destination):
         batch_max_bytes=256_000,
         requests_per_second=20,
         max_concurrent_uploads=2,
+        removal_batch_max_records=500,
     )
+    # Mirror exports may take contacts who left the segment off the endpoint.
+    can_remove_list_members = True
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -129,26 +138,45 @@ class WebhookSession(DestinationSession):
     """Uploads one run's batches; the collector answers synchronously, so no ``confirm``."""
 
     def __init__(self, base_url: str, ctx: DestinationContext) -> None:
-        self._url = f"{base_url}/collect/{ctx.export_settings['endpoint']}"
+        endpoint = ctx.export_settings["endpoint"]
+        self._url = f"{base_url}/collect/{endpoint}"
+        self._remove_url = f"{base_url}/remove/{endpoint}"
         self._ctx = ctx
 
     async def upload(self, batch: UploadBatch) -> BatchOutcome:
         body = _HEAD + b",".join(record.encoded for record in batch.records) + _TAIL
+        response = await self._post(self._url, body)
+        if response.status_code == 200:
+            return _outcome(batch, response.json())
+        # The collector refused the whole batch: its words, verbatim.
+        return BatchOutcome(batch_error=response.text)
+
+    async def remove_list_members(self, members: Sequence[ListMember]) -> list[RemovalOutcome]:
+        # The keys are the lower-cased addresses (record_dedupe_key).
+        body = orjson.dumps({"emails": [member.key for member in members]})
+        response = await self._post(self._remove_url, body)
+        if response.status_code != 200:
+            return [RemovalOutcome(m.key, removed=False, reason=response.text) for m in members]
+        failed = {int(item["index"]): str(item["message"]) for item in response.json()["failed"]}
+        return [
+            RemovalOutcome(member.key, removed=index not in failed, reason=failed.get(index))
+            for index, member in enumerate(members)
+        ]
+
+    async def _post(self, url: str, body: bytes) -> httpx.Response:
+        """POST with retries of 429, 5xx and transport errors; any other answer is returned."""
         headers = {**await _headers(self._ctx), "Content-Type": "application/json"}
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             await self._ctx.rate_limiter.acquire()
             try:
-                response = await self._ctx.http.post(self._url, content=body, headers=headers)
+                response = await self._ctx.http.post(url, content=body, headers=headers)
             except httpx.TransportError as exc:
                 problem = f"the collector is unreachable: {exc}"
             else:
                 if response.status_code in (401, 403):
                     raise AuthorizationLost("the collector no longer accepts the API key")
-                if response.status_code == 200:
-                    return _outcome(batch, response.json())
                 if response.status_code != 429 and response.status_code < 500:
-                    # The collector refused the whole batch: its words, verbatim.
-                    return BatchOutcome(batch_error=response.text)
+                    return response
                 problem = f"the collector answered {response.status_code}"
             if attempt < _MAX_ATTEMPTS:
                 await self._ctx.sleep(0.5 * 2**attempt)

@@ -7,7 +7,7 @@ import os
 from segport_toy_destination.destination import WebhookCollector
 from service.plugins import Destination, hookimpl
 
-SEGPORT_PLUGIN_API = "1.0"
+SEGPORT_PLUGIN_API = "1.1"
 """The segport plugin API this plugin is built for; segport refuses it if it cannot serve it."""
 
 COLLECTOR_URL_VARIABLE = "SEGPORT_TOY_WEBHOOK_URL"

@@ -1,0 +1,121 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.field/mutation with keyword arguments are untyped decorators for mypy)
+"""``previewExport``: what a run of an export would do now, without sending anything.
+
+The same permission as ``runExport`` (the caller may edit the export), and the
+same refusals as a run would meet (detached, connection not authorized, no
+segments, destination not installed, a mirror the destination cannot do), as
+userErrors. The walk itself is the runs layer's (``ApiParts.previewer``).
+"""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.scalars import JSON
+
+from service import domain
+from service.api.context import Info
+from service.api.errors import UserError, UserInputError, user_error
+from service.api.exports import editable_export
+from service.api.sync_modes import sync_mode_errors
+
+
+@strawberry.input
+class PreviewExportInput:
+    export_id: strawberry.ID
+
+
+@strawberry.type
+class PreviewContact:
+    profile_id: str
+    contact: JSON = strawberry.field(description="The record exactly as it would be sent.")
+
+
+@strawberry.type
+class ExportPreview:
+    to_add: int = strawberry.field(description="Records the destination has not confirmed yet.")
+    to_update: int = strawberry.field(description="Records it holds, changed since then.")
+    unchanged: int = strawberry.field(description="Records it holds as they are: not sent.")
+    to_remove: int = strawberry.field(
+        description="MIRROR: contacts this export put on the list that left its segments."
+    )
+    skipped_invalid: int
+    skipped_duplicate: int
+    field_warnings: int
+    sample: list[PreviewContact] = strawberry.field(
+        description="The first records a run would send (profile-id order), at most 20."
+    )
+    note: str | None = strawberry.field(
+        description="Why a run would send everything now (its ledger would be reset)."
+    )
+
+    @classmethod
+    def of(cls, preview: domain.SyncPreview) -> ExportPreview:
+        return cls(
+            to_add=preview.to_add,
+            to_update=preview.to_update,
+            unchanged=preview.unchanged,
+            to_remove=preview.to_remove,
+            skipped_invalid=preview.skipped_invalid,
+            skipped_duplicate=preview.skipped_duplicate,
+            field_warnings=preview.field_warnings,
+            sample=[
+                PreviewContact(profile_id=c.profile_id, contact=c.contact) for c in preview.sample
+            ],
+            note=preview.note,
+        )
+
+
+@strawberry.type
+class PreviewExportPayload:
+    preview: ExportPreview | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="What a run of the export would do now (counts and the first records), "
+        "sending nothing. Needs the same permission as runExport."
+    )
+    async def preview_export(self, info: Info, input: PreviewExportInput) -> PreviewExportPayload:
+        export = await editable_export(info, input.export_id, "exportId")
+        problems = await _cannot_run(info, export)
+        if problems:
+            raise UserInputError.of(problems)
+        preview = await info.context.parts.previewer(export)
+        return PreviewExportPayload(preview=ExportPreview.of(preview))
+
+
+async def _cannot_run(info: Info, export: domain.Export) -> list[UserError]:
+    """Why a run of ``export`` could not run now (empty when it could)."""
+    name = export.display_name
+    if export.connection_id is None:
+        message = f"export {name!r} is detached from its connection; attach one first"
+        return [user_error("exportId", message, "EXPORT_DETACHED")]
+    connection = await info.context.load_connection(export.connection_id)
+    if connection is None:
+        return [
+            user_error(
+                "exportId", f"the connection of export {name!r} no longer exists", "NOT_FOUND"
+            )
+        ]
+    status = domain.ConnectionStatus
+    if connection.status is status.NEEDS_REAUTHORIZATION:
+        message = (
+            f"connection {connection.display_name!r} needs re-authorization: an admin must "
+            "authorize it again"
+        )
+        return [user_error("exportId", message, "NEEDS_REAUTHORIZATION")]
+    if connection.status is status.PENDING_AUTHORIZATION:
+        message = f"connection {connection.display_name!r} has not been authorized yet"
+        return [user_error("exportId", message, "PENDING_AUTHORIZATION")]
+    destination = info.context.parts.destinations.get(export.destination_type)
+    if destination is None:
+        message = f"destination type {export.destination_type!r} is not installed"
+        return [user_error("exportId", message, "DESTINATION_NOT_INSTALLED")]
+    problems: list[UserError] = []
+    if not export.segment_ids:
+        problems.append(user_error("exportId", f"export {name!r} has no segments", "NO_SEGMENTS"))
+    problems.extend(sync_mode_errors(export, destination))
+    return problems

@@ -1,0 +1,119 @@
+"""The removal phase of a ``MIRROR`` run: take off the list what this export put there and
+the segments no longer hold.
+
+It runs once every batch is confirmed. A *leaver* is a ledger entry whose key no record
+of this run took: its profile left every segment of the export, was deleted, became
+invalid, or its e-mail changed (the new address is a new key, sent as new). A
+profile that moved between two segments of the export keeps its key, so it is
+neither removed nor re-sent. Only entries of the ledger are candidates, that is
+memberships this export created; a contact put on the list by anyone else is never
+touched.
+
+Each call's answer is written with its counts in one store write (the ledger
+drops what was removed and marks what failed), so a killed run resumed later asks
+only for what it had not recorded; asking again for a member already removed
+counts once, since the destination answers "removed" for a non-member. A removal
+that failed in this run is not asked again by it (the next run asks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from service.access.ledger_seal import LedgerSeal
+from service.domain import RunError
+from service.plugins.api import DestinationSession, ListMember
+from service.runs.errors import RunCancelled, RunFailed, RunStopped
+from service.runs.mapping import SeenKeys
+from service.runs.state import RunState
+from service.runs.sync import SyncPlan
+from service.store.base import LedgerChanges, LedgerOutcome, Store
+
+LEDGER_PAGE = 1000
+"""Ledger entries read per query while looking for leavers."""
+
+NO_ANSWER = "the destination gave no answer for this member"
+
+
+async def leavers(
+    store: Store, seal: LedgerSeal, export_id: str, seen: SeenKeys, run_no: int
+) -> AsyncIterator[list[tuple[int, str]]]:
+    """(key id, key) of the ledger entries no record of this run took, a page at a time."""
+    async for entries in store.iter_ledger(export_id, batch_size=LEDGER_PAGE):
+        found: list[tuple[int, str]] = []
+        for entry in entries:
+            if entry.outcome is LedgerOutcome.REMOVAL_FAILED and entry.run_no == run_no:
+                continue  # asked already by this run (before it was resumed)
+            key = seal.open(entry.sealed, entry.key_id)
+            if key not in seen:
+                found.append((entry.key_id, key))
+        if found:
+            yield found
+        await asyncio.sleep(0)
+
+
+async def remove_leavers(
+    state: RunState,
+    plan: SyncPlan,
+    seen: SeenKeys,
+    session: DestinationSession,
+    batch_size: int,
+    stopping: asyncio.Event,
+    heartbeat_seconds: float,
+) -> None:
+    """Ask the destination to remove every leaver, ``batch_size`` per call, writing the
+    run's heartbeat meanwhile (one call may take a while: it waits on the destination)."""
+    size = max(1, batch_size)
+    pending: list[tuple[int, str]] = []
+    beating = asyncio.create_task(_beat(state, heartbeat_seconds))
+    try:
+        async for keys in leavers(plan.store, plan.seal, plan.export.id, seen, plan.run_no):
+            pending.extend(keys)
+            while len(pending) >= size:
+                await _remove(state, plan, session, pending[:size], stopping)
+                del pending[:size]
+        if pending:
+            await _remove(state, plan, session, pending, stopping)
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+
+
+async def _beat(state: RunState, seconds: float) -> None:
+    """The heartbeat (so the run is not taken for crashed) while removals are under way."""
+    while True:
+        await asyncio.sleep(seconds)
+        await state.write(publish=False)
+
+
+async def _remove(
+    state: RunState,
+    plan: SyncPlan,
+    session: DestinationSession,
+    keys: Sequence[tuple[int, str]],
+    stopping: asyncio.Event,
+) -> None:
+    if stopping.is_set():
+        raise RunStopped()
+    if state.cancel_seen:
+        raise RunCancelled()
+    members = [ListMember(key) for _, key in keys]
+    outcomes = {o.key: o for o in await session.remove_list_members(members)}
+    changes = LedgerChanges(plan.export.id, plan.run_no)
+    for key_id, key in keys:
+        outcome = outcomes.get(key)
+        if outcome is not None and outcome.removed:
+            changes.removed.append(key_id)
+            continue
+        changes.removal_failed.append(key_id)
+        reason = NO_ANSWER if outcome is None else outcome.reason or "not removed"
+        # The key is the contact's address: RunError drops it from the reason, and the
+        # profile may be gone, so the error names neither.
+        state.sample(RunError(code="REMOVAL_FAILED", message=reason))
+    state.counts.removed_from_list += len(changes.removed)
+    state.counts.removals_failed += len(changes.removal_failed)
+    if await state.write(publish=True, ledger=changes) is None:
+        raise RunFailed("The run was finished elsewhere.")

@@ -1,0 +1,209 @@
+"""Sync state during a run: the export's ledger decides what is sent, and learns what was.
+
+Every run keeps the ledger (whatever the export's sync mode), so that switching to
+``SEND_CHANGES`` or ``MIRROR`` later starts from what the destination really holds.
+A run begins by comparing what the ledger was built for (its *basis*: the connection,
+the destination's export settings such as the list, the field mapping) with the
+export now: another list or account clears it, another mapping forgets every
+fingerprint (the contacts are still on the list, but their records would differ); the
+run then sends everything and says why.
+
+For each read batch of profiles, :meth:`SyncPlan.classify` maps them (de-duplication
+included) and looks their keys up in the ledger in one query: a record whose
+fingerprint equals the ledger's is *unchanged* and not sent (``SEND_CHANGES``,
+``MIRROR``, unless the run is a full resync). The fingerprint is 64 bits of BLAKE2b
+over the record's encoded bytes, exactly as they would be sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.access.ledger_seal import LedgerSeal
+from service.domain import Export, Profile, RunError, SyncMode
+from service.plugins.api import EncodedRecord, FieldWarning, RecordRejection
+from service.runs.ledger_index import LedgerIndex
+from service.runs.mapping import RecordMapper
+from service.store.base import LedgerChanges, LedgerOutcome, LedgerReset, LedgerState, Store
+
+YIELD_EVERY = 256
+"""Profiles mapped between two yields to the event loop (a few milliseconds of work)."""
+
+
+def fingerprint(encoded: bytes) -> int:
+    """A signed 64-bit fingerprint of a record as sent; never 0 (0 means "unknown")."""
+    value = int.from_bytes(hashlib.blake2b(encoded, digest_size=8).digest(), signed=True)
+    return value or 1
+
+
+def ledger_basis(export: Export, seal: LedgerSeal) -> dict[str, Any]:
+    """What an export's ledger entries are true for."""
+    return {
+        "key_scope": seal.key_scope,
+        "connection_id": export.connection_id,
+        "destination_type": export.destination_type,
+        "settings": dict(export.settings),
+        "mapping": [[m.source, m.target] for m in export.field_mapping],
+    }
+
+
+def ledger_reset(
+    previous: LedgerState | None, basis: Mapping[str, Any]
+) -> tuple[LedgerReset, str | None]:
+    """How a run must reset the ledger it finds, and why (None: it need not)."""
+    if previous is None or not previous.basis:
+        return LedgerReset.KEEP, None
+    old = previous.basis
+    if old.get("key_scope") != basis["key_scope"]:
+        return LedgerReset.CLEAR, "the service's encryption key changed since the last run"
+    if (
+        old.get("connection_id") != basis["connection_id"]
+        or old.get("destination_type") != basis["destination_type"]
+    ):
+        why = "the export's connection changed since its last run"
+        return LedgerReset.CLEAR, why
+    if old.get("settings") != basis["settings"]:
+        why = "the export's destination settings (such as its list) changed since its last run"
+        return LedgerReset.CLEAR, why
+    if old.get("mapping") != basis["mapping"]:
+        return (
+            LedgerReset.FORGET_FINGERPRINTS,
+            "the export's field mapping changed since its last run",
+        )
+    return LedgerReset.KEEP, None
+
+
+def reset_note(why: str) -> str:
+    return f"Every record was sent: {why}, so what the destination held was not known."
+
+
+@dataclass(slots=True)
+class Unchanged:
+    """A profile whose record the destination already holds as it is."""
+
+    profile_id: str
+    added: bool = False
+
+
+@dataclass(slots=True)
+class Classified:
+    """One read batch, decided: per profile a record to send, a skip, or unchanged."""
+
+    outcomes: list[EncodedRecord | RunError | Unchanged]
+    warnings: list[Sequence[FieldWarning]]
+    """Each profile's field warnings (those of a record sent count; see runs.warnings)."""
+    entries: dict[str, tuple[int, bytes, int]] = field(default_factory=dict)
+    """profile id -> (key id, sealed key, fingerprint) of each record to send whose ledger
+    entry changes once it is confirmed (new, or changed)."""
+    added: int = 0
+    """Records to send that the ledger does not hold at all."""
+    resent: int = 0
+    """Records sent although the ledger holds them as they are (SEND_ALL, a full resync):
+    their entries stay as they are, so a run over unchanged contacts writes nothing."""
+
+
+@dataclass(slots=True)
+class SyncPlan:
+    """How one run uses the export's ledger."""
+
+    store: Store
+    seal: LedgerSeal
+    export: Export
+    run_no: int
+    skip_unchanged: bool
+    """SEND_CHANGES or MIRROR, not a full resync, and the ledger was not just cleared."""
+    removes: bool
+    """MIRROR: after sending, take leavers off the list."""
+    note: str | None = None
+    """Why every record is sent although the mode sends changes (the ledger was reset)."""
+    pending_reset: LedgerReset = LedgerReset.KEEP
+    """A preview's view of a reset the next run would make (a run has made it already)."""
+    index: LedgerIndex = field(default_factory=LedgerIndex)
+    """The ledger as the run found it (empty when it is to be cleared)."""
+
+    async def classify(self, mapper: RecordMapper, profiles: Sequence[Profile]) -> Classified:
+        """Map ``profiles`` (taking their keys for de-duplication) and decide each one."""
+        outcomes: list[EncodedRecord | RunError | Unchanged] = []
+        warnings: list[Sequence[FieldWarning]] = []
+        keyed: list[tuple[int, str, int, int]] = []
+        key_id = self.seal.key_id
+        for start in range(0, len(profiles), YIELD_EVERY):
+            if start:
+                # Mapping is CPU work on the event loop; let admitted requests go out.
+                await asyncio.sleep(0)
+            chunk = profiles[start : start + YIELD_EVERY]
+            for out, found, key in mapper.map_many_keyed(chunk):
+                if isinstance(out, EncodedRecord) and key is not None:
+                    keyed.append((len(outcomes), key, key_id(key), fingerprint(out.encoded)))
+                outcomes.append(out)
+                warnings.append(found)
+        classified = Classified(outcomes, warnings)
+        forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
+        find = self.index.get
+        for index, key, identifier, value in keyed:
+            entry = find(identifier)
+            record = outcomes[index]
+            assert isinstance(record, EncodedRecord)
+            unchanged = entry is not None and entry[0] == value and not forgotten
+            if unchanged and self.skip_unchanged:
+                outcomes[index] = Unchanged(record.profile_id)
+                continue
+            if unchanged and entry is not None and entry[1] is LedgerOutcome.SENT:
+                classified.resent += 1
+                continue
+            if entry is None:
+                classified.added += 1
+            # Sealing is deterministic (the nonce is the key id): the same bytes an existing
+            # entry holds, so changed entries need not be read back.
+            sealed = self.seal.seal(key, identifier)
+            classified.entries[record.profile_id] = (identifier, sealed, value)
+        return classified
+
+    def confirmed(
+        self,
+        entries: Sequence[tuple[str, int, bytes, int]],
+        rejected: Sequence[RecordRejection],
+        *,
+        batch_refused: bool,
+    ) -> LedgerChanges | None:
+        """The ledger changes of a batch the destination answered: each record it took,
+        i.e. all of ``entries`` (profile id, key id, sealed key, fingerprint) but those it
+        refused."""
+        if batch_refused or not entries:
+            return None
+        refused = {r.profile_id for r in rejected}
+        sent = [(i, sealed, fp) for pid, i, sealed, fp in entries if pid not in refused]
+        return LedgerChanges(self.export.id, self.run_no, sent=sent) if sent else None
+
+    def forget(self) -> LedgerChanges:
+        """The changes after the destination failed to process part of this run."""
+        return LedgerChanges(self.export.id, self.run_no, forget_run=True)
+
+
+async def start_sync(
+    store: Store, seal: LedgerSeal, export: Export, run_id: str, *, full_resync: bool
+) -> SyncPlan:
+    """Begin (or resume) run ``run_id`` on the export's ledger."""
+    basis = ledger_basis(export, seal)
+    previous = await store.ledger_state(export.id)
+    reset, why = ledger_reset(previous, basis)
+    resumed = previous is not None and previous.run_id == run_id
+    state = await store.start_ledger(export.id, run_id, basis, reset)
+    index = await LedgerIndex.load(store, export.id)
+    sends_changes = export.sync_mode in (SyncMode.SEND_CHANGES, SyncMode.MIRROR)
+    cleared = not resumed and reset is not LedgerReset.KEEP
+    note = reset_note(why) if cleared and why is not None and sends_changes else None
+    return SyncPlan(
+        store=store,
+        seal=seal,
+        export=export,
+        run_no=state.run_no,
+        skip_unchanged=sends_changes and not full_resync,
+        removes=export.sync_mode is SyncMode.MIRROR,
+        note=note,
+        index=index,
+    )

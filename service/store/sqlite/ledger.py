@@ -1,0 +1,202 @@
+"""Export ledgers on SQLite: the ``ledgers`` and ``ledger_entries`` tables.
+
+Changes to entries come with a run's progress (:func:`apply_ledger_changes`, called by
+``record_run_progress`` inside its transaction), so they commit with the checkpoint
+or not at all.
+"""
+
+# Every statement is built from fixed text and placeholder marks; values are parameters.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from service.store.base import (
+    LedgerChanges,
+    LedgerEntry,
+    LedgerOutcome,
+    LedgerReset,
+    LedgerState,
+)
+from service.store.sqlite.database import SQLiteDatabase
+from service.store.sqlite.queries import marks
+
+LOOKUP_CHUNK = 900
+"""Keys per ``IN (...)`` query (under SQLite's default limit of 999 parameters)."""
+
+
+class SQLiteLedger:
+    """The ledger part of :class:`~service.store.sqlite.SQLiteStore`."""
+
+    _db: SQLiteDatabase
+
+    async def ledger_state(self, export_id: str) -> LedgerState | None:
+        return await self._db.read(lambda conn: _state(conn, export_id))
+
+    async def start_ledger(
+        self, export_id: str, run_id: str, basis: Mapping[str, Any], reset: LedgerReset
+    ) -> LedgerState:
+        def start(conn: sqlite3.Connection) -> LedgerState:
+            row = conn.execute(
+                "SELECT ledger_no, run_id, run_no FROM ledgers WHERE export_id = ?", (export_id,)
+            ).fetchone()
+            text = orjson.dumps(dict(basis), option=orjson.OPT_SORT_KEYS).decode()
+            if row is None:
+                number = conn.execute(
+                    "SELECT COALESCE(MAX(ledger_no), 0) + 1 FROM ledgers"
+                ).fetchone()[0]
+                conn.execute(
+                    "INSERT INTO ledgers (export_id, ledger_no, basis, run_id, run_no) "
+                    "VALUES (?, ?, ?, ?, 1)",
+                    (export_id, number, text, run_id),
+                )
+                return LedgerState(dict(basis), run_id, 1)
+            number, last_run, run_no = int(row[0]), row[1], int(row[2])
+            if last_run == run_id:
+                return LedgerState(_basis(conn, export_id), run_id, run_no)
+            if reset is LedgerReset.CLEAR:
+                conn.execute("DELETE FROM ledger_entries WHERE ledger_no = ?", (number,))
+            elif reset is LedgerReset.FORGET_FINGERPRINTS:
+                conn.execute(
+                    "UPDATE ledger_entries SET fingerprint = 0 WHERE ledger_no = ?", (number,)
+                )
+            conn.execute(
+                "UPDATE ledgers SET basis = ?, run_id = ?, run_no = ? WHERE export_id = ?",
+                (text, run_id, run_no + 1, export_id),
+            )
+            return LedgerState(dict(basis), run_id, run_no + 1)
+
+        return await self._db.write(start)
+
+    async def ledger_entries(
+        self, export_id: str, key_ids: Sequence[int]
+    ) -> dict[int, LedgerEntry]:
+        if not key_ids:
+            return {}
+
+        def lookup(conn: sqlite3.Connection) -> dict[int, LedgerEntry]:
+            number = _number(conn, export_id)
+            found: dict[int, LedgerEntry] = {}
+            if number is None:
+                return found
+            for start in range(0, len(key_ids), LOOKUP_CHUNK):
+                chunk = list(key_ids[start : start + LOOKUP_CHUNK])
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM ledger_entries "
+                    f"WHERE ledger_no = ? AND key_id IN ({marks(len(chunk))})",
+                    (number, *chunk),
+                )
+                for row in rows:
+                    entry = _entry(row)
+                    found[entry.key_id] = entry
+            return found
+
+        return await self._db.read(lookup)
+
+    async def iter_ledger(
+        self, export_id: str, *, after_key_id: int | None = None, batch_size: int = 1000
+    ) -> AsyncIterator[list[LedgerEntry]]:
+        number = await self._db.read(lambda conn: _number(conn, export_id))
+        if number is None:
+            return
+        after = after_key_id
+        while True:
+
+            def page(conn: sqlite3.Connection, after: int | None = after) -> list[LedgerEntry]:
+                # The first page starts at the smallest signed 64-bit value, included.
+                since = "key_id >= ?" if after is None else "key_id > ?"
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM ledger_entries "
+                    f"WHERE ledger_no = ? AND {since} ORDER BY key_id LIMIT ?",
+                    (number, -(2**63) if after is None else after, batch_size),
+                )
+                return [_entry(row) for row in rows]
+
+            entries = await self._db.read(page)
+            if not entries:
+                return
+            yield entries
+            if len(entries) < batch_size:
+                return
+            after = entries[-1].key_id
+
+    async def count_ledger(self, export_id: str) -> int:
+        def count(conn: sqlite3.Connection) -> int:
+            number = _number(conn, export_id)
+            if number is None:
+                return 0
+            sql = "SELECT COUNT(*) FROM ledger_entries WHERE ledger_no = ?"
+            return int(conn.execute(sql, (number,)).fetchone()[0])
+
+        return await self._db.read(count)
+
+
+def apply_ledger_changes(conn: sqlite3.Connection, changes: LedgerChanges) -> None:
+    """Apply ``changes`` within the caller's transaction."""
+    number = _number(conn, changes.export_id)
+    if number is None:
+        return  # the export (and its ledger) was removed meanwhile
+    run_no = changes.run_no
+    if changes.forget_run:
+        conn.execute(
+            "UPDATE ledger_entries SET fingerprint = 0 WHERE ledger_no = ? AND run_no = ?",
+            (number, run_no),
+        )
+    sent = LedgerOutcome.SENT.value
+    conn.executemany(
+        "INSERT INTO ledger_entries (ledger_no, key_id, sealed, fingerprint, outcome, run_no) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ledger_no, key_id) DO UPDATE SET "
+        "sealed = excluded.sealed, fingerprint = excluded.fingerprint, "
+        "outcome = excluded.outcome, run_no = excluded.run_no",
+        [(number, key_id, sealed, fp, sent, run_no) for key_id, sealed, fp in changes.sent],
+    )
+    conn.executemany(
+        "UPDATE ledger_entries SET outcome = ?, run_no = ? WHERE ledger_no = ? AND key_id = ?",
+        [(LedgerOutcome.REMOVAL_FAILED.value, run_no, number, k) for k in changes.removal_failed],
+    )
+    conn.executemany(
+        "DELETE FROM ledger_entries WHERE ledger_no = ? AND key_id = ?",
+        [(number, key_id) for key_id in changes.removed],
+    )
+
+
+def delete_ledger(conn: sqlite3.Connection, export_id: str) -> None:
+    number = _number(conn, export_id)
+    if number is not None:
+        conn.execute("DELETE FROM ledger_entries WHERE ledger_no = ?", (number,))
+        conn.execute("DELETE FROM ledgers WHERE export_id = ?", (export_id,))
+
+
+_COLUMNS = "key_id, sealed, fingerprint, outcome, run_no"
+
+
+_OUTCOMES = {outcome.value: outcome for outcome in LedgerOutcome}
+
+
+def _entry(row: Sequence[Any]) -> LedgerEntry:
+    key_id, sealed, fingerprint, outcome, run_no = row
+    return LedgerEntry(key_id, sealed, fingerprint, _OUTCOMES[outcome], run_no)
+
+
+def _number(conn: sqlite3.Connection, export_id: str) -> int | None:
+    row = conn.execute("SELECT ledger_no FROM ledgers WHERE export_id = ?", (export_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _basis(conn: sqlite3.Connection, export_id: str) -> dict[str, Any]:
+    row = conn.execute("SELECT basis FROM ledgers WHERE export_id = ?", (export_id,)).fetchone()
+    return {} if row is None else dict(orjson.loads(row[0]))
+
+
+def _state(conn: sqlite3.Connection, export_id: str) -> LedgerState | None:
+    row = conn.execute(
+        "SELECT basis, run_id, run_no FROM ledgers WHERE export_id = ?", (export_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return LedgerState(dict(orjson.loads(row[0])), row[1], int(row[2]))

@@ -1,0 +1,220 @@
+"""Sync modes end to end: real HTTP to the fake Constant Contact, on both stores.
+
+A first run sends everything; after 10 profiles change, 3 join and 5 leave, a
+SEND_CHANGES run sends exactly 13, a MIRROR run also takes exactly the 5 off the list;
+previewExport's numbers are the run's own; a mirror run interrupted in its removal
+phase resumes with exact counts and an exact list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from segport_constant_contact import ConstantContact
+from segport_constant_contact.fake import RunningFake, run_fake
+
+from service.core import Services, open_services
+from service.domain import (
+    Export,
+    ExportRun,
+    ExportRunStatus,
+    ExportRunTrigger,
+    Profile,
+    RunCounts,
+    SyncMode,
+)
+from service.runs.lifecycle import execute_run
+from service.runs.preview import preview_export
+from tests.runs.cc_world import NEWSLETTER_LIST, ConstantContactPlugin, fast_cc_settings
+from tests.runs.cc_world import seed_cc_export as seed_export
+from tests.support.records import make_segment
+from tests.support.settings import make_settings
+
+PROFILES = 100
+
+
+@pytest.fixture
+def fake() -> Iterator[RunningFake]:
+    with run_fake(seed=11, requests_per_second=50) as running:
+        yield running
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+async def services(
+    request: pytest.FixtureRequest, tmp_path: Path, fake: RunningFake
+) -> AsyncIterator[Services]:
+    destination = ConstantContact(fast_cc_settings(fake))
+    # Several imports and several removal calls with a hundred profiles.
+    destination.limits = replace(
+        destination.limits,
+        batch_max_records=40,
+        requests_per_second=50,
+        removal_batch_max_records=2,
+    )
+    database_url = (
+        f"sqlite:///{tmp_path / 'sync.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("mongo_database_url")
+    )
+    settings = make_settings(database_url, run_read_batch_size=25, run_heartbeat_seconds=0.2)
+    async with open_services(
+        settings, extra_plugins=[ConstantContactPlugin(destination)], load_entry_points=False
+    ) as opened:
+        await opened.queue.aclose()  # the tests drive each run's job
+        yield opened
+
+
+def person(i: int, first: str = "First") -> Profile:
+    return Profile(
+        id=f"p{i:04d}",
+        attributes={"EmailAddress": f"Person{i}@Example.com", "FirstName": f"{first}{i}"},
+    )
+
+
+def email(i: int) -> str:
+    return f"person{i}@example.com"
+
+
+async def run_now(services: Services, export: Export, *, full_resync: bool = False) -> ExportRun:
+    run = await services.runs.request_run(
+        export.id, ExportRunTrigger.ON_DEMAND, "alice", full_resync=full_resync
+    )
+    done = await execute_run(services.run_context, run.id)
+    assert done is not None
+    assert done.status is ExportRunStatus.SUCCEEDED, done.message
+    return done
+
+
+def add_up(c: RunCounts) -> None:
+    sent = c.contacts_sent + c.skipped_unchanged + c.skipped_invalid + c.skipped_duplicate
+    assert c.profiles_read == sent
+
+
+async def changed_world(services: Services, export: Export) -> tuple[set[int], str]:
+    """10 profiles change, 3 join, 5 leave, 1 moves to the export's other segment; returns
+    the profile numbers now in the export's segments, and the other segment's id."""
+    other = make_segment(name="Second segment", description=None)
+    await services.store.save_segment(other)
+    export.segment_ids = [*export.segment_ids, other.id]
+    await services.store.save_export(export)
+    first = export.segment_ids[0]
+    changed = [replace(person(i, "Changed"), segment_ids=[first]) for i in range(10)]
+    # One changed name is too long for Constant Contact: cut, with a field warning.
+    changed[9].attributes["FirstName"] = "Changed" + "x" * 60
+    joined = [replace(person(i), segment_ids=[first]) for i in range(PROFILES, PROFILES + 3)]
+    left = [replace(person(i), segment_ids=[]) for i in range(50, 55)]
+    moved = [replace(person(60), segment_ids=[other.id])]
+    await services.store.upsert_profiles([*changed, *joined, *left, *moved])
+    members = (set(range(PROFILES)) - set(range(50, 55))) | set(range(PROFILES, PROFILES + 3))
+    return members, other.id
+
+
+async def seeded(services: Services, fake: RunningFake, mode: SyncMode) -> Export:
+    export = await seed_export(services, fake, [person(i) for i in range(PROFILES)])
+    export.sync_mode = mode
+    export.field_mapping = export.field_mapping[:2]  # EmailAddress, FirstName
+    await services.store.save_export(export)
+    return export
+
+
+@pytest.mark.parametrize("mode", [SyncMode.SEND_CHANGES, SyncMode.MIRROR])
+async def test_a_second_run_sends_exactly_what_changed_and_a_mirror_removes_the_leavers(
+    services: Services, fake: RunningFake, mode: SyncMode
+) -> None:
+    export = await seeded(services, fake, mode)
+    first = await run_now(services, export)
+    assert (first.counts.contacts_sent, first.counts.skipped_unchanged) == (PROFILES, 0)
+    assert first.counts.removed_from_list == 0  # an empty ledger removes nothing
+    assert len(fake.state.list_members(NEWSLETTER_LIST)) == PROFILES
+
+    members, _ = await changed_world(services, export)
+    preview = await preview_export(services.run_context, export)
+    imports_before = fake.state.requests_to("POST", "/v3/activities/contacts_json_import")
+    second = await run_now(services, export)
+
+    c = second.counts
+    add_up(c)
+    assert (c.profiles_read, c.contacts_sent, c.skipped_unchanged) == (98, 13, 85)
+    assert c.accepted_by_destination == 13
+    removed = 5 if mode is SyncMode.MIRROR else 0
+    assert (c.removed_from_list, c.removals_failed) == (removed, 0)
+    assert (preview.to_add, preview.to_update, preview.unchanged) == (3, 10, 85)
+    assert preview.to_add + preview.to_update == c.contacts_sent
+    assert preview.to_remove == c.removed_from_list + c.removals_failed
+    assert (preview.skipped_invalid, preview.skipped_duplicate) == (0, 0)
+    assert preview.field_warnings == c.field_warnings == 1
+    assert [item.profile_id for item in preview.sample[:3]] == ["p0000", "p0001", "p0002"]
+    assert preview.sample[0].contact == {"email": "Person0@Example.com", "first_name": "Changed0"}
+    # 13 contacts fit one import of 40.
+    assert fake.state.requests_to("POST", "/v3/activities/contacts_json_import") == (
+        imports_before + 1
+    )
+    expected = {email(i) for i in members}
+    if mode is SyncMode.SEND_CHANGES:
+        expected |= {email(i) for i in range(50, 55)}  # nothing is removed
+    assert fake.state.list_members(NEWSLETTER_LIST) == expected
+    assert fake.state.contacts[email(3)].fields["first_name"] == "Changed3"
+    assert len(fake.state.contacts) == PROFILES + 3  # removed from the list, not the account
+
+    third = await run_now(services, export)
+    assert (third.counts.contacts_sent, third.counts.skipped_unchanged) == (0, 98)
+    assert third.counts.removed_from_list == 0
+
+
+async def test_a_full_resync_sends_everything_and_a_changed_list_resets_the_ledger(
+    services: Services, fake: RunningFake
+) -> None:
+    export = await seeded(services, fake, SyncMode.SEND_CHANGES)
+    await run_now(services, export)
+    again = await run_now(services, export, full_resync=True)
+    assert (again.counts.contacts_sent, again.counts.skipped_unchanged) == (PROFILES, 0)
+    assert again.message is None
+
+    other_list = fake.state.add_list("Other list")
+    export.settings = {"listId": other_list}
+    await services.store.save_export(export)
+    moved = await run_now(services, export)
+    assert moved.counts.contacts_sent == PROFILES
+    assert moved.message is not None
+    assert "list" in moved.message
+    assert len(fake.state.list_members(other_list)) == PROFILES
+    after = await run_now(services, export)
+    assert (after.counts.contacts_sent, after.message) == (0, None)
+
+
+async def test_an_interrupted_mirror_run_resumes_with_exact_counts_and_an_exact_list(
+    services: Services, fake: RunningFake
+) -> None:
+    export = await seeded(services, fake, SyncMode.MIRROR)
+    await run_now(services, export)
+    members, _ = await changed_world(services, export)
+    run = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "alice")
+
+    job = asyncio.create_task(execute_run(services.run_context, run.id))
+    while True:  # until the removal phase has recorded a call (2 members per call)
+        current = await services.store.get_run(run.id)
+        assert current is not None
+        assert not current.status.is_terminal, current.message
+        if current.counts.removed_from_list >= 2:
+            break
+        await asyncio.sleep(0.01)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    interrupted = await services.store.get_run(run.id)
+    assert interrupted is not None
+    assert interrupted.status is ExportRunStatus.RUNNING
+
+    done = await execute_run(services.run_context, run.id)
+    assert done is not None
+    assert done.status is ExportRunStatus.SUCCEEDED, done.message
+    c = done.counts
+    add_up(c)
+    assert (c.profiles_read, c.contacts_sent, c.skipped_unchanged) == (98, 13, 85)
+    assert (c.removed_from_list, c.removals_failed) == (5, 0)
+    assert c.accepted_by_destination == 13
+    assert fake.state.list_members(NEWSLETTER_LIST) == {email(i) for i in members}
