@@ -54,6 +54,7 @@ from service.domain import (
 )
 from service.plugins import Destination, EncodedRecord, OAuthTokens, hookimpl
 from service.plugins.batching import ContactBatcher
+from service.runs.heap import FrozenHeap
 from service.runs.mapping import RecordMapper
 from service.runs.stages import YIELD_EVERY
 from service.settings import Settings
@@ -179,7 +180,11 @@ async def floor(
     envelope = destination.batch_envelope_size(export.settings)
     batcher = ContactBatcher(destination.limits, envelope)
     batches = 0
-    with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+    # As a run streams: the objects from before it left out of full collections.
+    with (
+        FrozenHeap().held(),
+        RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper,
+    ):
         async for profiles in services.store.iter_segment_members(
             export.segment_ids, batch_size=services.settings.run_read_batch_size
         ):
