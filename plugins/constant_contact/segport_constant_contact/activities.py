@@ -44,13 +44,14 @@ MAX_RESENDS = 2
 """An import that ends badly is sent again at most twice (three attempts in all)."""
 RESEND_BUFFER_BYTES = 16_000_000
 """Compressed bodies kept for re-sending, at most; a body goes as soon as its import
-completes. Import bodies are JSON that compresses 5 to 15 times at zlib level 1, so this
-holds every open import of a 1,000,000-profile run (25 imports of up to 4 MB) in a few
-MB; past it an import that ends badly cannot be sent again and fails at once. Bounded,
-and small against a run's working set, so that memory stays flat in the run's size."""
+completes. The bench's import bodies compress 10 to 16 times at zlib level 1 (richer
+contacts less; at 4 times this still holds 16 full imports), so every open import of a
+1,000,000-profile run (25 imports of up to 4 MB) fits in a few MB; past it an import
+that ends badly cannot be sent again and fails at once. Bounded, and small against a
+run's working set, so that memory stays flat in the run's size."""
 COMPRESSION_LEVEL = 1
-"""zlib's fastest level: about 25 ms for a full import, on a worker thread (zlib does not
-hold the GIL), against some 16x smaller than the body on the bench's data."""
+"""zlib's fastest level: a few tens of ms for a full import, on a worker thread (zlib
+lets go of the GIL while it compresses)."""
 ERROR_SAMPLES = 20
 INTERVAL_GROWTH = 1.5
 
