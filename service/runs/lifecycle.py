@@ -29,6 +29,8 @@ from service.plugins.api import (
     AuthorizationLost,
     Destination,
     DestinationError,
+    DestinationSession,
+    ListStanding,
     TransientDestinationError,
 )
 from service.runs.checkpoint import Checkpoint
@@ -37,7 +39,7 @@ from service.runs.errors import RunCancelled, RunFailed, TransientRunError
 from service.runs.notify import notify_failure
 from service.runs.stages import stream_run
 from service.runs.state import PipelineReporter, RunState
-from service.runs.sync import start_sync
+from service.runs.sync import SyncPlan, start_sync
 from service.store.base import RunProgress
 
 log = structlog.get_logger(__name__)
@@ -224,12 +226,27 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     )
     session = destination.open_session(destination_ctx)
     try:
+        if destination.can_read_list_standing:
+            await _learn_standing(plan, session)
         await stream_run(
             ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan
         )
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(session.aclose())
+
+
+async def _learn_standing(plan: SyncPlan, session: DestinationSession) -> None:
+    """Let the run ask the destination about its list: which contacts it cannot add (read
+    now, when unchanged records are skipped) and its members (read now for a ledger that
+    is empty, else once the run meets a record its ledger does not hold)."""
+
+    async def standing(members: bool) -> ListStanding:
+        return await session.read_list_standing(members=members)
+
+    plan.standing = standing
+    if plan.skip_unchanged or not len(plan.index):
+        await plan.read_standing(members=not len(plan.index))
 
 
 async def note_retry(ctx: RunContext, run_id: str, message: str) -> None:

@@ -73,7 +73,7 @@ async def preview_export(ctx: RunContext, export: Export) -> SyncPreview:
         with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
             await _walk(plan, mapper, batches, preview)
             if plan.removes and reset is not LedgerReset.CLEAR:
-                async for keys in leavers(store, ctx.seal, export.id, mapper.seen, NO_RUN):
+                async for keys, _ in leavers(store, ctx.seal, export.id, mapper.seen, NO_RUN):
                     preview.to_remove += len(keys)
         await reader
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.fake import RunningFake, run_fake
+from segport_constant_contact.fake.records import FakeContact
 
 from service.core import Services, open_services
 from service.domain import (
@@ -218,3 +219,80 @@ async def test_an_interrupted_mirror_run_resumes_with_exact_counts_and_an_exact_
     assert (c.removed_from_list, c.removals_failed) == (5, 0)
     assert c.accepted_by_destination == 13
     assert fake.state.list_members(NEWSLETTER_LIST) == {email(i) for i in members}
+
+
+def put_on_list(fake: RunningFake, address: str, *, unsubscribed: bool = False) -> None:
+    """A contact of the fake account made before segport ran: on the list, or unsubscribed
+    (then on no list)."""
+    key = address.lower()
+    lists = set() if unsubscribed else {NEWSLETTER_LIST}
+    fake.state.contacts[key] = FakeContact(f"before-{key}", address, {}, lists, unsubscribed)
+    if not unsubscribed:
+        fake.state.lists[NEWSLETTER_LIST].members.add(key)
+
+
+async def test_a_mirror_leaves_on_the_list_the_members_it_did_not_put_there(
+    services: Services, fake: RunningFake
+) -> None:
+    export = await seeded(services, fake, SyncMode.MIRROR)
+    put_on_list(fake, email(50))  # in the segment, and on the list before the first run
+    put_on_list(fake, "outsider@example.com")  # never in the segment
+    first = await run_now(services, export)
+    assert (first.counts.contacts_sent, first.counts.removed_from_list) == (PROFILES, 0)
+    assert len(fake.state.list_members(NEWSLETTER_LIST)) == PROFILES + 1
+
+    members, _ = await changed_world(services, export)  # 50 to 54 leave
+    preview = await preview_export(services.run_context, export)
+    second = await run_now(services, export)
+    c = second.counts
+    add_up(c)
+    assert (c.removed_from_list, c.removals_failed) == (4, 0)
+    assert preview.to_remove == 4
+    expected = {email(i) for i in members} | {email(50), "outsider@example.com"}
+    assert fake.state.list_members(NEWSLETTER_LIST) == expected
+
+    # Back in the segment and out again: still not this export's membership.
+    await services.store.upsert_profiles([replace(person(50), segment_ids=export.segment_ids[:1])])
+    assert (await run_now(services, export)).counts.contacts_sent == 1
+    await services.store.upsert_profiles([replace(person(50), segment_ids=[])])
+    third = await run_now(services, export)
+    assert (third.counts.removed_from_list, third.counts.removals_failed) == (0, 0)
+    assert email(50) in fake.state.list_members(NEWSLETTER_LIST)
+
+
+@pytest.mark.parametrize("mode", [SyncMode.SEND_CHANGES, SyncMode.MIRROR])
+async def test_unsubscribed_contacts_stay_cannot_add_and_are_not_sent_again(
+    services: Services, fake: RunningFake, mode: SyncMode
+) -> None:
+    export = await seeded(services, fake, mode)
+    put_on_list(fake, email(3), unsubscribed=True)  # unsubscribed before segport ran
+    fake.state.configure(unsubscribed={email(4)})  # unsubscribes as it is first imported
+    first = await run_now(services, export)
+    assert (first.counts.contacts_sent, first.counts.cannot_add_to_list) == (PROFILES, 2)
+    imports = fake.state.requests_to("POST", "/v3/activities/contacts_json_import")
+
+    for _ in range(2):
+        later = await run_now(services, export)
+        c = later.counts
+        add_up(c)
+        assert (c.contacts_sent, c.skipped_unchanged, c.cannot_add_to_list) == (0, PROFILES, 2)
+        assert fake.state.requests_to("POST", "/v3/activities/contacts_json_import") == imports
+
+    # Changed, it is sent again (Constant Contact keeps its fields), and still counted.
+    await services.store.upsert_profiles(
+        [replace(person(3, "Changed"), segment_ids=export.segment_ids)]
+    )
+    changed = await run_now(services, export)
+    assert (changed.counts.contacts_sent, changed.counts.cannot_add_to_list) == (1, 2)
+    assert fake.state.contacts[email(3)].fields["first_name"] == "Changed3"
+
+    # Leaving, neither is asked off a list it never was on.
+    await services.store.upsert_profiles(
+        [replace(person(3), segment_ids=[]), replace(person(4), segment_ids=[])]
+    )
+    removals = fake.state.requests_to("POST", "/v3/activities/remove_list_memberships")
+    left = await run_now(services, export)
+    assert (left.counts.removed_from_list, left.counts.removals_failed) == (0, 0)
+    assert left.counts.cannot_add_to_list == 0
+    assert fake.state.requests_to("POST", "/v3/activities/remove_list_memberships") == removals
+    assert len(fake.state.list_members(NEWSLETTER_LIST)) == PROFILES - 2

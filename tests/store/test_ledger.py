@@ -96,6 +96,25 @@ async def test_changes_apply_with_the_progress_write(store: Store) -> None:
     assert [e.key_id for e in later] == [3, 2**63 - 1]
 
 
+async def test_marked_entries_take_their_outcome_after_the_sent_ones(store: Store) -> None:
+    export_id = await an_export(store)
+    run = await running(store, export_id)
+    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    await progress(store, run, LedgerChanges(export_id, 1, sent=sent((1, 10))))
+    changes = LedgerChanges(
+        export_id,
+        1,
+        sent=sent((2, 20), (3, 30)),
+        marked=[(2, LedgerOutcome.PRE_EXISTING), (1, LedgerOutcome.CANNOT_ADD)],
+    )
+    await progress(store, run, changes)
+    assert await all_entries(store, export_id) == [
+        entry(1, 10, LedgerOutcome.CANNOT_ADD),
+        entry(2, 20, LedgerOutcome.PRE_EXISTING),
+        entry(3, 30),
+    ]
+
+
 async def test_a_run_that_is_not_running_changes_no_entry(store: Store) -> None:
     export_id = await an_export(store)
     run = await running(store, export_id)

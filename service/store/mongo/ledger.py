@@ -40,6 +40,7 @@ def journal(changes: LedgerChanges) -> Doc:
         "sent": [[key_id, sealed, fp] for key_id, sealed, fp in changes.sent],
         "removed": list(changes.removed),
         "removal_failed": list(changes.removal_failed),
+        "marked": [[key_id, outcome.value] for key_id, outcome in changes.marked],
         "forget_run": changes.forget_run,
     }
 
@@ -77,6 +78,10 @@ class MongoLedger:
                 {"$set": {"o": LedgerOutcome.REMOVAL_FAILED.value, "r": run_no}},
             )
             for key in entry.get("removal_failed", [])
+        ]
+        ops += [
+            UpdateMany({"e": export_id, "k": int(key)}, {"$set": {"o": int(outcome)}})
+            for key, outcome in entry.get("marked", [])
         ]
         ops += [DeleteOne({"e": export_id, "k": int(k)}) for k in entry.get("removed", [])]
         if ops:

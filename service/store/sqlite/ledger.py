@@ -160,6 +160,10 @@ def apply_ledger_changes(conn: sqlite3.Connection, changes: LedgerChanges) -> No
         [(LedgerOutcome.REMOVAL_FAILED.value, run_no, number, k) for k in changes.removal_failed],
     )
     conn.executemany(
+        "UPDATE ledger_entries SET outcome = ? WHERE ledger_no = ? AND key_id = ?",
+        [(outcome.value, number, k) for k, outcome in changes.marked],
+    )
+    conn.executemany(
         "DELETE FROM ledger_entries WHERE ledger_no = ? AND key_id = ?",
         [(number, key_id) for key_id in changes.removed],
     )
