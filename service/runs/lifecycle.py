@@ -215,6 +215,13 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     plan = await start_sync(
         ctx.store, ctx.seal, export, state.run.id, full_resync=state.full_resync
     )
+    if state.whole_list is not None:
+        if export.sync_mode is not SyncMode.MIRROR or not destination.can_read_list_standing:
+            raise RunFailed(
+                f"Export {export.display_name!r} was asked for a whole-list mirror run, but "
+                "it is not a MIRROR export of a destination that can list its members."
+            )
+        plan.whole_list_cap = state.whole_list
     if plan.note is not None:
         state.ledger_note = plan.note
     await state.write(publish=True, message=state.ledger_note)

@@ -31,6 +31,7 @@ from service.runs.errors import RunCancelled, RunFailed, RunStopped
 from service.runs.mapping import SeenKeys
 from service.runs.state import RunState
 from service.runs.sync import SyncPlan
+from service.runs.whole_list import outsiders
 from service.store.base import LedgerChanges, LedgerOutcome, Store
 
 LEDGER_PAGE = 1000
@@ -95,10 +96,41 @@ async def remove_leavers(
                 del pending[:size]
         if pending:
             await _remove(state, plan, session, pending, stopping)
+        if plan.whole_list_cap is not None:
+            await _remove_outsiders(state, plan, seen, session, size, stopping)
     finally:
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
+
+
+async def _remove_outsiders(
+    state: RunState,
+    plan: SyncPlan,
+    seen: SeenKeys,
+    session: DestinationSession,
+    size: int,
+    stopping: asyncio.Event,
+) -> None:
+    """A whole-list mirror: take off every other member outside the segments, provided
+    there are no more of them than the run's preview showed."""
+    standing = await session.read_list_standing(members=True)
+    found = list(outsiders(standing.members, seen, plan.asked_already, plan.seal))
+    cap = plan.whole_list_cap or 0
+    if len(found) > cap:
+        state.sample(
+            RunError(
+                code="WHOLE_LIST_GREW",
+                message=f"the list holds {len(found)} members outside the export's segments, "
+                f"more than the {cap} its preview showed: none of them was removed; "
+                "preview the export again",
+            )
+        )
+        return
+    key_id = plan.seal.key_id
+    for start in range(0, len(found), size):
+        keys = [(key_id(key), key) for key in found[start : start + size]]
+        await _remove(state, plan, session, keys, stopping)
 
 
 async def _beat(state: RunState, seconds: float) -> None:

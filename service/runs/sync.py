@@ -36,6 +36,8 @@ YIELD_EVERY = 256
 
 _KEPT = frozenset({LedgerOutcome.SENT, LedgerOutcome.PRE_EXISTING})
 """Outcomes an unchanged record keeps when a run sends it again (SEND_ALL, a resync)."""
+_OURS = frozenset({LedgerOutcome.SENT, LedgerOutcome.REMOVAL_FAILED})
+"""Outcomes of memberships the export created."""
 _MARKED = frozenset({LedgerOutcome.PRE_EXISTING, LedgerOutcome.CANNOT_ADD})
 """Outcomes written after the upsert of a sent entry (which records SENT)."""
 
@@ -141,6 +143,15 @@ class SyncPlan:
     (None: not read yet)."""
     cannot_add: KeySet | None = None
     """Contacts the destination cannot add to the list (None: not known)."""
+    whole_list_cap: int | None = None
+    """A whole-list mirror run (service.runs.whole_list): how many members outside the
+    export its preview showed (None: an ordinary run)."""
+
+    def asked_already(self, key_id: int) -> bool:
+        """Whether the ordinary removal phase handles ``key_id`` (a ledger entry the export
+        created, as the run found the ledger)."""
+        entry = self.index.get(key_id)
+        return entry is not None and entry[1] in _OURS
 
     async def read_standing(self, *, members: bool) -> None:
         """Learn the list's standing from the destination (nothing when it cannot tell)."""

@@ -9,6 +9,7 @@ phase resumes with exact counts and an exact list.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from service.domain import (
 )
 from service.runs.lifecycle import execute_run
 from service.runs.preview import preview_export
+from service.runs.whole_list import CONFIRMATION_SECONDS, ConfirmationError, confirmed_cap
 from tests.runs.cc_world import NEWSLETTER_LIST, ConstantContactPlugin, fast_cc_settings
 from tests.runs.cc_world import seed_cc_export as seed_export
 from tests.support.records import make_segment
@@ -80,9 +82,15 @@ def email(i: int) -> str:
     return f"person{i}@example.com"
 
 
-async def run_now(services: Services, export: Export, *, full_resync: bool = False) -> ExportRun:
+async def run_now(
+    services: Services, export: Export, *, full_resync: bool = False, whole_list: int | None = None
+) -> ExportRun:
     run = await services.runs.request_run(
-        export.id, ExportRunTrigger.ON_DEMAND, "alice", full_resync=full_resync
+        export.id,
+        ExportRunTrigger.ON_DEMAND,
+        "alice",
+        full_resync=full_resync,
+        whole_list=whole_list,
     )
     done = await execute_run(services.run_context, run.id)
     assert done is not None
@@ -296,3 +304,46 @@ async def test_unsubscribed_contacts_stay_cannot_add_and_are_not_sent_again(
     assert left.counts.cannot_add_to_list == 0
     assert fake.state.requests_to("POST", "/v3/activities/remove_list_memberships") == removals
     assert len(fake.state.list_members(NEWSLETTER_LIST)) == PROFILES - 2
+
+
+async def test_a_whole_list_mirror_removes_every_member_outside_the_segments_once_previewed(
+    services: Services, fake: RunningFake
+) -> None:
+    export = await seeded(services, fake, SyncMode.MIRROR)
+    put_on_list(fake, email(50))  # in the segment before the first run, then leaving
+    put_on_list(fake, "outsider@example.com")
+    await run_now(services, export)
+    members, _ = await changed_world(services, export)  # 50 to 54 leave
+
+    ordinary = await preview_export(services.run_context, export)
+    assert (ordinary.to_remove, ordinary.whole_list_confirmation) == (4, None)
+    preview = await preview_export(services.run_context, export, whole_list=True)
+    assert (preview.to_remove, preview.outside_export) == (6, 2)
+    token = preview.whole_list_confirmation
+    assert token is not None
+    seal = services.run_context.seal
+    assert confirmed_cap(seal, export.id, token) == 2
+    with pytest.raises(ConfirmationError, match="another export"):
+        confirmed_cap(seal, "another-export", token)
+    with pytest.raises(ConfirmationError, match="expired"):
+        confirmed_cap(seal, export.id, token, now=time.time() + CONFIRMATION_SECONDS + 1)
+    with pytest.raises(ConfirmationError, match="not a confirmation"):
+        confirmed_cap(seal, export.id, "made-up")
+
+    # The list grew since the preview: the run removes its own leavers, no other member.
+    put_on_list(fake, "late@example.com")
+    grown = await run_now(services, export, whole_list=2)
+    assert (grown.counts.removed_from_list, grown.counts.removals_failed) == (4, 0)
+    assert "WHOLE_LIST_GREW" in [e.code for e in grown.errors]
+    assert {"outsider@example.com", "late@example.com", email(50)} <= fake.state.list_members(
+        NEWSLETTER_LIST
+    )
+
+    again = await preview_export(services.run_context, export, whole_list=True)
+    assert (again.to_remove, again.outside_export) == (3, 3)
+    whole = await run_now(services, export, whole_list=again.outside_export)
+    c = whole.counts
+    add_up(c)
+    assert (c.removed_from_list, c.removals_failed) == (3, 0)
+    assert fake.state.list_members(NEWSLETTER_LIST) == {email(i) for i in members}
+    assert len(fake.state.contacts) == PROFILES + 3 + 2  # off the list, not the account
