@@ -27,7 +27,7 @@ TEST_STAMP := $(VENV)/.installed-test
 MONGO_STAMP := .venv-mongo/.installed
 HELM_STAMP := .venv-helm/.installed
 
-.PHONY: help install run demo test lint format typecheck pytest redis bench clean
+.PHONY: help install run demo test lint format typecheck pytest redis chromium bench clean
 
 help:
 	@echo "make run     install and serve the API in embedded mode (prints a dev admin token)"
@@ -43,12 +43,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(RUN_STAMP): $(BIN)/python pyproject.toml plugins/constant_contact/pyproject.toml
-	$(BIN)/pip install --quiet -e . -e plugins/constant_contact
+$(RUN_STAMP): $(BIN)/python pyproject.toml plugins/constant_contact/pyproject.toml \
+              plugins/mailchimp/pyproject.toml
+	$(BIN)/pip install --quiet -e . -e plugins/constant_contact -e plugins/mailchimp
 	touch $@
 
 $(TEST_STAMP): $(RUN_STAMP) tests/plugins/toy_destination/pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]' -e plugins/constant_contact \
+	$(BIN)/pip install --quiet -e '.[test]' -e plugins/constant_contact -e plugins/mailchimp \
 	  -e tests/plugins/toy_destination
 	touch $@
 
@@ -92,7 +93,20 @@ redis: $(TEST_STAMP)
 	  echo "error: redis-server did not answer on 127.0.0.1:$(REDIS_PORT)" >&2; exit 1; \
 	fi
 
-# mypy checks the core, the tests and both plugins (strict); lint-imports the layer
+# The console's browser tests drive Debian's chromium through Playwright (never Playwright's
+# own browser download, which cannot work here).
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "chromium: $$(command -v chromium)"; \
+	else \
+	  echo "chromium: missing; installing Debian's chromium package for the console's browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  command -v chromium >/dev/null || { echo "error: chromium did not install" >&2; exit 1; }; \
+	fi
+
+# mypy checks the core, the tests and every plugin (strict); lint-imports the layer
 # contracts in .importlinter.
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
@@ -108,7 +122,7 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 
 # pytest exits with status 5 when it collects no test, which fails this target too.
-pytest: $(TEST_STAMP) $(MONGO_STAMP) $(HELM_STAMP) redis
+pytest: $(TEST_STAMP) $(MONGO_STAMP) $(HELM_STAMP) redis chromium
 	$(BIN)/pytest
 
 test: lint pytest

@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL over HTTP and websockets, probes, the OAuth callback.
+"""The ASGI application: GraphQL over HTTP and websockets, probes, the OAuth callback,
+the web console (``/console/``, static files of this package).
 
 :func:`create_app` serves an already-open :class:`~service.core.Services`
 (tests, embedding); :func:`create_app_from_settings` opens and closes the
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -22,8 +24,9 @@ import structlog
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
@@ -40,6 +43,7 @@ from service.api.transport_limits import BodyReadTimeoutMiddleware, HeaderSizeLi
 from service.api.websocket import TokenBoundTransportWSHandler
 from service.connections.oauth import oauth_callback
 from service.core import Services, open_services
+from service.observability.collector import settle_after_start_up
 from service.observability.metrics import metrics_endpoint
 from service.runs.embedded import in_process_runs
 from service.runs.preview import preview_export
@@ -51,6 +55,17 @@ log = structlog.get_logger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _ACCEPTABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PROBE_TIMEOUT_SECONDS = 5.0
+
+CONSOLE_DIRECTORY = Path(__file__).parent / "console"
+"""The console's HTML, JavaScript modules and stylesheet (package data of ``service``)."""
+EXPLORER_PAGE = "explorer.html"
+"""The developer explorer, served by ``GET /graphql`` in a browser (``SEGPORT_GRAPHIQL``)."""
+CONSOLE_POLICY = (
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+"""The console loads nothing from elsewhere, and no other site may frame it."""
 
 
 class RequestIdMiddleware:
@@ -137,10 +152,36 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
+class ConsoleFiles(StaticFiles):
+    """The console's static files, with a content security policy; the explorer's files
+    only while the explorer is on."""
+
+    def __init__(self, *, explorer: bool) -> None:
+        super().__init__(directory=CONSOLE_DIRECTORY, html=True)
+        self.explorer = explorer
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if not self.explorer and Path(path).name.startswith("explorer."):
+            return PlainTextResponse("Not Found", status_code=404)
+        response = await super().get_response(path, scope)
+        response.headers["Content-Security-Policy"] = CONSOLE_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+
 class SegportGraphQL(GraphQLView):
-    """Strawberry's ASGI view with segport's context and websocket authentication."""
+    """Strawberry's ASGI view with segport's context and websocket authentication.
+
+    A browser's ``GET /graphql`` gets segport's own explorer page instead of
+    GraphiQL, whose scripts would come from a CDN (so it would not load offline).
+    """
 
     graphql_transport_ws_handler_class = TokenBoundTransportWSHandler
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        page = (CONSOLE_DIRECTORY / EXPLORER_PAGE).read_text(encoding="utf-8")
+        return HTMLResponse(page, headers={"Content-Security-Policy": CONSOLE_POLICY})
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -190,7 +231,8 @@ def _unavailable(reason: str) -> Response:
 async def oauth_callback_route(request: Request) -> Response:
     """``GET /oauth/callback``: the provider sends the browser back here."""
     services: Services = request.app.state.services
-    return await oauth_callback(request, services.oauth, services.settings.ui_url)
+    settings = services.settings
+    return await oauth_callback(request, services.oauth, settings.after_authorization_url)
 
 
 def api_parts(services: Services) -> ApiParts:
@@ -222,7 +264,7 @@ def _build(settings: Settings, lifespan: Any = None) -> Starlette:
     graphql = SegportGraphQL(
         create_schema(OperationLimits.of(settings)),
         max_ws_query_bytes=settings.graphql_max_query_bytes,
-        graphql_ide="graphiql",
+        graphql_ide="graphiql" if settings.graphiql else None,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
     )
     app = Starlette(
@@ -233,6 +275,7 @@ def _build(settings: Settings, lifespan: Any = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
             Route("/oauth/callback", oauth_callback_route),
+            Mount("/console", app=ConsoleFiles(explorer=settings.graphiql), name="console"),
         ],
         lifespan=lifespan,
     )
@@ -278,6 +321,7 @@ def create_app_from_settings(
             _serve(app, services)
             # Embedded mode: this process also carries runs and ticks the schedule.
             async with in_process_runs(services.run_context):
+                settle_after_start_up()
                 yield
 
     return _build(settings, lifespan)

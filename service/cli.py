@@ -206,16 +206,32 @@ def serve(
     store = f"SQLite {settings.sqlite_path}" if settings.embedded else "MongoDB"
     mode = "embedded" if settings.embedded else "distributed"
     typer.echo(f"segport serving in {mode} mode ({store}, {queue})")
-    typer.echo(f"GraphiQL: {url}")
+    if settings.graphiql:
+        typer.echo(f"GraphQL explorer: {url}")
     if settings.embedded and settings.jwt_jwks_url is None:
         lifetime = min(DEV_TOKEN_TTL, timedelta(seconds=settings.token_max_ttl_seconds))
         token = mint_token(settings, "admin", [Role.ADMIN], ttl=lifetime)
+        # The token rides in the fragment, which browsers never send to a server (so it
+        # reaches no access log); the console keeps it in the tab and clears the address.
+        typer.echo(f"Console (signs in as the development admin): {console_link(url, token)}")
         typer.echo(f"Development admin token (valid {format_duration(lifetime)}): {token}")
         typer.echo(f"Use it as the header  Authorization: Bearer {token}")
-    server = uvicorn.Server(uvicorn.Config(asgi_app, host=host, port=port, log_config=None))
+    else:
+        typer.echo(f"Console: {url.removesuffix('/graphql')}/console/")
+    # No permessage-deflate: its compressor state is most of an idle subscription's memory
+    # (run events are small JSON; see docs/performance.md).
+    config = uvicorn.Config(
+        asgi_app, host=host, port=port, log_config=None, ws_per_message_deflate=False
+    )
+    server = uvicorn.Server(config)
     server.run(sockets=[listener])
     if not server.started:  # the app failed to start; uvicorn has logged why
         raise typer.Exit(3)
+
+
+def console_link(graphql_url: str, token: str) -> str:
+    """The console's address that signs in with ``token`` (through the URL fragment)."""
+    return f"{graphql_url.removesuffix('/graphql')}/console/#token={token}"
 
 
 def bind_or_exit(host: str, port: int) -> socket.socket:

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     """One Fernet key, or several separated by commas: the first encrypts, all decrypt."""
     public_url: str = "http://127.0.0.1:8000"
     ui_url: str | None = None
+    """Where ``/oauth/callback`` sends the browser on; unset: the console (``/console/``)."""
+    graphiql: bool = True
+    """``GET /graphql`` in a browser serves the built-in explorer; false turns it off."""
     notify_webhook_url: str | None = None
 
     log_level: str = "INFO"
@@ -85,6 +88,9 @@ class Settings(BaseSettings):
     schedule_tick_seconds: float = Field(default=30.0, gt=0)
     run_heartbeat_seconds: float = Field(default=5.0, gt=0)
     """How often a running job says it is alive; a run silent for 3 periods is taken over."""
+    in_flight_lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a destination's in-flight slot (``max_requests_in_flight``) outlives a worker
+    that died holding it; a live holder renews it every third of this."""
     oauth_state_ttl_seconds: int = Field(default=600, ge=10)
 
     # Limits per caller and per connection (issue 10, item 8)
@@ -274,6 +280,16 @@ class Settings(BaseSettings):
     @property
     def oauth_redirect_uri(self) -> str:
         return self.public_url.rstrip("/") + "/oauth/callback"
+
+    @property
+    def console_url(self) -> str:
+        """The web console's address, as the browser reaches the service."""
+        return self.public_url.rstrip("/") + "/console/"
+
+    @property
+    def after_authorization_url(self) -> str:
+        """Where the OAuth callback sends the browser: ``SEGPORT_UI_URL``, else the console."""
+        return self.ui_url or self.console_url
 
     def jwt_secret_value(self) -> str:
         if self.jwt_secret is None:

@@ -107,3 +107,21 @@ def can_edit_export(principal: Principal, export: Export, connection: Connection
     if export.connection_id is None or connection is None:
         return export.created_by == principal.sub
     return can_use_connection(principal, connection)
+
+
+def visibility_key(principal: Principal) -> tuple[object, ...]:
+    """Callers with the same key get the same answer from every object-level rule here.
+
+    The rules above read the caller's roles, and, for who may edit an export
+    without seeing its connection, the caller's ``sub`` (only for callers who
+    may manage exports without being admins). Work done for one caller (a
+    subscription event executed once) may be shared only with callers of the
+    same key; keep this in step with the rules.
+    """
+    roles = tuple(sorted(role.value for role in principal.roles))
+    personal = (
+        principal.sub
+        if allows(principal, Action.MANAGE_EXPORTS) and not principal.is_admin
+        else None
+    )
+    return (roles, personal)

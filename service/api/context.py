@@ -8,7 +8,9 @@ API never depends on the layer that assembles it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, TypeAlias
 
 import strawberry
@@ -27,6 +29,7 @@ from service.access.permissions import (
     can_use_connection,
 )
 from service.api.destination_answers import DestinationAnswers
+from service.api.subscription_sharing import SharedSubscriptionWork
 from service.api.subscription_slots import SubscriptionSlots
 from service.connections.destinations import DestinationAccess
 from service.connections.oauth import OAuthFlow
@@ -78,6 +81,8 @@ class ApiParts:
     """Checks a whole-list preview's confirmation (``runExport``)."""
     subscription_slots: SubscriptionSlots = field(default_factory=SubscriptionSlots)
     """Open subscriptions per user, for ``SEGPORT_MAX_SUBSCRIPTIONS_PER_USER``."""
+    shared_subscriptions: SharedSubscriptionWork = field(default_factory=SharedSubscriptionWork)
+    """Subscription events executed and encoded once for subscribers alike."""
 
 
 @dataclass
@@ -89,24 +94,32 @@ class RequestContext:
     connection_params: dict[str, Any] | None = None
     """Set by strawberry from the websocket ``connection_init`` payload."""
     _principal: Principal | None = field(default=None, repr=False)
-    _connections: dict[str, domain.Connection | None] = field(default_factory=dict, repr=False)
-    _refresh_schedule: domain.RefreshSchedule | None = field(default=None, repr=False)
+    _connections: DataLoader[str, domain.Connection | None] = field(init=False, repr=False)
+    """Connections by raw id, read once per operation (and once for resolvers asking at once)."""
+    _refresh_schedule: DataLoader[str, domain.RefreshSchedule] = field(init=False, repr=False)
     segments: DataLoader[str, domain.Segment | None] = field(init=False, repr=False)
     """Segments by id, batched: a page of exports reads their segments in one query."""
     last_runs: DataLoader[str, domain.ExportRun | None] = field(init=False, repr=False)
     """Each export's newest run, batched the same way."""
+    member_counts: DataLoader[str, int] = field(init=False, repr=False)
+    """Segments' member counts (kept by the store), one read for all a page shows."""
+    destination_types: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Each destination type's GraphQL description, built once per operation (a page of
+    exports shows the same one fifty times; see :func:`service.api.nodes.destination_type`)."""
+    exports: DataLoader[str, domain.Export | None] = field(init=False, repr=False)
+    """Exports by id: a page of runs reads their exports in one query."""
 
     def __post_init__(self) -> None:
-        self.segments = DataLoader(load_fn=self._load_segments)
-        self.last_runs = DataLoader(load_fn=self._load_last_runs)
-
-    async def _load_segments(self, ids: list[str]) -> list[domain.Segment | None]:
-        found = {s.id: s for s in await self.parts.store.get_segments(ids)}
-        return [found.get(i) for i in ids]
-
-    async def _load_last_runs(self, export_ids: list[str]) -> list[domain.ExportRun | None]:
-        latest = await self.parts.store.latest_runs(export_ids)
-        return [latest.get(i) for i in export_ids]
+        # The loaders close over the store, not over this context: a loader holding a
+        # bound method of its context would put the whole operation in a reference
+        # cycle, left for the cyclic garbage collector after every request.
+        store = self.parts.store
+        self.segments = DataLoader(load_fn=partial(_load_segments, store))
+        self.last_runs = DataLoader(load_fn=partial(_load_last_runs, store))
+        self.member_counts = DataLoader(load_fn=partial(_load_member_counts, store))
+        self.exports = DataLoader(load_fn=partial(_load_exports, store))
+        self._connections = DataLoader(load_fn=partial(_load_connections, store))
+        self._refresh_schedule = DataLoader(load_fn=partial(_load_refresh_schedule, store))
 
     def authorization(self) -> str | None:
         """The ``Bearer ...`` string: the HTTP header, or ``connectionParams.Authorization``."""
@@ -166,19 +179,49 @@ class RequestContext:
 
     async def load_connection(self, connection_id: str) -> domain.Connection | None:
         """A connection by raw id, read once per operation (exports in a page share few)."""
-        if connection_id not in self._connections:
-            self._connections[connection_id] = await self.parts.store.get_connection(connection_id)
-        return self._connections[connection_id]
+        return await self._connections.load(connection_id)
 
     async def load_refresh_schedule(self) -> domain.RefreshSchedule:
         """The system refresh schedule, read once per operation (every export follows it)."""
-        if self._refresh_schedule is None:
-            self._refresh_schedule = await self.parts.store.get_refresh_schedule()
-        return self._refresh_schedule
+        return await self._refresh_schedule.load(REFRESH_SCHEDULE_KEY)
 
     def forget_connection(self, connection_id: str) -> None:
         """Drop the memo after a mutation changed the connection."""
-        self._connections.pop(connection_id, None)
+        with suppress(KeyError):  # not read in this operation
+            self._connections.clear(connection_id)
+
+
+async def _load_segments(store: Store, ids: list[str]) -> list[domain.Segment | None]:
+    found = {s.id: s for s in await store.get_segments(ids)}
+    return [found.get(i) for i in ids]
+
+
+async def _load_last_runs(store: Store, export_ids: list[str]) -> list[domain.ExportRun | None]:
+    latest = await store.latest_runs(export_ids)
+    return [latest.get(i) for i in export_ids]
+
+
+async def _load_member_counts(store: Store, segment_ids: list[str]) -> list[int]:
+    counts = await store.segment_member_counts(segment_ids)
+    return [counts.get(i, 0) for i in segment_ids]
+
+
+async def _load_exports(store: Store, ids: list[str]) -> list[domain.Export | None]:
+    found = {e.id: e for e in await store.get_exports(ids)}
+    return [found.get(i) for i in ids]
+
+
+async def _load_connections(store: Store, ids: list[str]) -> list[domain.Connection | None]:
+    # An operation sees one or two connections: one read each, however many ask.
+    return [await store.get_connection(i) for i in ids]
+
+
+REFRESH_SCHEDULE_KEY = "system"
+
+
+async def _load_refresh_schedule(store: Store, keys: list[str]) -> list[domain.RefreshSchedule]:
+    schedule = await store.get_refresh_schedule()
+    return [schedule for _ in keys]
 
 
 Info: TypeAlias = strawberry.Info[RequestContext, None]

@@ -48,6 +48,16 @@ def destination_type(destinations: DestinationRegistry, key: str) -> Destination
     return DestinationType.of(destination) if destination else DestinationType.missing(key)
 
 
+def operation_destination_type(info: Info, key: str) -> DestinationType:
+    """:func:`destination_type`, built once per operation for each key."""
+    known: DestinationType | None = info.context.destination_types.get(key)
+    if known is None:
+        known = info.context.destination_types[key] = destination_type(
+            info.context.parts.destinations, key
+        )
+    return known
+
+
 def connection_ready(connection: domain.Connection, destinations: DestinationRegistry) -> bool:
     """What a run checks of its connection before sending (see service.runs.lifecycle)."""
     return (
@@ -82,7 +92,7 @@ class Segment(Node):
 
     @strawberry.field(description="How many profiles belong to the segment.")
     async def member_count(self, info: Info) -> int:
-        return await info.context.parts.store.count_segment_members([self.record.id])
+        return await info.context.member_counts.load(self.record.id)
 
 
 @strawberry.type(
@@ -109,7 +119,7 @@ class Connection(Node):
 
     @strawberry.field
     def destination_type(self, info: Info) -> DestinationType:
-        return destination_type(info.context.parts.destinations, self.record.destination_type)
+        return operation_destination_type(info, self.record.destination_type)
 
     @strawberry.field(
         description="Whether exports can run through this connection now: it is authorized "
@@ -128,6 +138,16 @@ class Connection(Node):
     def status(self, info: Info) -> ConnectionStatus | None:
         record = self._details(info)
         return record.status if record else None
+
+    @strawberry.field(
+        description="How many exports use this connection (what removing it detaches or "
+        "removes); null for callers other than admins."
+    )
+    async def export_count(self, info: Info) -> int | None:
+        record = self._details(info)
+        if record is None:
+            return None
+        return len(await info.context.parts.store.export_ids_using_connection(record.id))
 
     @strawberry.field(
         description="The mapping targets to offer for exports on this connection: the "
@@ -229,7 +249,7 @@ class Export(Node):
 
     @strawberry.field
     def destination_type(self, info: Info) -> DestinationType:
-        return destination_type(info.context.parts.destinations, self.record.destination_type)
+        return operation_destination_type(info, self.record.destination_type)
 
     @strawberry.field
     async def segments(self, info: Info) -> list[Segment]:
@@ -297,7 +317,7 @@ class ExportRun(Node):
 
     @strawberry.field(description="Null when the export was removed.")
     async def export(self, info: Info) -> Export | None:
-        export = await info.context.parts.store.get_export(self.record.export_id)
+        export = await info.context.exports.load(self.record.export_id)
         return Export.of(export) if export else None
 
     @strawberry.field(description="A sample of per-record and per-batch errors.")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -57,18 +58,30 @@ class OperationCostLimiter(SchemaExtension):
         self.max_cost = max_cost
         self.page_size = page_size
 
-    def on_operation(self) -> Iterator[None]:
+    def on_validate(self) -> Iterator[None]:
+        # Made only when the document is validated (the rule is a class made for these
+        # variables, and a class lives in a reference cycle): a document the DocumentCache
+        # knows valid for these variables, or one already refused, needs none.
         context = self.execution_context
-        rule = cost_rule(self.max_cost, self.page_size, context.variables)
-        context.validation_rules = (*context.validation_rules, rule)
+        if context.pre_execution_errors is None:
+            rule = cost_rule(self.max_cost, self.page_size, context.variables)
+            context.validation_rules = (*context.validation_rules, rule)
         yield
 
 
 def limiting_extensions(limits: OperationLimits) -> list[Callable[[], SchemaExtension]]:
-    """Factories (each operation gets fresh extension instances) for every bound."""
+    """Factories (each operation gets fresh extension instances) for every bound.
+
+    The depth and alias limiters each make a new rule class when constructed;
+    classes live in reference cycles, so their rules are made once here and
+    each operation only adds them.
+    """
+    fixed_rules = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+    ]
     return [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules(fixed_rules),
         lambda: OperationCostLimiter(limits.max_cost, limits.page_size),
     ]

@@ -42,11 +42,13 @@ ROOT_FIELD_ACTIONS: Mapping[str, Action | None] = {
     "Query.exportSettingChoices": Action.MANAGE_EXPORTS,
     "Query.exportRuns": Action.READ,
     "Query.refreshSchedule": Action.READ,
+    "Query.upcomingRunTimes": Action.READ,
     "Query.destinationPauses": Action.MANAGE_DESTINATION_PAUSES,
     "Mutation.upsertSegment": Action.LOAD_DATA,
     "Mutation.upsertProfiles": Action.LOAD_DATA,
     "Mutation.createConnection": Action.MANAGE_CONNECTIONS,
     "Mutation.updateConnection": Action.MANAGE_CONNECTIONS,
+    "Mutation.replaceConnectionSecrets": Action.MANAGE_CONNECTIONS,
     "Mutation.addExportUser": Action.MANAGE_CONNECTIONS,
     "Mutation.removeConnection": Action.MANAGE_CONNECTIONS,
     "Mutation.authorizeConnection": Action.MANAGE_CONNECTIONS,
@@ -108,13 +110,13 @@ class RoleGuard(FieldExtension):
     async def _guarded(
         self, stream: AsyncGenerator[Any, None], info: strawberry.Info
     ) -> AsyncIterator[Any]:
+        parts = info.context.parts
         try:
             try:
                 principal = await info.context.authenticate()
             except AuthenticationError as exc:
                 raise unauthenticated(str(exc)) from exc
             self._check(info)
-            parts = info.context.parts
             try:
                 # One of the caller's slots while the stream is open (only the stream's
                 # start can be refused: nothing else raises TooManySubscriptions).
@@ -129,3 +131,6 @@ class RoleGuard(FieldExtension):
             # Closed here, so what the stream holds open (a subscription to run events,
             # the open-subscriptions gauge) ends when the client stops listening.
             await stream.aclose()
+            if not parts.subscription_slots.any_open():
+                # The last one closed: what subscriptions shared is not needed any more.
+                parts.shared_subscriptions.forget()

@@ -11,6 +11,7 @@ for the schedule; its errors become userErrors with the same codes.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from functools import partial
 
 import strawberry
 from graphql import GraphQLError
@@ -22,7 +23,7 @@ from service.api.exports import editable_export
 from service.api.ids import InvalidGlobalId, expect_global_id, from_global_id, to_global_id
 from service.api.nodes import ExportRun
 from service.api.preview import whole_list_errors
-from service.coordination.events import follow_run
+from service.coordination.events import follow_run, run_to_bytes
 from service.coordination.run_requests import ActiveRunExistsError, RunRequestError
 
 
@@ -155,6 +156,13 @@ def _raw_id(global_id: str, type_name: str, argument: str) -> str:
     return raw_id
 
 
+def _event_node(info: Info, run: domain.ExportRun) -> ExportRun:
+    """The event's root object, one for every subscriber (so they can share its execution;
+    see :mod:`service.api.subscription_sharing`)."""
+    shared = info.context.parts.shared_subscriptions
+    return shared.event_node(run_to_bytes(run), partial(ExportRun.of, run))
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -168,7 +176,7 @@ class Subscription:
         with parts.metrics.subscription_open():
             async for run in follow_run(parts.store, parts.events, raw_id):
                 found = True
-                yield ExportRun.of(run)
+                yield _event_node(info, run)
         if not found:
             raise GraphQLError(f"run {id!r} does not exist", extensions={"code": "NOT_FOUND"})
 
@@ -181,4 +189,4 @@ class Subscription:
         with parts.metrics.subscription_open():
             async with parts.events.subscribe(export_id=raw_export_id) as changes:
                 async for run in changes:
-                    yield ExportRun.of(run)
+                    yield _event_node(info, run)

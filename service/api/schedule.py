@@ -1,17 +1,24 @@
 # mypy: disable-error-code="untyped-decorator"
 # (strawberry.field/mutation with keyword arguments are untyped decorators for mypy)
-"""The system refresh schedule: reading it (everyone) and changing it (admins)."""
+"""The system refresh schedule: reading it (everyone) and changing it (admins); the run
+times any recurrence being edited would produce (for schedule editors)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
+from graphql import GraphQLError
 
 from service import domain
 from service.api.context import Info
 from service.api.descriptors import Frequency, Weekday
-from service.api.errors import UserError
+from service.api.errors import BAD_USER_INPUT, UserError, UserInputError, bad_user_input
 from service.api.exports import RecurrenceInput, recurrence_from_input
 from service.api.nodes import RefreshSchedule
+from service.domain.schedule import next_due
+
+MAX_UPCOMING_RUN_TIMES = 20
 
 
 @strawberry.input(description="Omitted fields keep their current value.")
@@ -40,6 +47,38 @@ class Query:
     @strawberry.field
     async def refresh_schedule(self, info: Info) -> RefreshSchedule:
         return RefreshSchedule.of(await info.context.parts.store.get_refresh_schedule())
+
+    @strawberry.field(
+        description="The next instants (UTC, in order) at which a recurrence would run, "
+        "e.g. one being edited; nothing is saved. An invalid recurrence is a BAD_USER_INPUT "
+        "error whose extensions.userErrors name the fields, as the mutations would."
+    )
+    def upcoming_run_times(
+        self, info: Info, recurrence: RecurrenceInput, count: int = 5
+    ) -> list[datetime]:
+        if not 1 <= count <= MAX_UPCOMING_RUN_TIMES:
+            raise bad_user_input(f"count must be 1 to {MAX_UPCOMING_RUN_TIMES}, not {count}")
+        try:
+            rule = recurrence_from_input(recurrence, ["recurrence"])
+        except UserInputError as exc:
+            raise GraphQLError(
+                "; ".join(e.message for e in exc.errors),
+                extensions={
+                    "code": BAD_USER_INPUT,
+                    "userErrors": [
+                        {"field": e.field, "message": e.message, "code": e.code} for e in exc.errors
+                    ],
+                },
+            ) from exc
+        times: list[datetime] = []
+        after = domain.utcnow()
+        while len(times) < count:
+            due = next_due(rule, after)
+            if due is None:
+                break
+            times.append(due)
+            after = due
+        return times
 
 
 @strawberry.type

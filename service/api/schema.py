@@ -38,7 +38,9 @@ from service.api import (
     segments,
 )
 from service.api.destination_answers import OperationMemo
+from service.api.document_cache import DocumentCache, DocumentMemory
 from service.api.errors import UserErrorsPayload
+from service.api.execution import AcyclicExecutionContext
 from service.api.extensions import Authentication, MaskUnexpectedErrors, log_unexpected
 from service.api.input_checks import RefuseLoneSurrogates
 from service.api.metrics import OperationMetrics
@@ -125,12 +127,16 @@ def create_schema(limits: OperationLimits | None = None) -> strawberry.Schema:
     _check_nothing_stale(roots, config.name_converter)
     query = roots["Query"]
     assert query is not None
+    documents = DocumentMemory()
     extensions: list[Any] = [
         # First, so it times the whole operation and sees its final outcome.
         OperationMetrics,
         # Before the limits' rules are added: an unauthenticated caller's document is
         # not validated at all (validation errors would describe the schema).
         Authentication,
+        # After Authentication (nothing is skipped for a caller it refused), before the
+        # limits (the cost rule is only made when validation is not skipped).
+        lambda: DocumentCache(documents),
         *limiting_extensions(limits),
         OperationMemo,
         MaskUnexpectedErrors,
@@ -143,6 +149,7 @@ def create_schema(limits: OperationLimits | None = None) -> strawberry.Schema:
         types=[Segment, Connection, Export, ExportRun, RefreshSchedule],
         extensions=extensions,
         config=config,
+        execution_context_class=AcyclicExecutionContext,
     )
 
 

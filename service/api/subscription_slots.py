@@ -33,6 +33,9 @@ class SubscriptionSlots:
     def open_for(self, sub: str) -> int:
         return self._open[sub]
 
+    def any_open(self) -> bool:
+        return bool(self._open)
+
     @contextmanager
     def hold(self, sub: str, limit: int) -> Iterator[None]:
         """One slot of ``sub``'s while the block runs; raises TooManySubscriptions when full."""

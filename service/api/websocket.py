@@ -16,8 +16,12 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
+    Message,
     SubscribeMessage,
 )
 
@@ -70,6 +74,22 @@ class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
         for operation_id in list(self.operations):
             await self.cleanup_operation(operation_id)
         await self.websocket.close(code=TOKEN_EXPIRED_CLOSE_CODE, reason=EXPIRED_CLOSE_REASON)
+
+    async def send_message(self, message: Message) -> None:
+        # A subscription event's payload is encoded once for every subscriber of the same
+        # result (service.api.subscription_sharing); the text is what send_json would send.
+        adapter = self.websocket
+        raw: dict[str, Any] = dict(message)
+        if raw.get("type") == "next" and isinstance(adapter, ASGIWebSocketAdapter):
+            shared = self.context.parts.shared_subscriptions
+            text = shared.next_message_text(str(raw["id"]), dict(raw["payload"]))
+            if text is not None:
+                try:
+                    await adapter.ws.send_text(text)
+                except WebSocketDisconnect as exc:
+                    raise WebSocketDisconnected from exc
+                return
+        await super().send_message(message)
 
     async def shutdown(self) -> None:
         timer, self._expiry_timer = self._expiry_timer, None

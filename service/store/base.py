@@ -196,6 +196,13 @@ class Store(Protocol):
     async def count_segment_members(self, segment_ids: Sequence[str]) -> int:
         """Distinct profiles that belong to any of ``segment_ids``."""
 
+    async def segment_member_counts(self, segment_ids: Sequence[str]) -> dict[str, int]:
+        """How many profiles belong to each of ``segment_ids`` (0 for none or an unknown id).
+
+        Kept up to date by every profile write, in both stores: reading is a lookup,
+        never a count, and the numbers are exact however many write at once.
+        """
+
     # -- profiles --------------------------------------------------------
     async def upsert_profiles(self, profiles: Sequence[Profile]) -> int:
         """Insert or replace each profile (attributes and segment ids) by id; returns how many.

@@ -51,6 +51,11 @@ MATRIX: list[tuple[str, str, tuple[str, str, str]]] = [
     ("Query.exports", "{ exports { totalCount } }", (ALLOWED, ALLOWED, ALLOWED)),
     ("Query.exportRuns", "{ exportRuns { totalCount } }", (ALLOWED, ALLOWED, ALLOWED)),
     ("Query.refreshSchedule", "{ refreshSchedule { enabled } }", (ALLOWED, ALLOWED, ALLOWED)),
+    (
+        "Query.upcomingRunTimes",
+        '{ upcomingRunTimes(recurrence: {frequency: DAILY, times: ["06:00"], timeZone: "UTC"}) }',
+        (ALLOWED, ALLOWED, ALLOWED),
+    ),
     ("Query.connections", "{ connections { totalCount } }", (ALLOWED, ALLOWED, FORBIDDEN)),
     (
         "Query.exportSettingChoices",
@@ -79,6 +84,12 @@ MATRIX: list[tuple[str, str, tuple[str, str, str]]] = [
         "Mutation.updateConnection",
         "mutation($connectionId: ID!) { updateConnection(input: {id: $connectionId, "
         'displayName: "Renamed"}) { userErrors { code } } }',
+        (ALLOWED, FORBIDDEN, FORBIDDEN),
+    ),
+    (
+        "Mutation.replaceConnectionSecrets",
+        "mutation($connectionId: ID!) { replaceConnectionSecrets(input: {connectionId: "
+        '$connectionId, settings: {apiKey: "k"}}) { userErrors { code } } }',
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (

@@ -130,13 +130,27 @@ def served(running_serve: RunningServe) -> ServedProcess:
     return ServedProcess(running_serve)
 
 
-def test_serve_prints_the_mode_and_graphiql_url_then_answers_healthz(
+def test_serve_prints_the_mode_and_explorer_url_then_answers_healthz(
     served: ServedProcess,
 ) -> None:
     served.read_until(r"embedded mode")
-    url = served.read_until(r"GraphiQL: (\S+)").group(1)
+    url = served.read_until(r"GraphQL explorer: (\S+)").group(1)
     assert url == f"{served.base_url}/graphql"
     assert served.wait_healthy().status_code == 200
+
+
+def test_serve_prints_a_console_link_signing_in_through_the_fragment(
+    served: ServedProcess,
+) -> None:
+    link = served.read_until(r"Console \(signs in as the development admin\): (\S+)").group(1)
+    token = served.read_until(r"admin token.*: (\S+)$").group(1)
+    page, _, fragment = link.partition("#")
+    assert page == f"{served.base_url}/console/"
+    assert fragment == f"token={token}", "the token travels only in the fragment"
+    served.wait_healthy()
+    response = httpx.get(page, timeout=10)
+    assert response.status_code == 200
+    assert '<script type="module" src="app.js">' in response.text
 
 
 def test_the_printed_development_token_is_an_admin_for_the_api(served: ServedProcess) -> None:

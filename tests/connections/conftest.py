@@ -127,6 +127,15 @@ async def new_connection(
     return connection
 
 
+def console_answer(response: httpx.Response, base_url: str) -> httpx.QueryParams:
+    """What ``/oauth/callback`` told the browser: with SEGPORT_UI_URL unset, a redirect to
+    the console (``<public URL>/console/``) with the outcome in its query."""
+    assert response.status_code == 303, response.text
+    target = httpx.URL(response.headers["location"])
+    assert str(target).startswith(f"{base_url}/console/?"), target
+    return target.params
+
+
 async def approve_at_fake(authorization_url: str) -> tuple[str, str]:
     """The browser at the fake's authorize page: the (code, state) it redirects back with."""
     async with httpx.AsyncClient() as browser:

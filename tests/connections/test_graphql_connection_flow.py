@@ -59,10 +59,12 @@ async def test_admin_connects_through_the_browser_then_exports_to_a_list_the_pic
     async with httpx.AsyncClient(follow_redirects=True) as browser:
         page = await browser.get(url)
 
-    # The fake approved and sent the browser to our callback, which shows the result page.
-    assert page.url.path == "/oauth/callback"
+    # The fake approved and sent the browser to our callback, which sent it on to the
+    # console (SEGPORT_UI_URL unset), naming the connection.
     assert page.status_code == 200
-    assert "Connected to Fake Outfitters" in page.text
+    assert page.url.path == "/console/"
+    assert page.url.params["status"] == "connected"
+    assert page.url.params["connection"] == connection_id
     connection = await gql.connection(connection_id)
     assert connection["status"] == "CONNECTED"
     assert connection["account"] == "Fake Outfitters"

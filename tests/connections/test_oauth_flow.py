@@ -11,12 +11,13 @@ import httpx
 import pytest
 from segport_constant_contact.fake import RunningFake
 
+from service.api.ids import to_global_id
 from service.connections.credentials import open_credentials
 from service.connections.oauth import OAuthError
 from service.core import Services
 from service.domain import ConnectionStatus, utcnow
 
-from .conftest import CallbackServer, approve_at_fake, new_connection
+from .conftest import CallbackServer, approve_at_fake, console_answer, new_connection
 
 
 async def test_authorization_url_carries_pkce_s256_challenge_scopes_and_our_redirect(
@@ -51,8 +52,11 @@ async def test_browser_round_trip_through_the_fake_connects_with_the_account_nam
     async with httpx.AsyncClient(follow_redirects=True) as browser:
         page = await browser.get(url)
 
+    # SEGPORT_UI_URL unset: the browser lands on the console, told which connection connected.
     assert page.status_code == 200
-    assert "Connected to Fake Outfitters" in page.text
+    assert page.url.path == "/console/"
+    assert page.url.params["status"] == "connected"
+    assert page.url.params["connection"] == to_global_id("Connection", connection.id)
     saved = await services.store.get_connection(connection.id)
     assert saved is not None
     assert saved.status is ConnectionStatus.CONNECTED
@@ -173,7 +177,7 @@ async def test_code_refused_by_the_destination_fails_with_its_words_and_changes_
     assert await services.store.get_connection(connection.id) == connection
 
 
-async def test_callback_with_an_unknown_state_shows_a_clear_error_page(
+async def test_callback_with_an_unknown_state_sends_the_console_a_clear_error(
     services: Services, callback_server: CallbackServer
 ) -> None:
     async with httpx.AsyncClient() as browser:
@@ -181,9 +185,9 @@ async def test_callback_with_an_unknown_state_shows_a_clear_error_page(
             f"{callback_server.url}/oauth/callback", params={"state": "forged", "code": "x"}
         )
 
-    assert page.status_code == 400
-    assert "STATE_UNKNOWN" in page.text
-    assert "start connecting again" in page.text
+    told = console_answer(page, callback_server.url)
+    assert told["error"] == "STATE_UNKNOWN"
+    assert "start connecting again" in told["message"]
 
 
 async def test_callback_without_a_code_names_the_missing_parameter(
@@ -192,12 +196,12 @@ async def test_callback_without_a_code_names_the_missing_parameter(
     async with httpx.AsyncClient() as browser:
         page = await browser.get(f"{callback_server.url}/oauth/callback", params={"state": "s"})
 
-    assert page.status_code == 400
-    assert "MISSING_PARAMETER" in page.text
-    assert "&#x27;code&#x27;" in page.text
+    told = console_answer(page, callback_server.url)
+    assert told["error"] == "MISSING_PARAMETER"
+    assert "'code'" in told["message"]
 
 
-async def test_provider_refusal_is_shown_escaped_and_spends_the_state(
+async def test_provider_refusal_reaches_the_console_as_text_and_spends_the_state(
     services: Services, callback_server: CallbackServer
 ) -> None:
     flow = services.oauth
@@ -214,10 +218,11 @@ async def test_provider_refusal_is_shown_escaped_and_spends_the_state(
             },
         )
 
-    assert page.status_code == 400
-    assert "AUTHORIZATION_DENIED" in page.text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt; said no" in page.text
-    assert "<script>" not in page.text
+    # Query-encoded in the redirect; the console shows it as text, never as markup.
+    told = console_answer(page, callback_server.url)
+    assert told["error"] == "AUTHORIZATION_DENIED"
+    assert "<script>alert(1)</script> said no" in told["message"]
+    assert "<script>" not in page.headers["location"]
     assert await services.store.consume_oauth_state(state) is None
     # Nothing else changes than the refusal recorded as the status message (issue 10, 21).
     saved = await services.store.get_connection(connection.id)

@@ -13,7 +13,7 @@ from segport_constant_contact.fake import RunningFake
 
 from service.core import Services
 
-from .conftest import CallbackServer
+from .conftest import CallbackServer, console_answer
 from .gql_client import GraphQLClient
 
 
@@ -35,7 +35,7 @@ async def answer_consent(
         return await browser.get(to_us.headers["location"])
 
 
-async def test_refusal_is_recorded_on_the_connection_and_the_page_says_what_to_do_next(
+async def test_refusal_is_recorded_on_the_connection_and_the_console_is_told_what_to_do_next(
     services: Services, fake: RunningFake, callback_server: CallbackServer
 ) -> None:
     gql = GraphQLClient(callback_server.url, services)
@@ -45,10 +45,11 @@ async def test_refusal_is_recorded_on_the_connection_and_the_page_says_what_to_d
 
     page = await answer_consent(fake, await gql.authorize(connection_id), "deny")
 
-    assert page.status_code == 400
-    assert "AUTHORIZATION_DENIED" in page.text
-    assert "refused at Constant Contact (access_denied)" in page.text
-    assert "authorizeConnection" in page.text
+    told = console_answer(page, callback_server.url)
+    assert told["error"] == "AUTHORIZATION_DENIED"
+    assert told["connection"] == connection_id
+    assert "refused at Constant Contact (access_denied)" in told["message"]
+    assert "authorizeConnection" in told["message"]
     after = await gql.connection(connection_id)
     assert after["status"] == "PENDING_AUTHORIZATION"
     message = after["statusMessage"]
@@ -85,7 +86,7 @@ async def test_allowing_afterwards_connects_and_clears_the_message(
 
     page = await answer_consent(fake, await gql.authorize(connection_id), "approve")
 
-    assert page.status_code == 200, page.text
+    assert console_answer(page, callback_server.url)["status"] == "connected"
     after = await gql.connection(connection_id)
     assert after["status"] == "CONNECTED"
     assert after["statusMessage"] is None
@@ -101,7 +102,7 @@ async def test_refusing_a_new_authorization_of_a_connected_connection_leaves_it_
 
     page = await answer_consent(fake, await gql.authorize(connection_id), "deny")
 
-    assert page.status_code == 400
-    assert "AUTHORIZATION_DENIED" in page.text
-    assert "keeps the authorization it had" in page.text
+    told = console_answer(page, callback_server.url)
+    assert told["error"] == "AUTHORIZATION_DENIED"
+    assert "keeps the authorization it had" in told["message"]
     assert await gql.connection(connection_id) == connected

@@ -282,7 +282,9 @@ async def connect_constant_contact(deployment: Deployment) -> str:
     authorize = await deployment.mutate(AUTHORIZE, {"id": connection_id}, "authorizeConnection")
     async with httpx.AsyncClient(follow_redirects=True) as browser:
         page = await browser.get(authorize["authorizationUrl"])
-    assert page.url.path == "/oauth/callback", page.url
+    # Through /oauth/callback and on to the console (SEGPORT_UI_URL unset).
+    assert page.url.path == "/console/", page.url
+    assert page.url.params["status"] == "connected", page.url
     assert page.status_code == 200, page.text
     added = await deployment.mutate(ADD_EXPORT_USER, {"id": connection_id}, "addExportUser")
     assert added["connection"] == {"status": "CONNECTED", "exportUser": "alice"}

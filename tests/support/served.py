@@ -18,10 +18,11 @@ from service.domain import Role
 
 
 @asynccontextmanager
-async def serving(services: Services) -> AsyncIterator[int]:
-    """The app of ``services`` behind uvicorn on a free loopback port, in this event loop
-    (the services belong to it); yields the port. The one way tests serve the app."""
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
+async def serving(services: Services, port: int = 0) -> AsyncIterator[int]:
+    """The app of ``services`` behind uvicorn on a free loopback port (or ``port``, when the
+    services' public URL must name it beforehand), in this event loop (the services belong
+    to it); yields the port. The one way tests serve the app."""
+    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

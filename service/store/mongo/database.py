@@ -17,6 +17,7 @@ from pymongo.errors import ConfigurationError, DuplicateKeyError
 from service.store import rules
 from service.store._paging import PageRequest, in_given_order, unique_in_order
 from service.store.mongo.indexes import create_indexes
+from service.store.mongo.member_counts import count_members_once
 
 Doc = dict[str, Any]
 
@@ -52,6 +53,7 @@ class MongoDatabase:
         self._db = client.get_default_database(default=DEFAULT_DATABASE)
         try:
             await create_indexes(self._db)
+            await count_members_once(self._db)
         except BaseException:
             await self.close()
             raise
@@ -71,6 +73,11 @@ class MongoDatabase:
 
     def __getitem__(self, collection: str) -> AsyncCollection[Doc]:
         return self._database()[collection]
+
+    @property
+    def database(self) -> AsyncDatabase[Doc]:
+        """The open database (for modules that take one, like the member counts)."""
+        return self._database()
 
     async def page(
         self, collection: str, query: Doc, request: PageRequest

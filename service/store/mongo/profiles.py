@@ -7,15 +7,19 @@ segments and returns a profile once).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
 
 from service.domain import Profile
 from service.store import _records as rec
 from service.store import rules
 from service.store.mongo.database import Doc, MongoDatabase, id_after
+from service.store.mongo.member_counts import add_to_counts
 
 
 class MongoProfiles(rules.KeysetSegmentMembers):
@@ -28,21 +32,35 @@ class MongoProfiles(rules.KeysetSegmentMembers):
 
     async def upsert_profiles(self, profiles: Sequence[Profile]) -> int:
         checked = [profile for profile, _ in rec.checked_profiles(profiles)]
-        coll = self._db["profiles"]
         for batch in rules.in_batches(checked, self._write_batch_size):
-            await coll.bulk_write(
-                [
-                    ReplaceOne(
-                        {"_id": p.id},
-                        {"attributes": p.attributes, "segment_ids": p.segment_ids},
-                        upsert=True,
-                    )
-                    for p in batch
-                ],
-                ordered=False,
-            )
+            await self._write_batch(batch)
             await self._record_attribute_names({n for p in batch for n in p.attributes})
         return len(checked)
+
+    async def _write_batch(self, batch: Sequence[Profile]) -> None:
+        """Replace the batch's profiles and move the member counts by what changed.
+
+        Each replacement applies only if the profile's segments are still the ones
+        read just before (or it still does not exist): the counts move by the
+        difference from what was really replaced, so they stay exact whoever writes
+        the same profiles at once. A replacement that finds another writer's
+        segments is read and tried again.
+        """
+        coll = self._db["profiles"]
+        pending = {p.id: p for p in batch}
+        while pending:
+            profiles = list(pending.values())
+            found = await coll.find({"_id": {"$in": list(pending)}}, {"segment_ids": 1}).to_list()
+            before: dict[str, list[str]] = {d["_id"]: d["segment_ids"] for d in found}
+            lost = await _replace_if_unchanged(coll, profiles, before)
+            changes: Counter[str] = Counter()
+            for index, profile in enumerate(profiles):
+                if index in lost:
+                    continue
+                changes.subtract(before.get(profile.id, []))
+                changes.update(profile.segment_ids)
+                del pending[profile.id]
+            await add_to_counts(self._db.database, changes)
 
     async def _record_attribute_names(self, names: set[str]) -> None:
         new = sorted(names - self._known_attributes)
@@ -79,3 +97,32 @@ class MongoProfiles(rules.KeysetSegmentMembers):
             .to_list()
         )
         return [Profile(d["_id"], d["attributes"], d["segment_ids"]) for d in docs]
+
+
+async def _replace_if_unchanged(
+    coll: AsyncCollection[Doc], profiles: list[Profile], before: dict[str, list[str]]
+) -> set[int]:
+    """Write each profile where its stored segments are ``before``'s; the indexes of those
+    another writer changed in between (their conditional upsert met the existing _id)."""
+    writes = []
+    for profile in profiles:
+        unchanged: Any = before.get(profile.id, _ABSENT)
+        writes.append(
+            ReplaceOne(
+                {"_id": profile.id, "segment_ids": unchanged},
+                {"attributes": profile.attributes, "segment_ids": profile.segment_ids},
+                upsert=True,
+            )
+        )
+    try:
+        await coll.bulk_write(writes, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {int(e["index"]) for e in errors}
+    return set()
+
+
+_ABSENT = {"$exists": False}
+DUPLICATE_KEY = 11000

@@ -1,4 +1,5 @@
-"""Segments on MongoDB: the ``segments`` collection; members are counted on ``profiles``."""
+"""Segments on MongoDB: the ``segments`` collection; member counts are kept in
+``segment_member_counts`` (:mod:`service.store.mongo.member_counts`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from service.store.mongo.database import (
     from_mongo,
     to_mongo,
 )
+from service.store.mongo.member_counts import read_counts
 
 
 def _segment(doc: Mapping[str, Any]) -> Segment:
@@ -59,5 +61,12 @@ class MongoSegments:
         ids = unique_in_order(segment_ids)
         if not ids:
             return 0
-        # A profile is one document, so counting documents counts each once.
+        if len(ids) == 1:
+            return (await read_counts(self._db.database, ids))[ids[0]]
+        # Several segments share members; a profile is one document, so counting
+        # documents counts each once (once per run, not per page).
         return await self._db["profiles"].count_documents({"segment_ids": {"$in": ids}})
+
+    async def segment_member_counts(self, segment_ids: Sequence[str]) -> dict[str, int]:
+        ids = unique_in_order(segment_ids)
+        return await read_counts(self._db.database, ids) if ids else {}

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache, partial
 from typing import Any
@@ -77,6 +78,16 @@ def _write_profiles(conn: sqlite3.Connection, batch: Sequence[tuple[Profile, str
         profile_rows.append((profile.id, attributes, json_text(profile.segment_ids)))
         member_rows.extend((segment_id, profile.id) for segment_id in profile.segment_ids)
         names.update(profile.attributes)
+    # The memberships this batch replaces, per segment, before they are replaced: the
+    # counts move by the difference, in the same transaction (writes are serialized, so
+    # the counts stay exact whoever writes at the same time).
+    changes: Counter[str] = Counter(segment_id for segment_id, _ in member_rows)
+    for segment_id, members in conn.execute(
+        "SELECT segment_id, COUNT(*) FROM segment_members "
+        "WHERE profile_id IN (SELECT value FROM json_each(?)) GROUP BY segment_id",
+        (json_text([p.id for p, _ in batch]),),
+    ):
+        changes[segment_id] -= members
     conn.executemany(
         "INSERT INTO profiles (id, attributes, segment_ids) VALUES (?, ?, ?) "
         "ON CONFLICT(id) DO UPDATE SET attributes = excluded.attributes, "
@@ -92,6 +103,11 @@ def _write_profiles(conn: sqlite3.Connection, batch: Sequence[tuple[Profile, str
     )
     conn.executemany(
         "INSERT OR IGNORE INTO profile_attributes (name) VALUES (?)", [(n,) for n in names]
+    )
+    conn.executemany(
+        "INSERT INTO segment_member_counts (segment_id, members) VALUES (?, ?) "
+        "ON CONFLICT(segment_id) DO UPDATE SET members = members + excluded.members",
+        [(segment_id, change) for segment_id, change in changes.items() if change],
     )
 
 

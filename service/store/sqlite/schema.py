@@ -139,6 +139,16 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 """Columns added after their table was first released: (table, column, declaration)."""
 
 
+MEMBER_COUNTS = """
+CREATE TABLE segment_member_counts (
+    segment_id TEXT PRIMARY KEY,
+    members INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+"""Each segment's member count, kept by every profile write (see
+:mod:`service.store.sqlite.profiles`) so a read is one row, never a count."""
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
     """Make whatever tables, columns and indexes the file lacks."""
     conn.executescript(SCHEMA)
@@ -146,3 +156,25 @@ def create_schema(conn: sqlite3.Connection) -> None:
         existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in existing:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    _add_member_counts(conn)
+
+
+def _add_member_counts(conn: sqlite3.Connection) -> None:
+    """Files made before the counts were kept get them, counted once, in the transaction that
+    makes the table: another process writing profiles meanwhile waits for it (or, having
+    made the table first, leaves nothing to do here)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'segment_member_counts'"
+        ).fetchone()
+        if exists is None:
+            conn.execute(MEMBER_COUNTS)
+            conn.execute(
+                "INSERT INTO segment_member_counts (segment_id, members) "
+                "SELECT segment_id, COUNT(*) FROM segment_members GROUP BY segment_id"
+            )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

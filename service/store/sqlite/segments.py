@@ -1,4 +1,5 @@
-"""Segments on SQLite: the ``segments`` table and member counts from ``segment_members``."""
+"""Segments on SQLite: the ``segments`` table, and member counts kept in
+``segment_member_counts`` (counted from ``segment_members`` only across several segments)."""
 
 # ruff: noqa: S608
 
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from service.domain import Segment
@@ -13,9 +15,19 @@ from service.store import _records as rec
 from service.store import rules
 from service.store._paging import PageRequest, in_given_order, unique_in_order
 from service.store.base import Page
-from service.store.sqlite.codec import encode
+from service.store.sqlite.codec import encode, json_text
 from service.store.sqlite.database import SQLiteDatabase
 from service.store.sqlite.queries import fetch_by_ids, fetch_doc, marks, page_query, upsert_sql
+
+
+def _member_counts(conn: sqlite3.Connection, ids: list[str]) -> dict[str, int]:
+    sql = (
+        "SELECT segment_id, members FROM segment_member_counts "
+        "WHERE segment_id IN (SELECT value FROM json_each(?))"
+    )
+    return {
+        segment_id: int(members) for segment_id, members in conn.execute(sql, (json_text(ids),))
+    }
 
 
 class SQLiteSegments:
@@ -66,11 +78,19 @@ class SQLiteSegments:
         ids = unique_in_order(segment_ids)
         if not ids:
             return 0
+        if len(ids) == 1:
+            return (await self.segment_member_counts(ids))[ids[0]]
+        # Several segments share members: counted (once per run, not per page).
         sql = (
-            "SELECT COUNT(*) FROM segment_members WHERE segment_id = ?"
-            if len(ids) == 1
-            else "SELECT COUNT(DISTINCT profile_id) FROM segment_members "
+            "SELECT COUNT(DISTINCT profile_id) FROM segment_members "
             f"WHERE segment_id IN ({marks(len(ids))})"
         )
         count = await self._db.read(lambda conn: conn.execute(sql, ids).fetchone()[0])
         return int(count)
+
+    async def segment_member_counts(self, segment_ids: Sequence[str]) -> dict[str, int]:
+        ids = unique_in_order(segment_ids)
+        if not ids:
+            return {}
+        rows = await self._db.read(partial(_member_counts, ids=ids))
+        return {segment_id: rows.get(segment_id, 0) for segment_id in ids}
