@@ -34,12 +34,13 @@ class LedgerIndex:
     async def load(cls, store: Store, export_id: str) -> LedgerIndex:
         index = cls()
         ids, fingerprints, outcomes = index._ids, index._fingerprints, index._outcomes
-        async for entries in store.iter_ledger(export_id, batch_size=LOAD_PAGE):
-            # iter_ledger yields key-id order: the arrays come out sorted.
-            for entry in entries:
-                ids.append(entry.key_id)
-                fingerprints.append(entry.fingerprint)
-                outcomes.append(entry.outcome.value)
+        async for rows in store.iter_ledger_digest(export_id, batch_size=LOAD_PAGE):
+            # Key-id order: the arrays come out sorted. Only the three columns, no sealed
+            # keys, and no object per entry.
+            key_ids, values, kinds = zip(*rows, strict=True)
+            ids.extend(key_ids)
+            fingerprints.extend(values)
+            outcomes.extend(kinds)
         return index
 
     def __len__(self) -> int:

@@ -341,6 +341,13 @@ class Store(Protocol):
         """Every entry in key-id order, in batches (each one indexed range query), after
         ``after_key_id`` when given."""
 
+    def iter_ledger_digest(
+        self, export_id: str, *, batch_size: int = 10_000
+    ) -> AsyncIterator[list[tuple[int, int, int]]]:
+        """(key id, fingerprint, outcome value) of every entry in key-id order, in batches:
+        what a run's in-memory index holds, without the sealed keys."""
+        ...
+
     async def count_ledger(self, export_id: str) -> int: ...
 
     # -- oauth states ----------------------------------------------------

@@ -175,6 +175,23 @@ async def test_ledgers_of_two_exports_are_apart_and_go_with_their_export(store: 
     assert await store.count_ledger(two) == 2
 
 
+async def test_the_digest_holds_every_entry_in_key_order_without_sealed_keys(
+    store: Store,
+) -> None:
+    export_id = await an_export(store)
+    assert [rows async for rows in store.iter_ledger_digest(export_id)] == []
+    run = await running(store, export_id)
+    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    pairs = [(2**63 - 1, 5), (-(2**63), 6), *((k, k * 10) for k in range(-3, 4))]
+    changes = LedgerChanges(export_id, 1, sent=sent(*pairs), marked=[(0, LedgerOutcome.CANNOT_ADD)])
+    await progress(store, run, changes)
+    pages = [rows async for rows in store.iter_ledger_digest(export_id, batch_size=4)]
+    assert [len(rows) for rows in pages] == [4, 4, 1]
+    flat = [row for rows in pages for row in rows]
+    expected = sorted((k, fp, 3 if k == 0 else 0) for k, fp in pairs)
+    assert flat == expected
+
+
 async def test_many_keys_are_looked_up_at_once(store: Store) -> None:
     export_id = await an_export(store)
     run = await running(store, export_id)

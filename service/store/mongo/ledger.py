@@ -152,6 +152,28 @@ class MongoLedger:
                 return
             after = docs[-1]["k"]
 
+    async def iter_ledger_digest(
+        self, export_id: str, *, batch_size: int = 10_000
+    ) -> AsyncIterator[list[tuple[int, int, int]]]:
+        after: int | None = None
+        while True:
+            query: Doc = {"e": export_id}
+            if after is not None:
+                query["k"] = {"$gt": after}
+            docs = (
+                await self._db["ledger_entries"]
+                .find(query, {"_id": 0, "k": 1, "f": 1, "o": 1})
+                .sort("k", ASCENDING)
+                .limit(batch_size)
+                .to_list()
+            )
+            if not docs:
+                return
+            yield [(int(d["k"]), int(d["f"]), int(d["o"])) for d in docs]
+            if len(docs) < batch_size:
+                return
+            after = int(docs[-1]["k"])
+
     async def count_ledger(self, export_id: str) -> int:
         return int(await self._db["ledger_entries"].count_documents({"e": export_id}))
 
