@@ -125,6 +125,34 @@ class SQLiteLedger:
                 return
             after = entries[-1].key_id
 
+    async def iter_ledger_digest(
+        self, export_id: str, *, batch_size: int = 10_000
+    ) -> AsyncIterator[list[tuple[int, int, int]]]:
+        number = await self._db.read(lambda conn: _number(conn, export_id))
+        if number is None:
+            return
+        after: int | None = None
+        while True:
+
+            def page(
+                conn: sqlite3.Connection, after: int | None = after
+            ) -> list[tuple[int, int, int]]:
+                since = "key_id >= ?" if after is None else "key_id > ?"
+                rows: list[tuple[int, int, int]] = conn.execute(
+                    "SELECT key_id, fingerprint, outcome FROM ledger_entries "
+                    f"WHERE ledger_no = ? AND {since} ORDER BY key_id LIMIT ?",
+                    (number, -(2**63) if after is None else after, batch_size),
+                ).fetchall()
+                return rows
+
+            rows = await self._db.read(page)
+            if not rows:
+                return
+            yield rows
+            if len(rows) < batch_size:
+                return
+            after = rows[-1][0]
+
     async def count_ledger(self, export_id: str) -> int:
         def count(conn: sqlite3.Connection) -> int:
             number = _number(conn, export_id)
@@ -161,6 +189,10 @@ def apply_ledger_changes(conn: sqlite3.Connection, changes: LedgerChanges) -> No
     conn.executemany(
         "UPDATE ledger_entries SET outcome = ?, run_no = ? WHERE ledger_no = ? AND key_id = ?",
         [(LedgerOutcome.REMOVAL_FAILED.value, run_no, number, k) for k in changes.removal_failed],
+    )
+    conn.executemany(
+        "UPDATE ledger_entries SET outcome = ? WHERE ledger_no = ? AND key_id = ?",
+        [(outcome.value, number, k) for k, outcome in changes.marked],
     )
     conn.executemany(
         "DELETE FROM ledger_entries WHERE ledger_no = ? AND key_id = ?",
