@@ -235,9 +235,10 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     try:
         if destination.can_read_list_standing:
             await _learn_standing(plan, session)
-        await stream_run(
-            ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan
-        )
+        with ctx.heap.held():
+            await stream_run(
+                ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan
+            )
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(session.aclose())
