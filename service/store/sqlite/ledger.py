@@ -174,6 +174,7 @@ class SQLiteLedger:
 
     async def count_ledger(self, export_id: str) -> int:
         await self.settle_pending(export_id)
+
         def count(conn: sqlite3.Connection) -> int:
             number = _number(conn, export_id)
             if number is None:
