@@ -315,12 +315,13 @@ class DestinationSession(abc.ABC):
         ask again). Retries and raises like :meth:`upload`."""
         raise NotImplementedError
 
-    async def read_list_standing(self, *, members: bool) -> ListStanding:
+    async def read_list_standing(self, *, members: bool, cannot_add: bool = True) -> ListStanding:
         """The export's list as the destination has it now: its members when ``members``
         (a run asks once, before it sends a record the ledger does not hold, so that a
-        mirror leaves memberships it did not create), and always the contacts it cannot
-        add. Called only when the destination declares
-        :attr:`Destination.can_read_list_standing`. Retries and raises like :meth:`upload`.
+        mirror leaves memberships it did not create), and the contacts it cannot add when
+        ``cannot_add`` (runs that skip unchanged records ask for them; the others do not).
+        Called only when the destination declares :attr:`Destination.can_read_list_standing`.
+        Retries and raises like :meth:`upload`.
         (Plugin API 1.2.)"""
         raise NotImplementedError
 

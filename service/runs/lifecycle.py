@@ -249,8 +249,8 @@ async def _learn_standing(plan: SyncPlan, session: DestinationSession) -> None:
     now, when unchanged records are skipped) and its members (read now for a ledger that
     is empty, else once the run meets a record its ledger does not hold)."""
 
-    async def standing(members: bool) -> ListStanding:
-        return await session.read_list_standing(members=members)
+    async def standing(members: bool, cannot_add: bool) -> ListStanding:
+        return await session.read_list_standing(members=members, cannot_add=cannot_add)
 
     plan.standing = standing
     if plan.skip_unchanged or not len(plan.index):

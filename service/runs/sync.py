@@ -135,9 +135,10 @@ class SyncPlan:
     """A preview's view of a reset the next run would make (a run has made it already)."""
     index: LedgerIndex = field(default_factory=LedgerIndex)
     """The ledger as the run found it (empty when it is to be cleared)."""
-    standing: Callable[[bool], Awaitable[ListStanding]] | None = None
-    """Reads the list's standing at the destination (``members`` asked or not), when the
-    destination can (``Destination.can_read_list_standing``)."""
+    standing: Callable[[bool, bool], Awaitable[ListStanding]] | None = None
+    """Reads the list's standing at the destination (``members`` asked or not, the
+    contacts it cannot add asked or not), when the destination can
+    (``Destination.can_read_list_standing``)."""
     members: KeySet | None = None
     """The list's members before this run first sent a record the ledger did not hold
     (None: not read yet)."""
@@ -157,9 +158,12 @@ class SyncPlan:
         """Learn the list's standing from the destination (nothing when it cannot tell)."""
         if self.standing is None:
             return
-        standing = await self.standing(members)
+        # Only a run that skips unchanged records keeps its unsubscribed contacts from being
+        # sent again; a run that sends everything has no use for them (and saves the reads).
+        standing = await self.standing(members, self.skip_unchanged)
         key_id = self.seal.key_id
-        self.cannot_add = KeySet(key_id(key) for key in standing.cannot_add)
+        if self.skip_unchanged:
+            self.cannot_add = KeySet(key_id(key) for key in standing.cannot_add)
         if members:
             self.members = KeySet(key_id(key) for key in standing.members)
 

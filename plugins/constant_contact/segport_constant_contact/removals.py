@@ -129,15 +129,21 @@ class ListRemover:
         self.transport = transport
         self.list_id = list_id
 
-    async def standing(self, *, members: bool) -> ListStanding:
+    async def standing(self, *, members: bool, unsubscribed: bool = True) -> ListStanding:
         """The list's members (one export of the list, address column only, when asked)
         and the account's unsubscribed contacts (one export with ``status:
-        unsubscribed``): Constant Contact never adds those to a list."""
-        unsubscribed = await self._export_file({"status": "unsubscribed"}, ("email_address",))
-        listed = b""
+        unsubscribed``, when asked): Constant Contact never adds those to a list. Both
+        exports are followed together (one ``GET /activities`` per round for both)."""
+        which: list[Mapping[str, Any]] = []
+        if unsubscribed:
+            which.append({"status": "unsubscribed"})
         if members:
-            listed = await self._export_file({"list_ids": [self.list_id]}, ("email_address",))
-        return ListStanding(members=addresses(listed), cannot_add=addresses(unsubscribed))
+            which.append({"list_ids": [self.list_id]})
+        files = await self._export_files(which, ("email_address",))
+        return ListStanding(
+            members=addresses(files[-1]) if members else (),
+            cannot_add=addresses(files[0]) if unsubscribed else (),
+        )
 
     async def remove(self, members: Sequence[ListMember]) -> list[RemovalOutcome]:
         if not members:
@@ -166,11 +172,23 @@ class ListRemover:
 
     async def _export_file(self, which: Mapping[str, Any], fields: Sequence[str]) -> bytes:
         """The CSV file of one contact export of the contacts ``which`` filters."""
-        body = orjson.dumps({**which, "fields": list(fields)})
-        response = await self.transport.request("POST", EXPORT_PATH, content=body)
-        activity = self._activity(response, "the contact export of the list")
-        activity_id = str(activity["activity_id"])
-        done = (await self._follow([activity_id]))[activity_id]
+        return (await self._export_files([which], fields))[0]
+
+    async def _export_files(
+        self, which: Sequence[Mapping[str, Any]], fields: Sequence[str]
+    ) -> list[bytes]:
+        """The CSV files of contact exports, one per filter of ``which``: all are asked
+        for first, then followed together."""
+        started: list[str] = []
+        for filters in which:
+            body = orjson.dumps({**filters, "fields": list(fields)})
+            response = await self.transport.request("POST", EXPORT_PATH, content=body)
+            started.append(str(self._activity(response, "the contact export")["activity_id"]))
+        ended = await self._follow(started) if started else {}
+        return [await self._results(ended[activity_id]) for activity_id in started]
+
+    async def _results(self, done: Mapping[str, Any]) -> bytes:
+        """The file of a contact export activity as it ended."""
         if done.get("state") != "completed":
             words = "; ".join(str(e) for e in done.get("activity_errors") or [])
             raise DestinationError(

@@ -136,9 +136,9 @@ class ConstantContactSession(DestinationSession):
         """Take ``members`` off the list (:mod:`.removals`); never out of the account."""
         return await self.remover.remove(members)
 
-    async def read_list_standing(self, *, members: bool) -> ListStanding:
+    async def read_list_standing(self, *, members: bool, cannot_add: bool = True) -> ListStanding:
         """The list's members and the account's unsubscribed contacts (:mod:`.removals`)."""
-        return await self.remover.standing(members=members)
+        return await self.remover.standing(members=members, unsubscribed=cannot_add)
 
     async def aclose(self) -> None:
         await self.follower.aclose()
