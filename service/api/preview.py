@@ -16,6 +16,7 @@ from strawberry.scalars import JSON
 from service import domain
 from service.api.context import Info
 from service.api.errors import UserError, UserInputError, user_error
+from service.api.execution_gate import outside_gate
 from service.api.exports import editable_export
 from service.api.sync_modes import sync_mode_errors
 
@@ -83,7 +84,8 @@ class Mutation:
         problems = await _cannot_run(info, export)
         if problems:
             raise UserInputError.of(problems)
-        preview = await info.context.parts.previewer(export)
+        async with outside_gate():
+            preview = await info.context.parts.previewer(export)
         return PreviewExportPayload(preview=ExportPreview.of(preview))
 
 
