@@ -25,8 +25,8 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from graphql import OperationType
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 EXECUTING_AT_ONCE = 4
 """Operations executing at a time in one process (measured: 2 to 8 all keep the CPU per
