@@ -1,21 +1,21 @@
-"""The SQLite file's connections: a writer and a reader, each on its own thread, and a
+"""The SQLite file's connections: a writer thread, reader threads for long reads, and a
 reader on the event loop for short lookups.
 
 Every write transaction passes through the *writer* (so writes never
 interleave); long reads (a run streaming a segment's profiles, the ledger's
-pages) go to the *reader* thread (WAL lets it read while the writer writes).
+pages) go to the *reader* threads (:data:`READER_THREADS`), the one with the
+fewest calls waiting (WAL lets them read while the writer writes).
 Each call hands one whole function to a connection's thread, so a
 transaction never spans an ``await`` and never sees another coroutine's
 half-done work.
 
 Short, bounded reads (records by id, a page of records, a few counts: what
 the API's pages ask) run on the *loop reader* instead, in the calling
-thread: each took well under a millisecond of SQLite's time, and crossing to
-the reader thread and back cost more than the query. Under load it cost
-much more: with fifty operations in flight the reader thread and the event
-loop fought over the GIL at every row, so the CPU per request grew with the
-number of clients (docs/performance.md). A lookup runs to completion
-without yielding, so it cannot interleave with another coroutine either.
+thread: each takes well under a millisecond of SQLite's time, and handing it
+to a thread and back (a future, a wake-up of the loop, the GIL changing hands
+at every row) cost about as much as the query. So one request's reads no
+longer each cross a thread boundary. A lookup runs to completion without
+yielding, so it cannot interleave with another coroutine either.
 """
 
 from __future__ import annotations
@@ -60,12 +60,22 @@ def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     return conn
 
 
+READER_THREADS = 1
+"""Reader threads for long reads. Measured on two cores (docs/performance.md): one, two
+or three threads streamed one, two or four segments at once at the same rate within the
+machine's noise, since decoding the rows on the event loop is the bound, not SQLite; and
+the API's reads no longer queue behind a run's batches (they are lookups). Raise it where
+SQLite's own work (cold files, large scans) is what waits."""
+
+
 class DatabaseThread:
     """One sqlite3 connection, used only from its own thread."""
 
     def __init__(self, name: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._conn: sqlite3.Connection | None = None
+        self.in_flight = 0
+        """Calls handed to the thread and not yet answered."""
 
     async def open(self, path: Path, *, read_only: bool) -> None:
         def open_here() -> None:
@@ -79,7 +89,11 @@ class DatabaseThread:
                 raise RuntimeError("the SQLite store is not open (call open() first)")
             return fn(self._conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        finally:
+            self.in_flight -= 1
 
     async def close(self) -> None:
         def disconnect() -> None:
@@ -123,10 +137,10 @@ def in_snapshot(fn: Work[T]) -> Work[T]:
 class SQLiteDatabase:
     """One SQLite file in WAL mode, through its writer and reader threads and the loop reader."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readers: int = READER_THREADS) -> None:
         self.path = Path(path)
         self._writer = DatabaseThread("segport-sqlite-writer")
-        self._reader = DatabaseThread("segport-sqlite-reader")
+        self._readers = [DatabaseThread(f"segport-sqlite-reader-{n}") for n in range(readers)]
         self._loop_reader: sqlite3.Connection | None = None
         self._opened = False
 
@@ -138,7 +152,8 @@ class SQLiteDatabase:
         _create_private(self.path)
         await self._writer.open(self.path, read_only=False)
         await self._writer.call(create_schema)
-        await self._reader.open(self.path, read_only=True)
+        for reader in self._readers:
+            await reader.open(self.path, read_only=True)
         self._loop_reader = connect(self.path, read_only=True)
         self._opened = True
 
@@ -149,16 +164,20 @@ class SQLiteDatabase:
         if self._loop_reader is not None:
             self._loop_reader.close()
             self._loop_reader = None
-        await self._reader.close()
+        for reader in self._readers:
+            await reader.close()
         await self._writer.close()
 
     async def read(self, fn: Work[T]) -> T:
-        """``fn`` on the reader (one statement sees one state of the file)."""
-        return await self._reader.call(fn)
+        """``fn`` on a reader thread (one statement sees one state of the file)."""
+        return await self._idlest_reader().call(fn)
 
     async def read_snapshot(self, fn: Work[T]) -> T:
-        """``fn`` on the reader, all its statements in one read transaction."""
-        return await self._reader.call(in_snapshot(fn))
+        """``fn`` on a reader thread, all its statements in one read transaction."""
+        return await self._idlest_reader().call(in_snapshot(fn))
+
+    def _idlest_reader(self) -> DatabaseThread:
+        return min(self._readers, key=lambda reader: reader.in_flight)
 
     async def lookup(self, fn: Work[T]) -> T:
         """``fn`` on the loop reader, here and now: only for short, bounded reads (module doc)."""
