@@ -43,12 +43,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(RUN_STAMP): $(BIN)/python pyproject.toml plugins/constant_contact/pyproject.toml
-	$(BIN)/pip install --quiet -e . -e plugins/constant_contact
+$(RUN_STAMP): $(BIN)/python pyproject.toml plugins/constant_contact/pyproject.toml \
+              plugins/mailchimp/pyproject.toml
+	$(BIN)/pip install --quiet -e . -e plugins/constant_contact -e plugins/mailchimp
 	touch $@
 
 $(TEST_STAMP): $(RUN_STAMP) tests/plugins/toy_destination/pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]' -e plugins/constant_contact \
+	$(BIN)/pip install --quiet -e '.[test]' -e plugins/constant_contact -e plugins/mailchimp \
 	  -e tests/plugins/toy_destination
 	touch $@
 
@@ -105,7 +106,7 @@ chromium:
 	  command -v chromium >/dev/null || { echo "error: chromium did not install" >&2; exit 1; }; \
 	fi
 
-# mypy checks the core, the tests and both plugins (strict); lint-imports the layer
+# mypy checks the core, the tests and every plugin (strict); lint-imports the layer
 # contracts in .importlinter.
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -151,6 +151,7 @@ async def open_services(
             redis=redis,
             limiters=RateLimiters(
                 redis,
+                in_flight_lease_seconds=settings.in_flight_lease_seconds,
                 on_wait=lambda key, waited: metrics.rate_limiter_wait_seconds.labels(
                     destination=key
                 ).observe(waited),

@@ -1,13 +1,15 @@
-"""``segport demo``: the embedded service, a destination's demo server and sample data.
+"""``segport demo``: the embedded service, the destinations' demo servers and sample data.
 
-:func:`run_demo` asks the installed plugins for a demo fixture
-(``register_demo_fixtures``) and starts the first one, by destination key: it
-runs what the destination talks to in the demo (a fake of its servers) and gives
-the destination pointed at it. The demo keeps an embedded SQLite database in the
-data directory, loads sample segments of generated profiles, connects a demo
-connection through the real OAuth flow against the fixture's server, creates the
-fixture's demo export, then serves the API and prints the GraphiQL URL, an admin
-token, a ready-to-paste mutation and the shell lines that run the export with
+:func:`run_demo` asks the installed plugins for their demo fixtures
+(``register_demo_fixtures``) and starts every one: each runs what its destination
+talks to in the demo (a fake of its servers) and gives the destination pointed at
+it. The first by destination key has the demo export the banner's mutation runs;
+the others get a connection and an export of their own beside it. The demo keeps
+an embedded SQLite database in the data directory, loads sample segments of
+generated profiles, connects each demo connection through the real OAuth flow
+against the fixture's server (or with the fixture's API key), creates the demo
+exports, then serves the API and prints the GraphiQL URL, an admin token, a
+ready-to-paste mutation and the shell lines that run the export with
 ``segport run``. No destination is named here.
 
 The port is bound before anything else starts, so a busy port ends the demo at
@@ -26,7 +28,7 @@ import contextlib
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,6 +38,8 @@ import uvicorn
 from service.access.auth import mint_token
 from service.api.ids import to_global_id
 from service.app import create_app
+from service.connections.context import destination_context
+from service.connections.credentials import seal_credentials
 from service.core import Services, open_services
 from service.domain import (
     Connection,
@@ -50,7 +54,12 @@ from service.domain import (
     Segment,
     utcnow,
 )
-from service.plugins import DEMO_PROFILE_ATTRIBUTES, DemoDestination, DemoFixture
+from service.plugins import (
+    DEMO_PROFILE_ATTRIBUTES,
+    DemoDestination,
+    DemoFixture,
+    DestinationError,
+)
 from service.plugins.manager import load_destinations, service_info
 from service.settings import Settings
 
@@ -165,13 +174,16 @@ async def load_sample_data(services: Services) -> None:
 
 async def ensure_connection(services: Services, demo: DemoDestination) -> Connection:
     """The demo connection (shared with contributors, consent recorded, the demo admin
-    as export user), authorized through the OAuth flow against the demo's server."""
+    as export user), authorized through the OAuth flow against the demo's server, or
+    connected with the fixture's secret settings (an API key) and ``verify_connection``."""
     store = services.store
     key = demo.destination.key
+    if demo.destination.auth_kind == "api_key" and demo.connection_secrets:
+        return await _connect_with_secrets(services, demo)
     if demo.destination.auth_kind != "oauth2":
         raise DemoError(
-            f"the demo connects through OAuth2, and destination {key!r} uses "
-            f"{demo.destination.auth_kind!r}"
+            f"the demo connects through OAuth2 or with the fixture's connection secrets, and "
+            f"destination {key!r} uses {demo.destination.auth_kind!r} without secrets"
         )
     connection = await store.get_connection(connection_id(key))
     if connection is None:
@@ -204,13 +216,61 @@ async def ensure_connection(services: Services, demo: DemoDestination) -> Connec
     return await flow.complete(params["state"], params["code"], DEMO_USER)
 
 
-async def ensure_export(services: Services, demo: DemoDestination) -> Export:
-    existing = await services.store.get_export(EXPORT_ID)
+def _new_connection(demo: DemoDestination, status: ConnectionStatus) -> Connection:
+    now = utcnow()
+    key = demo.destination.key
+    return Connection(
+        id=connection_id(key),
+        display_name=demo.connection_name,
+        destination_type=key,
+        usable_by=ConnectionUsableBy.ADMINS_AND_CONTRIBUTORS,
+        status=status,
+        created_by=DEMO_USER,
+        created_at=now,
+        updated_at=now,
+        settings=dict(demo.connection_settings),
+        export_user=DEMO_USER,
+        data_privacy_accepted_by=DEMO_USER,
+        data_privacy_accepted_at=now,
+    )
+
+
+async def _connect_with_secrets(services: Services, demo: DemoDestination) -> Connection:
+    """An API-key demo connection: the fixture's secrets, checked as a new connection's are."""
+    store = services.store
+    connection = await store.get_connection(connection_id(demo.destination.key))
+    if connection is None:
+        connection = _new_connection(demo, ConnectionStatus.PENDING_AUTHORIZATION)
+    connection.credentials = seal_credentials(
+        services.cipher, secrets=dict(demo.connection_secrets)
+    )
+    await store.save_connection(connection)
+    ctx = await destination_context(services.destination_access, connection)
+    try:
+        connection.account = await demo.destination.verify_connection(ctx)
+    except DestinationError as exc:
+        raise DemoError(f"the {demo.server_name} refused the demo connection: {exc}") from None
+    connection.status = ConnectionStatus.CONNECTED
+    connection.status_message = None
+    connection.updated_at = utcnow()
+    await store.save_connection(connection)
+    return connection
+
+
+def export_id_of(demo: DemoDestination, primary: bool) -> str:
+    """The first fixture's export keeps the demo's historical id; others are named by key."""
+    return EXPORT_ID if primary else f"demo-export-{demo.destination.key}"
+
+
+async def ensure_export(
+    services: Services, demo: DemoDestination, export_id: str = EXPORT_ID
+) -> Export:
+    existing = await services.store.get_export(export_id)
     if existing is not None:
         return existing
     now = utcnow()
     export = Export(
-        id=EXPORT_ID,
+        id=export_id,
         display_name=demo.export.display_name,
         connection_id=connection_id(demo.destination.key),
         destination_type=demo.destination.key,
@@ -234,12 +294,19 @@ def banner(
     demo: DemoDestination,
     account: str | None,
     segport_command: str = "segport",
+    others: Sequence[tuple[DemoDestination, str | None]] = (),
 ) -> str:
     """What the demo prints once it serves: where things are, an admin token, and how to
     run the demo export from GraphiQL or from a shell (``segport_command``: how the user
     starts segport, e.g. ``.venv/bin/segport`` from ``make demo``)."""
     token = mint_token(settings, DEMO_USER, [Role.ADMIN], TOKEN_TTL)
     export_id = to_global_id("Export", EXPORT_ID)
+    also = [f"  {d.server_name}: {d.server_url} (account {a!r})" for d, a in others]
+    more_exports = [
+        f"  {d.server_name}: runExport(input: {{exportId: "
+        f'"{to_global_id("Export", export_id_of(d, primary=False))}"}})'
+        for d, _ in others
+    ]
     return "\n".join(
         [
             "",
@@ -248,6 +315,7 @@ def banner(
             "                       (signs in as the demo admin; works offline)",
             f"  GraphQL explorer:    {base_url}/graphql",
             f"  {demo.server_name}: {demo.server_url} (account {account!r})",
+            *also,
             f"  Data directory:      {settings.data_dir}",
             "",
             f"Admin token (valid {TOKEN_TTL.days} days; user {DEMO_USER!r}):",
@@ -263,6 +331,8 @@ def banner(
             "Or from a shell (the token is this demo's: its secrets are in the data directory):",
             f"  export SEGPORT_TOKEN={token}",
             f"  {segport_command} run {export_id} --url {base_url}/graphql --follow",
+            "",
+            *(["", "The other demo exports:", *more_exports] if more_exports else []),
             "",
             "Stop with Ctrl-C.",
             "",
@@ -290,15 +360,25 @@ def demo_settings(host: str, port: int, data_dir: Path) -> Settings:
 
 
 async def _serve(
-    settings: Settings, listener: socket.socket, base_url: str, demo: DemoDestination
+    settings: Settings,
+    listener: socket.socket,
+    base_url: str,
+    demo: DemoDestination,
+    others: Sequence[DemoDestination] = (),
 ) -> None:
     async with open_services(settings) as services:
         # The installed destination reads its own server-side settings; the demo's copy
         # was configured by the fixture to talk to the demo server.
-        services.destinations.substitute(demo.destination)
+        for each in (demo, *others):
+            services.destinations.substitute(each.destination)
         await load_sample_data(services)
         connection = await ensure_connection(services, demo)
         await ensure_export(services, demo)
+        connected: list[tuple[DemoDestination, str | None]] = []
+        for other in others:
+            other_connection = await ensure_connection(services, other)
+            await ensure_export(services, other, export_id_of(other, primary=False))
+            connected.append((other, other_connection.account))
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(services),
@@ -315,7 +395,10 @@ async def _serve(
                 await serving
                 raise DemoError(f"could not serve on {base_url}")
             await asyncio.sleep(0.05)
-        print(banner(settings, base_url, demo, connection.account, segport_command()), flush=True)
+        print(
+            banner(settings, base_url, demo, connection.account, segport_command(), connected),
+            flush=True,
+        )
         await serving
 
 
@@ -330,14 +413,18 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = 
         # Bound first: a busy port must stop the demo before it starts anything.
         with contextlib.closing(listen(host, port)) as listener:
             settings = demo_settings(host, port, data_dir)
-            fixture = choose_fixture(load_destinations().demo_fixtures())
+            fixtures = load_destinations().demo_fixtures()
+            first = choose_fixture(fixtures)
             # Started before the services and stopped after them, so runs still in flight
             # when the demo stops can checkpoint against a live server.
-            with fixture.start(service_info(settings)) as demo:
+            with contextlib.ExitStack() as started:
+                info = service_info(settings)
+                demo = started.enter_context(first.start(info))
+                others = [started.enter_context(f.start(info)) for f in fixtures if f is not first]
                 # uvicorn re-raises the signal that stopped it; make SIGTERM end the demo
                 # the way Ctrl-C does, so the services close cleanly either way.
                 signal.signal(signal.SIGTERM, _interrupt)
-                asyncio.run(_serve(settings, listener, f"http://{host}:{port}", demo))
+                asyncio.run(_serve(settings, listener, f"http://{host}:{port}", demo, others))
     except KeyboardInterrupt:
         print("segport demo stopped.", flush=True)
     except DemoError as exc:

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     schedule_tick_seconds: float = Field(default=30.0, gt=0)
     run_heartbeat_seconds: float = Field(default=5.0, gt=0)
     """How often a running job says it is alive; a run silent for 3 periods is taken over."""
+    in_flight_lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a destination's in-flight slot (``max_requests_in_flight``) outlives a worker
+    that died holding it; a live holder renews it every third of this."""
     oauth_state_ttl_seconds: int = Field(default=600, ge=10)
 
     # Limits per caller and per connection (issue 10, item 8)

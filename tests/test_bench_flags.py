@@ -12,7 +12,7 @@ from types import ModuleType
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-SCRIPTS = ("export.py", "import_profiles.py")
+SCRIPTS = ("export.py", "export_mailchimp.py", "import_profiles.py")
 
 
 def load(script: str) -> ModuleType:
@@ -27,7 +27,7 @@ def load(script: str) -> ModuleType:
 def row_count(script: str, argv: list[str]) -> int:
     args = load(script).parse_arguments(argv)
     # Each script keeps its own attribute name; the flags are what is shared.
-    count = args.profiles if script == "export.py" else args.rows
+    count = args.rows if script == "import_profiles.py" else args.profiles
     assert isinstance(count, int)
     return count
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import service.plugins
+import service.plugins.conformance
 import service.plugins.testing
 from service.plugins import Destination, DestinationSession, hookspecs
 
@@ -58,7 +59,9 @@ def test_every_public_plugin_name_is_documented(name: str) -> None:
     assert f"`{name}`" in doc or f"`{name}(" in doc, f"docs/plugins.md does not document `{name}`"
 
 
-@pytest.mark.parametrize("name", service.plugins.testing.__all__)
+@pytest.mark.parametrize(
+    "name", service.plugins.testing.__all__ + service.plugins.conformance.__all__
+)
 def test_every_testing_kit_name_is_documented(name: str) -> None:
     doc = _doc()
     assert f"`{name}`" in doc or f"`{name}(" in doc, (
@@ -113,11 +116,12 @@ def test_walk_through_code_is_the_toy_plugins_source(match: re.Match[str]) -> No
 
 def _environment_variables() -> list[str]:
     from segport_constant_contact.settings import ConstantContactSettings
+    from segport_mailchimp.settings import MailchimpSettings
 
     from service.settings import Settings
 
     names = []
-    for settings_class in (Settings, ConstantContactSettings):
+    for settings_class in (Settings, ConstantContactSettings, MailchimpSettings):
         prefix = str(settings_class.model_config.get("env_prefix", ""))
         names += [f"{prefix}{field}".upper() for field in settings_class.model_fields]
     return names

@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from enum import Enum
 from typing import Any
 
+import httpx
 import strawberry
 from strawberry.scalars import JSON
 
@@ -22,7 +24,7 @@ from service.api.pagination import ListConnection, page_args
 from service.connections.context import destination_context
 from service.connections.credentials import seal_credentials
 from service.connections.oauth import OAuthError
-from service.plugins.api import Destination, InvalidCredentials
+from service.plugins.api import Destination, DestinationError, InvalidCredentials
 
 NOT_CONFIGURED = "NOT_CONFIGURED"
 """The destination cannot connect with the server's configuration (a variable to set)."""
@@ -53,6 +55,16 @@ class UpdateConnectionInput:
     id: strawberry.ID
     display_name: str | None = None
     usable_by: ConnectionUsableBy | None = None
+
+
+@strawberry.input
+class ReplaceConnectionSecretsInput:
+    connection_id: strawberry.ID
+    settings: JSON = strawberry.field(
+        description="Every secret connection setting of the destination type, by name (e.g. "
+        "a new API key). Checked with the destination before it replaces the stored ones; "
+        "never shown again."
+    )
 
 
 @strawberry.input
@@ -139,6 +151,17 @@ class Mutation:
             connection.usable_by = input.usable_by
         connection.updated_at = domain.utcnow()
         await info.context.parts.store.save_connection(connection)
+        return ConnectionPayload(connection=Connection.of(connection))
+
+    @strawberry.mutation(
+        description="Replace an API-key connection's secret settings (write-only): the new "
+        "values are checked with the destination, stored encrypted, and the connection is "
+        "CONNECTED again."
+    )
+    async def replace_connection_secrets(
+        self, info: Info, input: ReplaceConnectionSecretsInput
+    ) -> ConnectionPayload:
+        connection = await _replace_secrets(info, input)
         return ConnectionPayload(connection=Connection.of(connection))
 
     @strawberry.mutation(description="The caller becomes the connection's export user.")
@@ -301,7 +324,69 @@ async def _connect_without_oauth(
                 f"the destination refused these credentials: {exc}",
                 "INVALID_CREDENTIALS",
             ) from exc
+        except (DestinationError, httpx.HTTPError) as exc:
+            # No verdict on the credentials (the destination is away or failing): say so,
+            # in its words, rather than fail the mutation.
+            words = str(exc) if isinstance(exc, DestinationError) else type(exc).__name__
+            raise UserInputError(
+                "settings",
+                f"{destination.display_name} could not check these credentials now ({words}); "
+                "try again later",
+                "DESTINATION_UNAVAILABLE",
+            ) from exc
         connection.status = domain.ConnectionStatus.CONNECTED
+
+
+async def _replace_secrets(info: Info, input: ReplaceConnectionSecretsInput) -> domain.Connection:
+    parts = info.context.parts
+    connection = await load_connection(info, input.connection_id, "connectionId")
+    destination = parts.destinations.get(connection.destination_type)
+    secret_specs = [s for s in destination.connection_settings if s.secret] if destination else []
+    if destination is None or destination.auth_kind != "api_key" or not secret_specs:
+        raise UserInputError(
+            "connectionId",
+            f"connection {input.connection_id!r} has no secret settings to replace",
+            "NO_SECRETS",
+        )
+    settings = _settings_object(input.settings, "settings")
+    errors = json_object_problems(settings, ["settings"], "the setting")
+    secret_names = {spec.name for spec in secret_specs}
+    for name in settings:
+        if name not in secret_names:
+            allowed = ", ".join(sorted(secret_names))
+            errors.append(
+                user_error(
+                    ["settings", name],
+                    f"{name!r} is not a secret setting of {destination.display_name} "
+                    f"(secret settings: {allowed}); change other settings with updateConnection",
+                    "NOT_SECRET",
+                )
+            )
+    # The whole connection's settings are checked as on creation, with the new secrets.
+    merged = {**connection.settings, **settings}
+    errors.extend(
+        user_error(["settings", e.field], e.message, e.code)
+        for e in destination.validate_connection_settings(merged)
+        if e.field in secret_names
+    )
+    if errors:
+        raise UserInputError.of(errors)
+    # Checked as a connection not stored yet (a fresh id), whose credentials are read from
+    # the object: the stored key stays in use until the new one is known to work.
+    candidate = dataclasses.replace(
+        connection,
+        id=domain.new_id(),
+        credentials=seal_credentials(parts.cipher, secrets=settings),
+    )
+    await _connect_without_oauth(info, destination, candidate)
+    connection.credentials = candidate.credentials
+    connection.account = candidate.account or connection.account
+    connection.status = domain.ConnectionStatus.CONNECTED
+    connection.status_message = None
+    connection.updated_at = domain.utcnow()
+    await parts.store.save_connection(connection)
+    info.context.forget_connection(connection.id)
+    return connection
 
 
 async def _remove_connection(info: Info, input: RemoveConnectionInput) -> RemoveConnectionPayload:

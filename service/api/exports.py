@@ -13,6 +13,7 @@ import difflib
 import json
 from typing import Any
 
+import orjson
 import strawberry
 from strawberry.scalars import JSON
 
@@ -452,15 +453,19 @@ async def _check_mapping_remotely(
     """The destination's check of the mapping's targets against the connected account
     (e.g. custom fields it must have), shared and budgeted like the settings check."""
     targets = [m.target for m in export.field_mapping]
+    # The export's settings are in the context: a destination's targets may depend on them
+    # (the fields of the list or audience the export sends to).
+    settings_key = orjson.dumps(export.settings, option=orjson.OPT_SORT_KEYS).decode()
     try:
         problems = await info.context.parts.destination_answers.answer(
-            ("check_mapping", connection.id, tuple(sorted(set(targets)))),
+            ("check_mapping", connection.id, tuple(sorted(set(targets))), settings_key),
             info.context.principal.sub,
             lambda: call_destination(
                 info.context.parts.destination_access,
                 connection,
                 destination,
                 lambda ctx: destination.check_mapping(ctx, targets),
+                export_settings=export.settings,
             ),
         )
     except DestinationCallBudgetSpent as exc:

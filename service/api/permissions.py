@@ -48,6 +48,7 @@ ROOT_FIELD_ACTIONS: Mapping[str, Action | None] = {
     "Mutation.upsertProfiles": Action.LOAD_DATA,
     "Mutation.createConnection": Action.MANAGE_CONNECTIONS,
     "Mutation.updateConnection": Action.MANAGE_CONNECTIONS,
+    "Mutation.replaceConnectionSecrets": Action.MANAGE_CONNECTIONS,
     "Mutation.addExportUser": Action.MANAGE_CONNECTIONS,
     "Mutation.removeConnection": Action.MANAGE_CONNECTIONS,
     "Mutation.authorizeConnection": Action.MANAGE_CONNECTIONS,

@@ -198,6 +198,11 @@ class StoredCredentials:
         _, bundle = await self._load()
         return bundle.secrets
 
+    async def rejected(self, message: str) -> None:
+        """The destination refuses the stored credentials (an API key that stopped working)."""
+        if self._unsaved is None:
+            await self._mark_needs_reauthorization(message)
+
     async def _save_tokens(self, tokens: OAuthTokens, secrets: dict[str, Any]) -> None:
         sealed = seal_credentials(self._access.cipher, tokens=tokens, secrets=secrets)
         # Re-read right before writing so an edit made during the token request survives.
@@ -261,6 +266,9 @@ class PendingCredentials:
 
     async def secrets(self) -> dict[str, Any]:
         return dict(self._secrets)
+
+    async def rejected(self, message: str) -> None:
+        """Nothing is stored yet: the caller's error says it."""
 
 
 __all__ = [

@@ -273,6 +273,9 @@ class _NoCredentials:
     async def secrets(self) -> dict[str, Any]:
         return {}
 
+    async def rejected(self, message: str) -> None:
+        """Nothing is stored yet: the exchange's own error says it."""
+
 
 # -- the browser's way back: GET /oauth/callback ---------------------------------------
 

@@ -27,11 +27,13 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 
+from service.coordination.in_flight import DEFAULT_LEASE_SECONDS, MemoryInFlight, RedisInFlight
 from service.coordination.redis import RedisClient
 from service.plugins.api import Destination, DestinationLimits, RunReporter
 
@@ -138,6 +140,13 @@ class _WaitingLimiter:
         self._sleep = sleep
         self._on_wait = on_wait
         self._lifted = asyncio.Event()
+        self.slots: MemoryInFlight | RedisInFlight = MemoryInFlight(limits.max_requests_in_flight)
+        """The concurrency cap (``max_requests_in_flight`` per scope); Redis-backed in the
+        Redis adapter."""
+
+    def in_flight(self, scope: str = "") -> AbstractAsyncContextManager[None]:
+        """Hold one of the declared in-flight slots of ``scope`` (see :mod:`.in_flight`)."""
+        return self.slots.slot(scope)
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else time.time()
@@ -375,6 +384,7 @@ class RedisRateLimiter(_WaitingLimiter):
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         on_wait: WaitObserver | None = None,
+        in_flight_lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         super().__init__(key, limits, clock=clock, sleep=sleep, on_wait=on_wait)
         self._redis = redis
@@ -384,6 +394,12 @@ class RedisRateLimiter(_WaitingLimiter):
         self.pause_key = base + "pause"
         self._acquire_script = redis.register_script(_ACQUIRE_LUA)
         self._pause_script = redis.register_script(_PAUSE_LUA)
+        self.slots = RedisInFlight(
+            redis,
+            base + "inflight:",
+            limits.max_requests_in_flight,
+            lease_seconds=in_flight_lease_seconds,
+        )
 
     def _script_now(self) -> str:
         return "" if self._clock is None else repr(self._clock())
@@ -453,8 +469,10 @@ class RateLimiters:
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         on_wait: WaitObserver | None = None,
+        in_flight_lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self._redis = redis
+        self._in_flight_lease = in_flight_lease_seconds
         self._clock = clock
         self._sleep = sleep
         self._on_wait = on_wait
@@ -479,6 +497,7 @@ class RateLimiters:
                     clock=self._clock,
                     sleep=self._sleep,
                     on_wait=self._on_wait,
+                    in_flight_lease_seconds=self._in_flight_lease,
                 )
             else:
                 limiter = MemoryRateLimiter(
@@ -502,6 +521,9 @@ class ReportingLimiter:
 
     async def pause_until(self, until: datetime, reason: str) -> None:
         await self._inner.pause_until(until, reason)
+
+    def in_flight(self, scope: str = "") -> AbstractAsyncContextManager[None]:
+        return self._inner.in_flight(scope)
 
 
 __all__ = [

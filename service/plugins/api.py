@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -108,6 +109,16 @@ class BatchOutcome:
     """Records known accepted already (synchronous destinations)."""
     rejected: list[RecordRejection] = field(default_factory=list)
     """Records known rejected already, with reasons."""
+    cannot_add_to_list: list[RecordRejection] = field(default_factory=list)
+    """Records the destination keeps off the list whatever we send (e.g. an address that
+    unsubscribed or is in a compliance state), counted as ``cannotAddToList`` and sampled
+    (plugin API 1.1)."""
+    field_warnings: list[FieldWarning] = field(default_factory=list)
+    """Optional values left out of records that were still sent, known only while
+    uploading (e.g. a value the destination's field type cannot take, when the types are
+    read from the account): counted and sampled as those of
+    :meth:`Destination.build_record_with_warnings` are, each with its ``profile_id``
+    (plugin API 1.1)."""
     batch_error: str | None = None
     """The destination refused the whole batch: its own words, verbatim."""
 
@@ -200,6 +211,14 @@ class RateLimiter(Protocol):
         """Tell every process that no request may be sent before ``until``
         (e.g. the daily quota is spent)."""
 
+    def in_flight(self, scope: str = "") -> AbstractAsyncContextManager[None]:
+        """Hold one of the ``max_requests_in_flight`` request slots of ``scope`` (e.g. a
+        digest of the API key: what the destination counts connections by) while a request
+        is in flight: ``async with ctx.rate_limiter.in_flight(scope): ...``. Shared by every
+        process of the deployment; a slot whose process died is freed after a lease.
+        Without a declared cap it holds nothing (plugin API 1.1)."""
+        ...
+
 
 class CredentialSource(Protocol):
     async def tokens(self) -> OAuthTokens:
@@ -211,6 +230,12 @@ class CredentialSource(Protocol):
 
     async def secrets(self) -> dict[str, Any]:
         """Secret connection settings (e.g. an API key), decrypted."""
+
+    async def rejected(self, message: str) -> None:
+        """The destination refuses these credentials for good (e.g. a revoked API key):
+        the service marks the connection NEEDS_REAUTHORIZATION with ``message`` (the
+        destination's words); the caller then raises :class:`AuthorizationLost`
+        (plugin API 1.1)."""
 
 
 class RunReporter(Protocol):

@@ -48,14 +48,19 @@ class DemoDestination:
     export: DemoExport
     connection_settings: Mapping[str, Any] = field(default_factory=dict)
     """The demo connection's (non-secret) settings."""
+    connection_secrets: Mapping[str, Any] = field(default_factory=dict)
+    """The demo connection's secret settings (an API-key destination's demo key): the demo
+    connects with them instead of the OAuth flow (plugin API 1.1)."""
 
 
 class DemoFixture(abc.ABC):
     """A destination's part of the demo. Return instances from ``register_demo_fixtures``.
 
-    The demo connects through the OAuth2 flow, following the authorization URL
-    without a browser: the fixture's server must approve at once and redirect to
-    the callback (``ServiceInfo.oauth_callback_url``)."""
+    An OAuth2 destination's demo connects through the OAuth2 flow, following the
+    authorization URL without a browser: the fixture's server must approve at once and
+    redirect to the callback (``ServiceInfo.oauth_callback_url``). An API-key
+    destination's demo connects with ``DemoDestination.connection_secrets``, checked
+    with ``verify_connection`` as a new connection is."""
 
     destination_key: str
     """The key of the destination this fixture sets up."""

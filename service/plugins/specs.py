@@ -55,6 +55,10 @@ class DestinationLimits:
     """Shared by every process of the deployment; the day resets at 00:00 UTC."""
     max_concurrent_uploads: int = 2
     """Upload requests of one run in flight at once."""
+    max_requests_in_flight: int | None = None
+    """Requests in flight at once per scope (e.g. per API key), shared by every process of
+    the deployment: what ``RateLimiter.in_flight`` enforces (plugin API 1.1). None:
+    no cap beyond ``max_concurrent_uploads``."""
     removal_batch_max_records: int = 1000
     """List members passed to one call of ``DestinationSession.remove_list_members``."""
 

@@ -24,7 +24,8 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -110,6 +111,12 @@ class InMemoryRateLimiter:
         """Requests admitted so far."""
         self.pauses: list[tuple[datetime, str]] = []
         """Every ``pause_until(until, reason)`` received, in order."""
+        self.in_flight_cap = limits.max_requests_in_flight
+        self.held: dict[str, int] = {}
+        """In-flight slots held now, by scope."""
+        self.peak_in_flight: dict[str, int] = {}
+        """The most in-flight slots of each scope ever held at once."""
+        self._slot_freed = asyncio.Event()
 
     def _wait_needed(self, now: float) -> float:
         """Seconds until a request may go (0: admitted, and counted)."""
@@ -140,6 +147,23 @@ class InMemoryRateLimiter:
         self.pauses.append((until, reason))
         self._paused_until = max(self._paused_until, until.timestamp())
 
+    @asynccontextmanager
+    async def in_flight(self, scope: str = "") -> AsyncIterator[None]:
+        """At most ``max_requests_in_flight`` holders of ``scope`` at once (none without)."""
+        cap = self.in_flight_cap
+        if cap is not None:
+            while self.held.get(scope, 0) >= cap:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+            self.held[scope] = self.held.get(scope, 0) + 1
+            self.peak_in_flight[scope] = max(self.peak_in_flight.get(scope, 0), self.held[scope])
+        try:
+            yield
+        finally:
+            if cap is not None:
+                self.held[scope] -= 1
+                self._slot_freed.set()
+
 
 TokenRefresher = Callable[[OAuthTokens], Awaitable[OAuthTokens]]
 
@@ -161,6 +185,9 @@ class InMemoryCredentials:
         """Refreshes made through the destination."""
         self._secrets = dict(secrets or {})
         self._refresher: TokenRefresher | None = None
+        self.rejections: list[str] = []
+        """Every ``rejected(message)``: what the service would show on a connection it
+        marks NEEDS_REAUTHORIZATION."""
 
     def refresh_through(self, destination: Destination, ctx: DestinationContext) -> None:
         """Refresh with ``destination.refresh_tokens`` in ``ctx``, as the service would."""
@@ -197,6 +224,13 @@ class InMemoryCredentials:
 
     async def secrets(self) -> dict[str, Any]:
         return dict(self._secrets)
+
+    async def rejected(self, message: str) -> None:
+        self.rejections.append(message)
+
+    def replace_secrets(self, secrets: Mapping[str, Any]) -> None:
+        """New secret settings (as an admin replacing an API key would give)."""
+        self._secrets = dict(secrets)
 
 
 class InstantSleep:

@@ -198,7 +198,18 @@ def _apply_outcome(state: RunState, counts: RunCounts, outcome: BatchOutcome, re
         return
     counts.accepted_by_destination += outcome.accepted
     counts.rejected_by_destination += len(outcome.rejected)
-    for rejected in outcome.rejected:
+    counts.cannot_add_to_list += len(outcome.cannot_add_to_list)
+    counts.field_warnings += len(outcome.field_warnings)
+    for warning in outcome.field_warnings:
+        state.sample(
+            RunError(
+                code=warning.code,
+                message=warning.reason,
+                profile_id=warning.profile_id,
+                field=warning.field,
+            )
+        )
+    for rejected in [*outcome.rejected, *outcome.cannot_add_to_list]:
         state.sample(
             RunError(
                 code=rejected.rejection.code,

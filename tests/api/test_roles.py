@@ -87,6 +87,12 @@ MATRIX: list[tuple[str, str, tuple[str, str, str]]] = [
         (ALLOWED, FORBIDDEN, FORBIDDEN),
     ),
     (
+        "Mutation.replaceConnectionSecrets",
+        "mutation($connectionId: ID!) { replaceConnectionSecrets(input: {connectionId: "
+        '$connectionId, settings: {apiKey: "k"}}) { userErrors { code } } }',
+        (ALLOWED, FORBIDDEN, FORBIDDEN),
+    ),
+    (
         "Mutation.addExportUser",
         "mutation($connectionId: ID!) { addExportUser(input: {connectionId: $connectionId}) "
         "{ userErrors { code } } }",

@@ -128,8 +128,12 @@ async def test_demo_serves_a_connected_demo_export_and_restarts_without_duplicat
 
     exports = first["exports"]
     assert isinstance(exports, dict)
-    assert exports["totalCount"] == 1
-    export = exports["edges"][0]["node"]
+    # One demo export per installed plugin's fixture: Constant Contact's and Mailchimp's.
+    assert exports["totalCount"] == 2
+    by_connection = {e["node"]["connection"]["displayName"]: e["node"] for e in exports["edges"]}
+    assert by_connection["Demo Mailchimp"]["connection"]["status"] == "CONNECTED"
+    assert by_connection["Demo Mailchimp"]["settings"]["statusIfNew"] == "subscribed"
+    export = by_connection["Demo Constant Contact"]
     assert export["settings"] == {"listId": "07936f78-662a-11eb-af0a-fa163e56c9b0"}
     assert export["connection"] == {
         "displayName": "Demo Constant Contact",

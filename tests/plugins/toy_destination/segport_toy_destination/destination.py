@@ -79,6 +79,9 @@ class WebhookCollector(Destination):
         requests_per_second=20,
         max_concurrent_uploads=2,
         removal_batch_max_records=500,
+        # The collector serves at most 4 requests at once per key, whichever process
+        # sends them: the service's in-flight cap keeps the whole deployment within it.
+        max_requests_in_flight=4,
     )
     # Mirror exports may take contacts who left the segment off the endpoint.
     can_remove_list_members = True
@@ -167,14 +170,20 @@ class WebhookSession(DestinationSession):
         """POST with retries of 429, 5xx and transport errors; any other answer is returned."""
         headers = {**await _headers(self._ctx), "Content-Type": "application/json"}
         for attempt in range(1, _MAX_ATTEMPTS + 1):
-            await self._ctx.rate_limiter.acquire()
-            try:
-                response = await self._ctx.http.post(url, content=body, headers=headers)
-            except httpx.TransportError as exc:
-                problem = f"the collector is unreachable: {exc}"
-            else:
+            async with self._ctx.rate_limiter.in_flight():
+                await self._ctx.rate_limiter.acquire()
+                try:
+                    response: httpx.Response | None = await self._ctx.http.post(
+                        url, content=body, headers=headers
+                    )
+                except httpx.TransportError as exc:
+                    response, problem = None, f"the collector is unreachable: {exc}"
+            if response is not None:
                 if response.status_code in (401, 403):
-                    raise AuthorizationLost("the collector no longer accepts the API key")
+                    # The key stopped working: the connection must be given a new one.
+                    words = "the collector no longer accepts the API key"
+                    await self._ctx.credentials.rejected(words)
+                    raise AuthorizationLost(words)
                 if response.status_code != 429 and response.status_code < 500:
                     return response
                 problem = f"the collector answered {response.status_code}"

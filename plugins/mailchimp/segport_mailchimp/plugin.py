@@ -1,0 +1,20 @@
+"""The pluggy entry point: registers the Mailchimp destination with segport."""
+
+from __future__ import annotations
+
+from segport_mailchimp.demo import MailchimpDemo
+from segport_mailchimp.destination import Mailchimp, MailchimpOAuth
+from service.plugins import DemoFixture, Destination, hookimpl
+
+SEGPORT_PLUGIN_API = "1.1"
+"""The segport plugin API this plugin is built for (the in-flight cap, member removal)."""
+
+
+@hookimpl
+def register_destinations() -> list[Destination]:
+    return [Mailchimp(), MailchimpOAuth()]
+
+
+@hookimpl
+def register_demo_fixtures() -> list[DemoFixture]:
+    return [MailchimpDemo()]
