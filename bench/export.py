@@ -54,6 +54,7 @@ from service.domain import (
 )
 from service.plugins import Destination, EncodedRecord, OAuthTokens, hookimpl
 from service.plugins.batching import ContactBatcher
+from service.runs.heap import FrozenHeap
 from service.runs.mapping import RecordMapper
 from service.runs.stages import YIELD_EVERY
 from service.settings import Settings
@@ -179,7 +180,11 @@ async def floor(
     envelope = destination.batch_envelope_size(export.settings)
     batcher = ContactBatcher(destination.limits, envelope)
     batches = 0
-    with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+    # As a run streams: the objects from before it left out of full collections.
+    with (
+        FrozenHeap().held(),
+        RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper,
+    ):
         async for profiles in services.store.iter_segment_members(
             export.segment_ids, batch_size=services.settings.run_read_batch_size
         ):
@@ -256,23 +261,33 @@ async def phase(name: str, database: Path, fake_url: str, count: int) -> dict[st
         }
 
 
-def run_phase(name: str, database: Path, fake_url: str, count: int) -> dict[str, Any]:
-    """Run ``name`` in a child process of this script and return what it printed."""
-    output = subprocess.run(
-        [sys.executable, __file__, "--phase", name, "--database", str(database),
-         "--fake-url", fake_url, "-n", str(count)],
-        check=True, stdout=subprocess.PIPE, text=True,
-    ).stdout  # fmt: skip
-    return dict(json.loads(output.strip().splitlines()[-1]))
+def run_phase(
+    name: str, database: Path, fake_url: str, count: int, profile_to: Path | None = None
+) -> dict[str, Any]:
+    """Run ``name`` in a child process of this script and return what it printed; with
+    ``profile_to``, under ``py-spy record`` (idle threads included), its samples written
+    there as ``<name>.txt`` (collapsed stacks)."""
+    command = [sys.executable, __file__, "--phase", name, "--database", str(database),
+               "--fake-url", fake_url, "-n", str(count)]  # fmt: skip
+    if profile_to is not None:
+        samples = str(profile_to / f"{name}.txt")
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        command = [spy, "record", "--idle", "--format", "raw", "-o", samples, "--", *command]
+    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    # The phase's figures are its last JSON line (py-spy prints its own lines after it).
+    return dict(json.loads([line for line in output.splitlines() if line.startswith("{")][-1]))
 
 
-def bench(count: int) -> dict[str, Any]:
-    """Load, floor and export, each in its own process, against one fake server."""
+def bench(count: int, profile_to: Path | None = None) -> dict[str, Any]:
+    """Load, floor and export, each in its own process, against one fake server; the
+    floor and the export under py-spy when ``profile_to`` is given."""
     with tempfile.TemporaryDirectory() as folder, fake_process() as fake_url:
         database = Path(folder) / "bench.db"
         result: dict[str, Any] = {"profiles": count}
         for name in ("load", "floor", "export"):
-            result.update(run_phase(name, database, fake_url, count))
+            result.update(
+                run_phase(name, database, fake_url, count, None if name == "load" else profile_to)
+            )
         return result
 
 
@@ -288,6 +303,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default=1_000_000,
         help="profiles to load and export (default 1,000,000)",
     )
+    parser.add_argument(
+        "--py-spy",
+        dest="profile_to",
+        type=Path,
+        help="folder for py-spy profiles of the floor and the export (pip install py-spy); "
+        "the figures of a profiled run are not comparable with others",
+    )
     parser.add_argument("--phase", choices=["load", "floor", "export"], help=argparse.SUPPRESS)
     parser.add_argument("--database", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--fake-url", help=argparse.SUPPRESS)
@@ -301,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(asyncio.run(phase(args.phase, args.database, args.fake_url, args.profiles)))
         )
         return 0
-    result = bench(args.profiles)
+    if args.profile_to is not None:
+        args.profile_to.mkdir(parents=True, exist_ok=True)
+    result = bench(args.profiles, args.profile_to)
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

@@ -12,7 +12,10 @@ seconds (3.0 s for 100,000). The target is the export within 1.3 times the floor
 never more than 10 requests in flight.
 
 Prints the load time, the export's wall time and its ratio to the floor, the fake's
-counts (requests, peak in flight, 429s for the cap) and the peak RSS. Results are
+counts (requests, peak in flight, 429s for the cap), the CPU time the service and the
+fake spent during the export (per profile too: on a shared machine, a figure that the
+other sessions' load does not inflate as much as the wall time), the load average and
+the peak RSS. Results are
 recorded in docs/performance.md.
 """
 
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import math
+import os
 import resource
 import socket
 import subprocess
@@ -70,8 +74,8 @@ class Plugin:
 
 
 @contextlib.contextmanager
-def fake_process(latency: float) -> Iterator[str]:
-    """``python -m segport_mailchimp.fake`` on a free port; yields its base URL."""
+def fake_process(latency: float) -> Iterator[tuple[str, int]]:
+    """``python -m segport_mailchimp.fake`` on a free port; yields its base URL and pid."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -91,10 +95,19 @@ def fake_process(latency: float) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user and system) process ``pid`` has used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def load(services: Services, count: int) -> Export:
@@ -156,7 +169,7 @@ def _settings(database: Path) -> Settings:
 
 
 async def bench(count: int, latency: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder, fake_process(latency) as fake_url:
+    with tempfile.TemporaryDirectory() as folder, fake_process(latency) as (fake_url, fake_pid):
         destination = Mailchimp(MailchimpSettings(api_base_url=f"{fake_url}/{{dc}}/3.0"))
         async with open_services(
             _settings(Path(folder) / "bench.db"),
@@ -167,11 +180,16 @@ async def bench(count: int, latency: float) -> dict[str, Any]:
             export = await load(services, count)
             loaded = time.perf_counter() - started
             started = time.perf_counter()
+            service_cpu, fake_cpu = time.process_time(), cpu_seconds(fake_pid)
             run = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "bench")
             last = run
             async for state in follow_run(services.store, services.events, run.id):
                 last = state
             wall = time.perf_counter() - started
+            service_cpu = time.process_time() - service_cpu
+            fake_after = cpu_seconds(fake_pid)
+            fake_cpu = None if fake_cpu is None or fake_after is None else fake_after - fake_cpu
+            load_average = os.getloadavg()[0]
             stats = (await services.http.get(f"{fake_url}/__fake__/stats")).json()
     calls = math.ceil(count / MEMBERS_PER_CALL)
     floor = math.ceil(calls / IN_FLIGHT) * latency
@@ -190,6 +208,11 @@ async def bench(count: int, latency: float) -> dict[str, Any]:
         "requests": stats["requests"],
         "peak_in_flight": stats["peak_in_flight"].get(DEMO_API_KEY, 0),
         "over_cap_429s": stats["over_cap_refusals"],
+        "service_cpu_seconds": round(service_cpu, 2),
+        "service_cpu_us_per_profile": round(service_cpu / count * 1e6, 1),
+        "fake_cpu_seconds": None if fake_cpu is None else round(fake_cpu, 2),
+        "fake_cpu_us_per_profile": None if fake_cpu is None else round(fake_cpu / count * 1e6, 1),
+        "load_average_1min_at_end": round(load_average, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 

@@ -10,7 +10,7 @@ context (``info.context.may_...``, which applies :mod:`service.access.permission
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -33,7 +33,7 @@ from service.api.descriptors import (
     SyncMode,
     Weekday,
 )
-from service.api.errors import FORBIDDEN
+from service.api.errors import FORBIDDEN, bad_user_input
 from service.api.ids import to_global_id
 from service.api.pagination import ListConnection, page_args
 from service.api.pickers import account_mapping_targets
@@ -153,15 +153,34 @@ class Connection(Node):
         description="The mapping targets to offer for exports on this connection: the "
         "destination type's own and those the connected account adds (e.g. Constant "
         "Contact's custom fields, cf:<name>), read from the destination. For whoever may "
-        "create exports on the connection; while it is not CONNECTED, the type's own."
+        "create exports on the connection; while it is not CONNECTED, the type's own. "
+        "Destinations whose targets depend on the export (e.g. an audience's merge "
+        "fields) answer for the export settings given in exportSettings."
     )
-    async def mapping_targets(self, info: Info) -> list[MappingTargetType]:
+    async def mapping_targets(
+        self,
+        info: Info,
+        export_settings: Annotated[
+            JSON | None,
+            strawberry.argument(
+                description="The export's settings so far (e.g. its listId), for "
+                "destinations whose targets depend on them; a JSON object."
+            ),
+        ] = None,
+    ) -> list[MappingTargetType]:
         if not info.context.may_use_connection(self.record):
             raise GraphQLError(
                 f"Your role may not use connection {self.id!r} for exports.",
                 extensions={"code": FORBIDDEN},
             )
-        targets = await account_mapping_targets(info, self.record, str(self.id))
+        if export_settings is not None and not isinstance(export_settings, dict):
+            raise bad_user_input(
+                f"exportSettings: expected a JSON object of export settings, got "
+                f"{type(export_settings).__name__} {export_settings!r}"
+            )
+        targets = await account_mapping_targets(
+            info, self.record, str(self.id), export_settings=export_settings
+        )
         return [MappingTargetType.of(target) for target in targets]
 
     @strawberry.field(description="Why the connection needs attention, when it does.")

@@ -19,6 +19,10 @@ destination's words; tokens and other internals never appear.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 
@@ -139,23 +143,33 @@ async def _ask(
 
 
 async def account_mapping_targets(
-    info: Info, connection: domain.Connection, connection_id: str
+    info: Info,
+    connection: domain.Connection,
+    connection_id: str,
+    *,
+    export_settings: Mapping[str, Any] | None = None,
 ) -> list[MappingTarget]:
     """The targets to offer for a mapping on ``connection``: the destination's own and the
     connected account's (e.g. its custom fields), asked once per operation and shared
-    briefly like the other pickers. A connection not CONNECTED offers the declared ones."""
+    briefly like the other pickers. A connection not CONNECTED offers the declared ones.
+
+    ``export_settings`` (the export being edited, e.g. its audience) reach the plugin's
+    ``account_mapping_targets`` as ``ctx.export_settings``; answers are shared per
+    settings, so two audiences never see each other's targets."""
     destination = _destination(info, connection, connection_id)
     if connection.status is not domain.ConnectionStatus.CONNECTED:
         return list(destination.mapping_targets)
+    settings = dict(export_settings or {})
     try:
         return await info.context.parts.destination_answers.answer(
-            ("mapping_targets", connection.id),
+            ("mapping_targets", connection.id, json.dumps(settings, sort_keys=True, default=str)),
             info.context.principal.sub,
             lambda: call_destination(
                 info.context.parts.destination_access,
                 connection,
                 destination,
                 destination.account_mapping_targets,
+                export_settings=settings,
             ),
         )
     except DestinationCallBudgetSpent as exc:

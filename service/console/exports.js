@@ -59,10 +59,13 @@ query ConsoleExportEditor {
   segments(first: 100) { edges { node { id name memberCount } } }
 }`;
 
-// The targets of the chosen connection: its type's own and the account's (custom fields).
+// The targets of the chosen connection: its type's own and the account's (custom fields),
+// for the settings chosen so far (a destination's may depend on the chosen list or audience).
 const CONNECTION_TARGETS = `
-query ConnectionTargets($id: ID!) {
-  node(id: $id) { ... on Connection { mappingTargets { name label required maxLength kind } } }
+query ConnectionTargets($id: ID!, $settings: JSON) {
+  node(id: $id) {
+    ... on Connection { mappingTargets(exportSettings: $settings) { name label required maxLength kind } }
+  }
 }`;
 
 const CHOICES = `
@@ -312,21 +315,44 @@ export async function exportEditor(ctx, id) {
 
   const chosen = () => connections.find((c) => c.id === connection.value) || null;
   const accountTargets = new Map();
+  let targetSettings = (existing && existing.settings) || {};
+  const targetsKey = (c) => `${c.id} ${JSON.stringify(targetSettings)}`;
   const targetsOf = () => {
     const c = chosen();
     if (!c) return [];
-    return accountTargets.get(c.id) || c.destinationType.mappingTargets;
+    return accountTargets.get(targetsKey(c)) || c.destinationType.mappingTargets;
   };
-  /** Ask the connection for its targets (the account's custom fields too), once each. */
-  const loadTargets = async () => {
+  const chosenSettings = () => {
+    const settings = {};
+    for (const [key, control] of settingControls) if (control.value) settings[key] = control.value;
+    return settings;
+  };
+  /** Ask the connection for its targets (the account's custom fields, the audience's merge
+   * fields) for the settings chosen so far, once for each connection and settings. */
+  const loadTargets = async (settings = targetSettings) => {
+    targetSettings = settings;
     const c = chosen();
-    if (!c || accountTargets.has(c.id)) return;
+    if (!c || accountTargets.has(targetsKey(c))) return;
     try {
-      const node = (await ctx.api.request(CONNECTION_TARGETS, { id: c.id })).node;
-      if (node && node.mappingTargets) accountTargets.set(c.id, node.mappingTargets);
+      const node = (await ctx.api.request(CONNECTION_TARGETS, { id: c.id, settings })).node;
+      if (node && node.mappingTargets) accountTargets.set(targetsKey(c), node.mappingTargets);
     } catch {
       // The type's own targets still serve; the API names a bad one on save.
     }
+  };
+  /** A setting changed: offer the targets for it, with a row for each newly required one. */
+  const settingChanged = async () => {
+    const shown = JSON.stringify(targetsOf());
+    await loadTargets(chosenSettings());
+    // Most destinations offer the same targets whatever the settings: leave the rows be.
+    if (JSON.stringify(targetsOf()) === shown) return;
+    const mapped = new Set(mappingRows.map((row) => row.target));
+    const blank = mappingRows.filter((row) => !row.source && !row.target);
+    const added = targetsOf()
+      .filter((t) => t.required && !mapped.has(t.name))
+      .map((t) => ({ source: attributes.find((a) => a.toLowerCase().includes(t.name.toLowerCase())) || "", target: t.name }));
+    if (added.length) mappingRows = [...mappingRows.filter((row) => !blank.includes(row)), ...added];
+    renderMapping();
   };
 
   const renderSettings = async () => {
@@ -343,6 +369,8 @@ export async function exportEditor(ctx, id) {
         let hint = spec.description;
         try {
           const choices = (await ctx.api.request(CHOICES, { connectionId: c.id, setting: spec.name })).exportSettingChoices;
+          // A setting the destination offers no choices for (free-form tags, say) is typed.
+          if (!choices.length) throw new Error("no choices");
           control = select(
             [["", "Choose…"], ...choices.map((choice) => [choice.id, choice.memberCount === null ? choice.name : `${choice.name} (${choice.memberCount} contacts)`])],
             current[spec.name] || "",
@@ -350,8 +378,11 @@ export async function exportEditor(ctx, id) {
           );
         } catch (error) {
           control = h("input", { type: "text", name: spec.name, value: current[spec.name] || "" });
-          hint = `${spec.description || ""} (The destination could not list the choices: ${error.message})`;
+          if (error.message !== "no choices") {
+            hint = `${spec.description || ""} (The destination could not list the choices: ${error.message})`;
+          }
         }
+        control.addEventListener("change", settingChanged);
         settingControls.set(spec.name, control);
         return field(spec.label + (spec.required ? " (required)" : ""), control, {
           hint,
@@ -408,7 +439,7 @@ export async function exportEditor(ctx, id) {
   else defaultMapping();
 
   connection.addEventListener("change", async () => {
-    await loadTargets();
+    await loadTargets({});
     defaultMapping();
     renderMapping();
     await renderSettings();

@@ -23,6 +23,7 @@ from service.coordination.run_requests import RunCoordinator
 from service.domain import Connection
 from service.observability.metrics import Metrics
 from service.plugins.api import Destination, DestinationContext, RunReporter
+from service.runs.heap import FrozenHeap
 from service.settings import Settings
 from service.store.base import Store
 
@@ -80,6 +81,8 @@ class RunContext:
     """The shared HTTP client (failure notifications go out through it)."""
     seal: LedgerSeal
     """Key ids and sealed keys of the export ledgers."""
+    heap: FrozenHeap = field(default_factory=FrozenHeap)
+    """Keeps the collector's full collections to a run's own objects while runs stream."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the process is asked to stop (``segport worker`` on SIGTERM): runs start
     no more batches, commit the ones under way and stop resumable."""

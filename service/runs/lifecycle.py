@@ -224,9 +224,10 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     )
     session = destination.open_session(destination_ctx)
     try:
-        await stream_run(
-            ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan
-        )
+        with ctx.heap.held():
+            await stream_run(
+                ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan
+            )
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(session.aclose())

@@ -11,7 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from segport_mailchimp.fake import CUSTOMERS_LIST_ID, DEMO_API_KEY, RunningFake, run_fake
+from segport_mailchimp.fake import (
+    CUSTOMERS_LIST_ID,
+    DEMO_API_KEY,
+    NEWSLETTER_LIST_ID,
+    RunningFake,
+    run_fake,
+)
 
 from service.api.ids import to_global_id
 from service.domain import Role
@@ -276,6 +282,56 @@ async def test_a_mapping_is_checked_against_the_chosen_audiences_merge_fields(
     assert any(code == "REQUIRED_TARGET" for _, code in codes), payload
     assert "'NICK'" in messages
     assert "'CITY'" in messages
+
+
+TARGETS = """
+query($id: ID!, $settings: JSON) {
+  node(id: $id) {
+    ... on Connection {
+      withoutSettings: mappingTargets { name }
+      forAudience: mappingTargets(exportSettings: $settings) { name label required kind }
+    }
+  }
+}"""
+
+
+async def test_pickers_get_the_chosen_audiences_merge_fields_with_types_and_flags(
+    live: Live,
+) -> None:
+    connection = (await connect(live, DEMO_API_KEY))["connection"]
+    data = await live.graphql(
+        TARGETS,
+        Role.CONTRIBUTOR,
+        id=connection["id"],
+        settings={"listId": CUSTOMERS_LIST_ID, "statusIfNew": "pending"},
+    )
+    node = data["node"]
+    assert node["withoutSettings"] == [{"name": "email_address"}]
+    targets = {t["name"]: t for t in node["forAudience"]}
+    assert targets["email_address"]["required"] is True
+    assert targets["CITY"] == {"name": "CITY", "label": "City", "required": True, "kind": "string"}
+    assert targets["POINTS"] == {
+        "name": "POINTS", "label": "Loyalty points", "required": False, "kind": "number"
+    }  # fmt: skip
+    assert targets["JOINED"]["kind"] == "date"
+    assert "FNAME" in targets
+    other = await live.graphql(
+        TARGETS, Role.CONTRIBUTOR, id=connection["id"], settings={"listId": NEWSLETTER_LIST_ID}
+    )
+    # Answers are per audience: the Newsletter audience has no CITY.
+    assert "CITY" not in {t["name"] for t in other["node"]["forAudience"]}
+    assert "FNAME" in {t["name"] for t in other["node"]["forAudience"]}
+
+
+async def test_export_settings_for_targets_must_be_an_object(live: Live) -> None:
+    connection = (await connect(live, DEMO_API_KEY))["connection"]
+    body = await live.graphql_raw(
+        TARGETS, Role.CONTRIBUTOR, id=connection["id"], settings=["listId"]
+    )
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "exportSettings" in error["message"]
+    assert "['listId']" in error["message"]
 
 
 async def test_a_key_mailchimp_cannot_check_now_is_a_clear_error_not_a_failure(

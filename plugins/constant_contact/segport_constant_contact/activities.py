@@ -12,8 +12,9 @@ moves), and come quickly once sending has paused: first after
 
 A finished activity is accounted by :func:`~.accounting.account_import`. One that ends
 ``failed``, ``cancelled`` or ``timed_out`` is sent again (its body is kept until it is
-confirmed, within :data:`RESEND_BUFFER_BYTES`) at most :data:`MAX_RESENDS` times; then
-its confirmation raises :class:`~.errors.ImportFailed` with exact counts.
+confirmed, zlib-compressed, within :data:`RESEND_BUFFER_BYTES`) at most
+:data:`MAX_RESENDS` times, byte for byte as first sent; then its confirmation raises
+:class:`~.errors.ImportFailed` with exact counts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +42,16 @@ FINISHED = "completed"
 ENDED_BADLY = frozenset({"failed", "cancelled", "timed_out"})
 MAX_RESENDS = 2
 """An import that ends badly is sent again at most twice (three attempts in all)."""
-RESEND_BUFFER_BYTES = 32_000_000
-"""Bodies kept for re-sending, at most (8 full imports, about the most a run has open at
-once: a body goes as soon as its import completes); past it an import that ends badly
-cannot be sent again and fails at once. Bounded so that a run's memory stays flat."""
+RESEND_BUFFER_BYTES = 16_000_000
+"""Compressed bodies kept for re-sending, at most; a body goes as soon as its import
+completes. The bench's import bodies compress 10 to 16 times at zlib level 1 (richer
+contacts less; at 4 times this still holds 16 full imports), so every open import of a
+1,000,000-profile run (25 imports of up to 4 MB) fits in a few MB; past it an import
+that ends badly cannot be sent again and fails at once. Bounded, and small against a
+run's working set, so that memory stays flat in the run's size."""
+COMPRESSION_LEVEL = 1
+"""zlib's fastest level: a few tens of ms for a full import, on a worker thread (zlib
+lets go of the GIL while it compresses)."""
 ERROR_SAMPLES = 20
 INTERVAL_GROWTH = 1.5
 
@@ -59,12 +67,23 @@ class TrackedImport:
     """The current attempt's activity."""
     sent: int | None
     body: bytes | None
+    """The first attempt's body, zlib-compressed (None: not kept)."""
     done: asyncio.Future[Confirmation]
     attempts: int = 1
     processed: int = 0
     total: int = 0
     history: list[str] = field(default_factory=list)
     """How earlier attempts ended, in Constant Contact's words."""
+
+
+async def pack(body: bytes) -> bytes:
+    """``body`` compressed for keeping, on a worker thread."""
+    return await asyncio.to_thread(zlib.compress, body, COMPRESSION_LEVEL)
+
+
+async def unpack(packed: bytes) -> bytes:
+    """The body :func:`pack` compressed, exactly."""
+    return await asyncio.to_thread(zlib.decompress, packed)
 
 
 def _retrieved(done: asyncio.Future[Confirmation]) -> None:
@@ -129,6 +148,8 @@ class ActivityFollower:
         self._changed.set()
 
     def track(self, receipt: str, sent: int | None, body: bytes | None) -> TrackedImport:
+        """Follow ``receipt``; ``body`` is its compressed body (:func:`pack`), kept for
+        re-sending while the buffer has room."""
         if body is not None and self._buffered + len(body) > RESEND_BUFFER_BYTES:
             body = None
         self._buffered += len(body) if body is not None else 0
@@ -279,7 +300,7 @@ class ActivityFollower:
             tracked.history.append(f"ended {state}" + (f" ({words})" if words else ""))
             if tracked.body is not None and tracked.attempts <= MAX_RESENDS:
                 try:
-                    tracked.activity_id = await self._resend(tracked.body)
+                    tracked.activity_id = await self._resend(await unpack(tracked.body))
                 except DestinationError as exc:
                     tracked.history.append(f"could not be sent again: {exc}")
                 else:

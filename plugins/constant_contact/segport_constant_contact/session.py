@@ -9,11 +9,12 @@ the finished ones (:mod:`.accounting`) so that their outcomes add up to the cont
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import orjson
 
-from segport_constant_contact.activities import ActivityFollower
+from segport_constant_contact.activities import ActivityFollower, pack
 from segport_constant_contact.removals import ListRemover
 from segport_constant_contact.settings import ConstantContactSettings
 from segport_constant_contact.throttling import UnexplainedStreak
@@ -106,13 +107,20 @@ class ConstantContactSession(DestinationSession):
                 f"{self.limits.batch_max_bytes} bytes a Constant Contact import accepts"
             )
         self.follower.upload_started()
+        # Compressed for re-sending while Constant Contact reads it, on another thread.
+        packing = asyncio.ensure_future(pack(body))
         try:
             activity_id = await self._post_import(body)
         except ImportRefused as refused:
+            packing.cancel()
             return BatchOutcome(batch_error=str(refused))
+        except BaseException:
+            packing.cancel()
+            raise
         finally:
             self.follower.upload_finished()
-        self.follower.track(activity_id, len(batch.records), body)
+        del body  # the compressed copy is what is kept
+        self.follower.track(activity_id, len(batch.records), await packing)
         return BatchOutcome(receipt=activity_id)
 
     async def uploads_done(self) -> None:

@@ -97,6 +97,32 @@ async def test_an_import_that_fails_is_sent_again_and_counted_once(
     assert len(fake.state.list_members(GENERAL_LIST)) == 5
 
 
+async def test_an_import_is_sent_again_byte_for_byte(
+    destination: ConstantContact, fake: RunningFake
+) -> None:
+    """The body is kept compressed while its import is open; what goes again is exactly
+    what went first."""
+    fake.state.configure(requests_per_second=10_000, ending_states=["failed", "cancelled"])
+    bodies: list[bytes] = []
+
+    async def record(request: httpx.Request) -> None:
+        if request.url.path.endswith("/contacts_json_import"):
+            bodies.append(request.content)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as http:
+        ctx = fake_context(fake, destination, http, limiter=instant_limiter(destination))
+        session = destination.open_session(ctx)
+        outcome = await session.upload(batch(destination, 0, 300))
+        assert outcome.receipt
+        confirmation = await session.confirm(outcome.receipt)
+        await session.aclose()
+    assert confirmation.accepted == 300
+    assert len(bodies) == 3
+    assert bodies[1] == bodies[0]
+    assert bodies[2] == bodies[0]
+    assert len(fake.state.list_members(GENERAL_LIST)) == 300
+
+
 @pytest.mark.parametrize("state", ["failed", "cancelled", "timed_out"])
 async def test_an_import_that_keeps_ending_badly_fails_with_exact_counts_and_its_words(
     destination: ConstantContact, fake: RunningFake, http: httpx.AsyncClient, state: str

@@ -24,6 +24,7 @@ from service.plugins import (
     DestinationContext,
     DestinationError,
     DestinationLimits,
+    FieldWarning,
     InvalidCredentials,
     ListChoice,
     MappingTarget,
@@ -231,6 +232,13 @@ class Mailchimp(Destination):
 
     def build_record(self, values: Mapping[str, Any]) -> dict[str, Any] | Rejection:
         return fields.build_member(values)
+
+    def build_record_with_warnings(
+        self, values: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | Rejection, Sequence[FieldWarning]]:
+        # Run once per profile: straight to build_member. The warnings come later, from the
+        # session, which knows the audience's merge field types.
+        return fields.build_member(values), ()
 
     def record_dedupe_key(self, record: Mapping[str, Any]) -> str:
         # Mailchimp names a member by its lower-cased address.

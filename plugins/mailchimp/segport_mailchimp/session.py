@@ -21,7 +21,7 @@ import orjson
 
 from segport_mailchimp import account
 from segport_mailchimp.errors import MailchimpError
-from segport_mailchimp.fields import MergeField, normalize_merge_fields
+from segport_mailchimp.fields import TEXT_MAX_LENGTH, MergeField, normalize_merge_fields
 from segport_mailchimp.settings import MailchimpSettings
 from segport_mailchimp.transport import ApiTransport
 from service.plugins import (
@@ -86,22 +86,32 @@ class MailchimpSession(DestinationSession):
         members: list[dict[str, Any]] = []
         profiles: dict[str, str] = {}
         left_out: list[FieldWarning] = []
+        plain = {tag for tag, spec in fields.items() if spec.type == "text"}
+        status, tags, loads = self._status, self._tags, orjson.loads
         for record in batch.records:
-            built = orjson.loads(record.encoded)
-            merge, warnings = normalize_merge_fields(built.get("merge_fields") or {}, fields)
-            left_out.extend(
-                FieldWarning(tag, invalid.code, invalid.why, record.profile_id)
-                for tag, invalid in warnings
-            )
+            built = loads(record.encoded)
+            merge = built.get("merge_fields") or {}
+            # Text that needs nothing (build_member has stripped it) is sent as built; the
+            # rest is normalized by its field's type, invalid optional values left out.
+            if not all(
+                tag in plain and type(value) is str and len(value) <= TEXT_MAX_LENGTH
+                for tag, value in merge.items()
+            ):
+                merge, warnings = normalize_merge_fields(merge, fields)
+                left_out.extend(
+                    FieldWarning(tag, invalid.code, invalid.why, record.profile_id)
+                    for tag, invalid in warnings
+                )
+            email = built["email_address"]
             member: dict[str, Any] = {
-                "email_address": built["email_address"],
-                "status_if_new": self._status,
+                "email_address": email,
+                "status_if_new": status,
                 "merge_fields": merge,
             }
-            if self._tags:
-                member["tags"] = self._tags
+            if tags:
+                member["tags"] = tags
             members.append(member)
-            profiles[built["email_address"].lower()] = record.profile_id
+            profiles[email.lower()] = record.profile_id
         try:
             answer = await self._transport.call(
                 "POST",

@@ -110,7 +110,8 @@ class ApiTransport:
                     problem = f"Mailchimp did not answer ({type(exc).__name__})"
             if response is not None:
                 if response.status_code < 300:
-                    return None if response.status_code == 204 else response.json()
+                    # orjson again: a batch's answer names each of its 500 members.
+                    return None if response.status_code == 204 else orjson.loads(response.content)
                 words = problem_words(response)
                 if response.status_code == 401:
                     await self._ctx.credentials.rejected(words)

@@ -58,6 +58,8 @@ class FakeMergeField:
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not valid for this field (Mailchimp's kind of words), or None."""
+        if self.type == "text" and type(value) is str and 0 < len(value) <= 255:
+            return None  # the common case, first
         if value == "" or value is None:
             return "Please enter a value" if self.required else None
         kind = self.type
@@ -137,11 +139,12 @@ class FakeMember:
     last_changed: str = field(default_factory=now_text)
     forgotten: bool = False
     """Deleted permanently: it cannot be imported again."""
-    id: str = field(init=False, default="")
-    """The subscriber hash (set from the address)."""
+    id: str = ""
+    """The subscriber hash (computed from the address unless the caller has it already)."""
 
     def __post_init__(self) -> None:
-        self.id = subscriber_hash(self.email_address)
+        if not self.id:
+            self.id = subscriber_hash(self.email_address)
 
     def as_json(self, list_id: str) -> dict[str, Any]:
         return {
@@ -165,6 +168,14 @@ class FakeAudience:
 
     def field(self, tag: str) -> FakeMergeField | None:
         return next((f for f in self.merge_fields if f.tag == tag), None)
+
+    def fields_by_tag(self) -> dict[str, FakeMergeField]:
+        """The merge fields by tag (the first of a tag wins, as in :meth:`field`): a batch
+        looks its members' tags up here rather than walking the list for each value."""
+        found: dict[str, FakeMergeField] = {}
+        for spec in self.merge_fields:
+            found.setdefault(spec.tag, spec)
+        return found
 
     def active(self) -> list[FakeMember]:
         """Members that count in the audience (not archived, not forgotten)."""

@@ -1,0 +1,59 @@
+"""The console's export editor with a destination whose mapping targets depend on an export
+setting: for Mailchimp, choosing the audience offers that audience's merge fields (asked
+with ``Connection.mappingTargets(exportSettings:)``) and adds a row for each required one."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import expect
+from segport_mailchimp.fake import CUSTOMERS_LIST_ID, DEMO_API_KEY, NEWSLETTER_LIST_ID
+from segport_mailchimp.fake import run_fake as run_mailchimp_fake
+
+from service.domain import Role
+from tests.console.conftest import Console, screenshot
+from tests.console.test_console import NewPage, signed_in
+
+
+async def test_choosing_an_audience_offers_its_merge_fields_and_a_row_for_each_required(
+    console: Console, new_page: NewPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with run_mailchimp_fake() as mailchimp:
+        for name, value in mailchimp.environment().items():
+            monkeypatch.setenv(name, value)
+        created = await console.gql(
+            "mutation($key: JSON!) { createConnection(input: {destinationType: "
+            '"mailchimp", displayName: "Marketing Mailchimp", usableBy: ADMINS_AND_CONTRIBUTORS, '
+            "acceptDataPrivacy: true, settings: {apiKey: $key}}) "
+            "{ connection { id status } userErrors { message } } }",
+            {"key": DEMO_API_KEY},
+        )
+        assert created["createConnection"]["userErrors"] == []
+        connection_id = created["createConnection"]["connection"]["id"]
+
+        page = await new_page()
+        await signed_in(page, console, Role.CONTRIBUTOR, "carol")
+        await page.get_by_role("link", name="Exports").click()
+        await page.get_by_role("link", name="New export").click()
+        editor = page.get_by_role("form", name="New export")
+        await editor.get_by_label("Connection").select_option(connection_id)
+        target = editor.get_by_label("Destination field 1")
+        await expect(target).to_have_value("email_address")
+        # No audience yet: only the e-mail address to map to.
+        await expect(target.locator("option", has_text="City")).to_have_count(0)
+
+        audience = editor.get_by_label("Audience (required)")
+        await expect(audience.locator("option", has_text="Customers")).to_have_count(1)
+        await audience.select_option(CUSTOMERS_LIST_ID)
+        # The Customers audience requires CITY: offered, marked, and given a row.
+        await expect(editor.get_by_label("Destination field 2")).to_have_value("CITY")
+        await expect(target.locator("option", has_text="City (required)")).to_have_count(1)
+        await expect(target.locator("option", has_text="Loyalty points")).to_have_count(1)
+        await expect(editor.get_by_label("Destination field 1")).to_have_value("email_address")
+        # Tags have no choices to pick from: typed, comma-separated.
+        await editor.get_by_label("Tags").fill("spring, vip")
+        await screenshot(page, "export-editor-mailchimp-audience")
+
+        # Another audience: its own merge fields (the Newsletter audience has no CITY).
+        await audience.select_option(NEWSLETTER_LIST_ID)
+        await expect(target.locator("option", has_text="Loyalty points")).to_have_count(0)
+        await expect(target.locator("option", has_text="First Name")).to_have_count(1)
