@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from service.api.destination_answers import DestinationAnswers
 from service.api.execution_gate import ExecutionGate, ExecutionTurns, outside_gate
 
 
@@ -43,6 +44,8 @@ class Probe:
 
 
 def _schema(gate: ExecutionGate, probe: Probe) -> strawberry.Schema:
+    answers = DestinationAnswers(cache_seconds=0, budget=100)
+
     @strawberry.type
     class Query:
         @strawberry.field
@@ -52,6 +55,14 @@ def _schema(gate: ExecutionGate, probe: Probe) -> strawberry.Schema:
         @strawberry.field
         async def remote(self) -> int:
             return await probe.hold(outside=True)
+
+        @strawberry.field
+        async def shared(self) -> int:
+            # Every operation asks for the same destination answer; one call is made.
+            async def call() -> int:
+                return await probe.hold(outside=True)
+
+            return await answers.answer("lists", "someone", call)
 
     @strawberry.type
     class Subscription:
@@ -100,6 +111,19 @@ async def test_an_operation_waiting_outside_the_process_lets_the_others_execute(
     await probe.until(1)
     probe.go.set()
     assert (await after).data == {"work": 1}
+
+
+async def test_operations_waiting_for_a_shared_destination_answer_hold_no_turn() -> None:
+    gate = ExecutionGate(size=1)
+    probe = Probe()
+    schema = _schema(gate, probe)
+    waiting = [asyncio.create_task(schema.execute("{ shared }")) for _ in range(3)]
+    await probe.until(1)  # the one call under way
+    local = asyncio.create_task(schema.execute("{ work }"))
+    await probe.until(2)  # the gate let it in while three operations wait on the answer
+    probe.go.set()
+    results = await asyncio.gather(*waiting, local)
+    assert [r.data for r in results] == [{"shared": 1}] * 3 + [{"work": 1}]
 
 
 async def test_a_cancelled_operation_gives_its_turn_back() -> None:
