@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -195,12 +196,18 @@ async def phase(name: str, database: Path, fake_url: str, count: int) -> dict[st
 
 
 def run_phase(name: str, database: Path, fake_url: str, count: int) -> dict[str, Any]:
+    # SEGPORT_BENCH_PROFILE=preview,changes records those phases with py-spy (collapsed
+    # stacks written in the working directory as sync-<phase>.txt).
+    profiled = os.environ.get("SEGPORT_BENCH_PROFILE", "").split(",")
+    spy = ["py-spy", "record", "-f", "raw", "-o", f"sync-{name}.txt", "--"]
+    spy = spy if name in profiled else []
     output = subprocess.run(
-        [sys.executable, __file__, "--phase", name, "--database", str(database),
+        [*spy, sys.executable, __file__, "--phase", name, "--database", str(database),
          "--fake-url", fake_url, "-n", str(count)],
         check=True, stdout=subprocess.PIPE, text=True,
     ).stdout  # fmt: skip
-    return dict(json.loads(output.strip().splitlines()[-1]))
+    last = [line for line in output.strip().splitlines() if line.startswith("{")][-1]
+    return dict(json.loads(last))
 
 
 def bench(count: int) -> dict[str, Any]:

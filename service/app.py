@@ -47,6 +47,7 @@ from service.observability.collector import settle_after_start_up
 from service.observability.metrics import metrics_endpoint
 from service.runs.embedded import in_process_runs
 from service.runs.preview import preview_export
+from service.runs.whole_list import confirmed_cap
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -249,6 +250,7 @@ def api_parts(services: Services) -> ApiParts:
         metrics=services.metrics,
         destination_answers=DestinationAnswers.of(services.settings),
         previewer=partial(preview_export, services.run_context),
+        whole_list_check=partial(confirmed_cap, services.run_context.seal),
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cached_property, partial
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import strawberry
 from starlette.requests import Request
@@ -40,8 +40,19 @@ from service.plugins.manager import DestinationRegistry
 from service.settings import Settings
 from service.store.base import Store
 
-Previewer: TypeAlias = Callable[[domain.Export], Awaitable[domain.SyncPreview]]
-"""What a run of an export would do now (the runs layer's walk, wired in by the app)."""
+
+class Previewer(Protocol):
+    """What a run of an export would do now (the runs layer's walk, wired in by the app);
+    ``whole_list``: as a whole-list mirror run would, with its confirmation."""
+
+    def __call__(
+        self, export: domain.Export, *, whole_list: bool = False
+    ) -> Awaitable[domain.SyncPreview]: ...
+
+
+WholeListCheck: TypeAlias = Callable[[str, str], int]
+"""(export id, wholeListConfirmation) -> how many members outside the export the run may
+remove; raises ValueError saying why the confirmation does not allow it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,8 @@ class ApiParts:
     """Destination answers shared by the operations, and each user's budget of calls."""
     previewer: Previewer
     """Walks an export as its next run would, sending nothing (``previewExport``)."""
+    whole_list_check: WholeListCheck
+    """Checks a whole-list preview's confirmation (``runExport``)."""
     subscription_slots: SubscriptionSlots = field(default_factory=SubscriptionSlots)
     """Open subscriptions per user, for ``SEGPORT_MAX_SUBSCRIPTIONS_PER_USER``."""
     shared_subscriptions: SharedSubscriptionWork = field(default_factory=SharedSubscriptionWork)

@@ -10,6 +10,8 @@ userErrors. The walk itself is the runs layer's (``ApiParts.previewer``).
 
 from __future__ import annotations
 
+from enum import Enum
+
 import strawberry
 from strawberry.scalars import JSON
 
@@ -21,9 +23,30 @@ from service.api.exports import editable_export
 from service.api.sync_modes import sync_mode_errors
 
 
+@strawberry.enum(
+    description="Which members of its list a MIRROR run may remove (README, Sync modes)."
+)
+class MirrorScope(Enum):
+    EXPORT_MEMBERS = strawberry.enum_value(
+        "EXPORT_MEMBERS",
+        description="Only memberships the export created that left its segments (every "
+        "MIRROR run).",
+    )
+    WHOLE_LIST = strawberry.enum_value(
+        "WHOLE_LIST",
+        description="Also every other list member outside the segments: previewed here, a "
+        "run does it only when runExport passes this preview's wholeListConfirmation.",
+    )
+
+
 @strawberry.input
 class PreviewExportInput:
     export_id: strawberry.ID
+    mirror_scope: MirrorScope = strawberry.field(
+        default=MirrorScope.EXPORT_MEMBERS,
+        description="WHOLE_LIST: preview a whole-list mirror run (MIRROR exports of "
+        "destinations that can list their members), and get its confirmation.",
+    )
 
 
 @strawberry.type
@@ -49,6 +72,16 @@ class ExportPreview:
     note: str | None = strawberry.field(
         description="Why a run would send everything now (its ledger would be reset)."
     )
+    outside_export: int = strawberry.field(
+        default=0,
+        description="WHOLE_LIST: list members the export did not put there and outside its "
+        "segments, which the whole-list run would also remove (counted in toRemove).",
+    )
+    whole_list_confirmation: str | None = strawberry.field(
+        default=None,
+        description="WHOLE_LIST: pass it to runExport (within an hour) to remove them; the "
+        "run removes none of them if the list then holds more than outsideExport.",
+    )
 
     @classmethod
     def of(cls, preview: domain.SyncPreview) -> ExportPreview:
@@ -64,6 +97,8 @@ class ExportPreview:
                 PreviewContact(profile_id=c.profile_id, contact=c.contact) for c in preview.sample
             ],
             note=preview.note,
+            outside_export=preview.outside_export,
+            whole_list_confirmation=preview.whole_list_confirmation,
         )
 
 
@@ -84,9 +119,27 @@ class Mutation:
         problems = await _cannot_run(info, export)
         if problems:
             raise UserInputError.of(problems)
+        whole_list = input.mirror_scope is MirrorScope.WHOLE_LIST
+        if whole_list:
+            scope_problems = whole_list_errors(info, export, "mirrorScope")
+            if scope_problems:
+                raise UserInputError.of(scope_problems)
         async with outside_gate():
-            preview = await info.context.parts.previewer(export)
+            preview = await info.context.parts.previewer(export, whole_list=whole_list)
         return PreviewExportPayload(preview=ExportPreview.of(preview))
+
+
+def whole_list_errors(info: Info, export: domain.Export, field: str) -> list[UserError]:
+    """Why ``export`` cannot have a whole-list mirror run."""
+    if export.sync_mode is not domain.SyncMode.MIRROR:
+        message = f"export {export.display_name!r} is not a MIRROR export: set syncMode first"
+        return [user_error(field, message, "NOT_A_MIRROR")]
+    destination = info.context.parts.destinations.get(export.destination_type)
+    if destination is None or not destination.can_read_list_standing:
+        name = export.destination_type if destination is None else destination.display_name
+        message = f"{name} cannot list its members, so a whole-list mirror is not possible"
+        return [user_error(field, message, "WHOLE_LIST_UNSUPPORTED")]
+    return []
 
 
 async def _cannot_run(info: Info, export: domain.Export) -> list[UserError]:

@@ -22,6 +22,7 @@ from service.api.errors import UserError, UserInputError, bad_user_input
 from service.api.exports import editable_export
 from service.api.ids import InvalidGlobalId, expect_global_id, from_global_id, to_global_id
 from service.api.nodes import ExportRun
+from service.api.preview import whole_list_errors
 from service.coordination.events import follow_run, run_to_bytes
 from service.coordination.run_requests import ActiveRunExistsError, RunRequestError
 
@@ -32,6 +33,11 @@ class RunExportInput:
     full_resync: bool = strawberry.field(
         default=False,
         description="Send every record whatever the export's ledger says (and refresh it).",
+    )
+    whole_list_confirmation: str | None = strawberry.field(
+        default=None,
+        description="A whole-list mirror run: the wholeListConfirmation of a recent "
+        "previewExport(mirrorScope: WHOLE_LIST) of this export.",
     )
 
 
@@ -95,12 +101,25 @@ class Mutation:
     @strawberry.mutation(description="Run one export now (even one whose schedule is off).")
     async def run_export(self, info: Info, input: RunExportInput) -> ExportRunPayload:
         export = await editable_export(info, input.export_id, "exportId")
+        whole_list = None
+        if input.whole_list_confirmation is not None:
+            field = "wholeListConfirmation"
+            problems = whole_list_errors(info, export, field)
+            if problems:
+                raise UserInputError.of(problems)
+            try:
+                whole_list = info.context.parts.whole_list_check(
+                    export.id, input.whole_list_confirmation
+                )
+            except ValueError as bad:
+                raise UserInputError(field, str(bad), "CONFIRMATION_INVALID") from None
         try:
             run = await info.context.parts.runs.request_run(
                 export.id,
                 domain.ExportRunTrigger.ON_DEMAND,
                 info.context.principal.sub,
                 full_resync=input.full_resync,
+                whole_list=whole_list,
             )
         except RunRequestError as problem:
             raise _refused("exportId", problem) from problem

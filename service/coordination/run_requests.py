@@ -101,10 +101,13 @@ class RunCoordinator:
         dedupe_key: str | None = None,
         *,
         full_resync: bool = False,
+        whole_list: int | None = None,
     ) -> ExportRun:
         """Create a QUEUED run of the export, announce it and hand it to the queue.
 
-        ``full_resync``: the run sends every record whatever the export's ledger says."""
+        ``full_resync``: the run sends every record whatever the export's ledger says.
+        ``whole_list``: a whole-list mirror run, allowed to remove that many members
+        outside the export (checked by the caller against a preview's confirmation)."""
         store = self.store
         export = await store.get_export(export_id)
         if export is None:
@@ -124,7 +127,10 @@ class RunCoordinator:
             queued_at=utcnow(),
             dedupe_key=dedupe_key,
             # The checkpoint's shape (service.runs.checkpoint) carries the request to the job.
-            checkpoint={"full_resync": True} if full_resync else {},
+            checkpoint={
+                **({"full_resync": True} if full_resync else {}),
+                **({"whole_list": whole_list} if whole_list is not None else {}),
+            },
         )
         try:
             await store.insert_run(run)

@@ -30,3 +30,8 @@ class SyncPreview:
     sample: list[PreviewedContact] = field(default_factory=list)
     note: str | None = None
     """Why the run would send everything (its ledger would be reset), when it would."""
+    outside_export: int = 0
+    """A whole-list preview: members of the list outside the export it would also remove
+    (counted in ``to_remove`` too)."""
+    whole_list_confirmation: str | None = None
+    """A whole-list preview: what ``runExport`` passes to remove them."""

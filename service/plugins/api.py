@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -142,6 +142,19 @@ class ListMember:
     key: str
     """The record's de-duplication key, as :meth:`Destination.record_dedupe_key` returned it
     when the contact was sent (e-mail destinations: the lower-cased address)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListStanding:
+    """What the destination says of the export's list, read before a run adds to it
+    (:meth:`DestinationSession.read_list_standing`; plugin API 1.2). Keys are
+    de-duplication keys, as :class:`ListMember` has them. Either may be a lazy iterable:
+    the core reads it once."""
+
+    members: Iterable[str] = ()
+    """The list's members now (filled only when asked for them)."""
+    cannot_add: Iterable[str] = ()
+    """Contacts the destination keeps off its lists whatever is sent (e.g. unsubscribed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +315,15 @@ class DestinationSession(abc.ABC):
         ask again). Retries and raises like :meth:`upload`."""
         raise NotImplementedError
 
+    async def read_list_standing(self, *, members: bool) -> ListStanding:
+        """The export's list as the destination has it now: its members when ``members``
+        (a run asks once, before it sends a record the ledger does not hold, so that a
+        mirror leaves memberships it did not create), and always the contacts it cannot
+        add. Called only when the destination declares
+        :attr:`Destination.can_read_list_standing`. Retries and raises like :meth:`upload`.
+        (Plugin API 1.2.)"""
+        raise NotImplementedError
+
     async def uploads_done(self) -> None:  # noqa: B027 - optional hook
         """Called once every batch of the run is uploaded (not when the run stops early):
         a session that gathers its follow-up reads may make them now rather than wait for
@@ -325,6 +347,10 @@ class Destination(abc.ABC):
     can_remove_list_members: bool = False
     """Whether sessions implement :meth:`DestinationSession.remove_list_members` (a mirror
     export needs it)."""
+    can_read_list_standing: bool = False
+    """Whether sessions implement :meth:`DestinationSession.read_list_standing`. Without it
+    a mirror takes every contact the export sent for its own, and contacts the destination
+    cannot add are only known by the counts of the run that sent them."""
 
     # -- settings ------------------------------------------------------------
     def validate_export_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
@@ -454,6 +480,7 @@ __all__ = [
     "InvalidCredentials",
     "ListChoice",
     "ListMember",
+    "ListStanding",
     "MappingTarget",
     "OAuthTokens",
     "RateLimiter",

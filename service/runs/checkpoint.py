@@ -50,6 +50,8 @@ class Checkpoint:
     job may take it at once) or before any job started it."""
     full_resync: bool = False
     ledger_note: str | None = None
+    whole_list: int | None = None
+    """A whole-list mirror run: the members outside the export its preview counted."""
 
     def to_json(self) -> dict[str, Any]:
         raw: dict[str, Any] = {
@@ -62,6 +64,8 @@ class Checkpoint:
             raw["full_resync"] = True
         if self.ledger_note is not None:
             raw["ledger_note"] = self.ledger_note
+        if self.whole_list is not None:
+            raw["whole_list"] = self.whole_list
         return raw
 
     @classmethod
@@ -76,6 +80,7 @@ class Checkpoint:
             heartbeat_at=datetime.fromisoformat(heartbeat) if heartbeat else None,
             full_resync=bool(raw.get("full_resync")),
             ledger_note=raw.get("ledger_note"),
+            whole_list=None if raw.get("whole_list") is None else int(raw["whole_list"]),
         )
 
     def beating(self, now: datetime) -> Checkpoint:

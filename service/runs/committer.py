@@ -29,6 +29,7 @@ from service.runs.checkpoint import PendingReceipt
 from service.runs.errors import RunCancelled, RunFailed
 from service.runs.state import RunState
 from service.runs.sync import SyncPlan
+from service.store.base import LedgerChanges, LedgerOutcome
 
 CONFIRMS_IN_FLIGHT = 4
 """Receipts followed at once (each follow polls the destination's API)."""
@@ -46,8 +47,13 @@ class BatchWork:
     invalid: int = 0
     duplicate: int = 0
     unchanged: int = 0
-    entries: list[tuple[str, int, bytes, int]] = field(default_factory=list)
-    """(profile id, key id, sealed key, fingerprint) of the batch's records, for the ledger."""
+    cannot_add: int = 0
+    """Of ``unchanged``: contacts the destination keeps off the list (cannotAddToList)."""
+    marks: list[int] = field(default_factory=list)
+    """Key ids of unchanged records whose entries become CANNOT_ADD."""
+    entries: list[tuple[str, int, bytes, int, LedgerOutcome]] = field(default_factory=list)
+    """(profile id, key id, sealed key, fingerprint, outcome) of the batch's records, for
+    the ledger."""
     field_warnings: int = 0
     errors: list[RunError] = field(default_factory=list)
     outcome: BatchOutcome | None = None
@@ -127,6 +133,7 @@ class Committer:
         counts.skipped_invalid += work.invalid
         counts.skipped_duplicate += work.duplicate
         counts.skipped_unchanged += work.unchanged
+        counts.cannot_add_to_list += work.cannot_add
         counts.field_warnings += work.field_warnings
         outcome = work.outcome
         ledger = None
@@ -139,6 +146,9 @@ class Committer:
                 receipt = PendingReceipt(outcome.receipt, records - outcome.accepted)
                 state.receipts[receipt.receipt] = receipt
                 self._follow(receipt)
+        if work.marks:
+            ledger = ledger or LedgerChanges(self.plan.export.id, self.plan.run_no)
+            ledger.marked += [(key_id, LedgerOutcome.CANNOT_ADD) for key_id in work.marks]
         state.last_profile_id = work.last_profile_id
         if await state.write(publish=True, ledger=ledger) is None:
             raise RunFailed("The run was finished elsewhere.")

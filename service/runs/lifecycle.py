@@ -29,6 +29,8 @@ from service.plugins.api import (
     AuthorizationLost,
     Destination,
     DestinationError,
+    DestinationSession,
+    ListStanding,
     TransientDestinationError,
 )
 from service.runs.checkpoint import Checkpoint
@@ -37,7 +39,7 @@ from service.runs.errors import RunCancelled, RunFailed, TransientRunError
 from service.runs.notify import notify_failure
 from service.runs.stages import stream_run
 from service.runs.state import PipelineReporter, RunState
-from service.runs.sync import start_sync
+from service.runs.sync import SyncPlan, start_sync
 from service.store.base import RunProgress
 
 log = structlog.get_logger(__name__)
@@ -213,6 +215,13 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     plan = await start_sync(
         ctx.store, ctx.seal, export, state.run.id, full_resync=state.full_resync
     )
+    if state.whole_list is not None:
+        if export.sync_mode is not SyncMode.MIRROR or not destination.can_read_list_standing:
+            raise RunFailed(
+                f"Export {export.display_name!r} was asked for a whole-list mirror run, but "
+                "it is not a MIRROR export of a destination that can list its members."
+            )
+        plan.whole_list_cap = state.whole_list
     if plan.note is not None:
         state.ledger_note = plan.note
     await state.write(publish=True, message=state.ledger_note)
@@ -224,6 +233,8 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     )
     session = destination.open_session(destination_ctx)
     try:
+        if destination.can_read_list_standing:
+            await _learn_standing(plan, session)
         with ctx.heap.held():
             await stream_run(
                 ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan
@@ -231,6 +242,19 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(session.aclose())
+
+
+async def _learn_standing(plan: SyncPlan, session: DestinationSession) -> None:
+    """Let the run ask the destination about its list: which contacts it cannot add (read
+    now, when unchanged records are skipped) and its members (read now for a ledger that
+    is empty, else once the run meets a record its ledger does not hold)."""
+
+    async def standing(members: bool) -> ListStanding:
+        return await session.read_list_standing(members=members)
+
+    plan.standing = standing
+    if plan.skip_unchanged or not len(plan.index):
+        await plan.read_standing(members=not len(plan.index))
 
 
 async def note_retry(ctx: RunContext, run_id: str, message: str) -> None:

@@ -10,6 +10,7 @@ without being made: the ledger is only read.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import orjson
 
@@ -21,24 +22,50 @@ from service.domain import (
     SyncMode,
     SyncPreview,
 )
-from service.plugins.api import EncodedRecord
+from service.plugins.api import Destination, EncodedRecord
 from service.runs.context import RunContext
 from service.runs.errors import RunFailed
 from service.runs.ledger_index import LedgerIndex
-from service.runs.mapping import RecordMapper
+from service.runs.mapping import RecordMapper, SeenKeys
 from service.runs.removals import leavers
 from service.runs.sync import SyncPlan, Unchanged, ledger_basis, ledger_reset, reset_note
+from service.runs.whole_list import confirmation, outsiders
 from service.store.base import LedgerReset
 
 NO_RUN = -1
 """The run ordinal a preview looks with: no entry has it (a run's are 1 and up)."""
 
 
-async def preview_export(ctx: RunContext, export: Export) -> SyncPreview:
-    """The numbers the next run of ``export`` would have, and its first records."""
+class _QuietReporter:
+    """A preview reports to no run (its destination reads are few and quick)."""
+
+    async def waiting(self, reason: str, until: datetime | None = None) -> None:
+        return None
+
+    def cancelled(self) -> bool:
+        return False
+
+    async def destination_progress(self, processed: int, total: int) -> None:
+        return None
+
+
+async def preview_export(
+    ctx: RunContext, export: Export, *, whole_list: bool = False
+) -> SyncPreview:
+    """The numbers the next run of ``export`` would have, and its first records.
+
+    ``whole_list``: as a whole-list mirror run would (service.runs.whole_list), reading the
+    list's members from the destination, and with the confirmation such a run needs."""
     destination = ctx.find_destination(export.destination_type)
     if destination is None:
         raise RunFailed(f"Destination type {export.destination_type!r} is not installed.")
+    if whole_list and not (
+        export.sync_mode is SyncMode.MIRROR and destination.can_read_list_standing
+    ):
+        raise RunFailed(
+            f"A whole-list preview needs a MIRROR export of a destination that can list "
+            f"its members; export {export.display_name!r} is not one."
+        )
     store = ctx.store
     previous = await store.ledger_state(export.id)
     reset, why = ledger_reset(previous, ledger_basis(export, ctx.seal))
@@ -73,8 +100,13 @@ async def preview_export(ctx: RunContext, export: Export) -> SyncPreview:
         with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
             await _walk(plan, mapper, batches, preview)
             if plan.removes and reset is not LedgerReset.CLEAR:
-                async for keys in leavers(store, ctx.seal, export.id, mapper.seen, NO_RUN):
+                async for keys, _ in leavers(store, ctx.seal, export.id, mapper.seen, NO_RUN):
                     preview.to_remove += len(keys)
+            if whole_list:
+                found = await _outsiders(ctx, export, destination, plan, mapper.seen)
+                preview.outside_export = found
+                preview.to_remove += found
+                preview.whole_list_confirmation = confirmation(ctx.seal, export.id, found)
         await reader
     finally:
         reader.cancel()
@@ -103,6 +135,23 @@ async def _walk(
                 preview.skipped_duplicate += 1
             else:
                 preview.skipped_invalid += 1
+
+
+async def _outsiders(
+    ctx: RunContext, export: Export, destination: Destination, plan: SyncPlan, seen: SeenKeys
+) -> int:
+    """How many members of the list a whole-list mirror run would also remove."""
+    connection_id = export.connection_id
+    connection = None if connection_id is None else await ctx.store.get_connection(connection_id)
+    if connection is None:
+        raise RunFailed(f"Export {export.display_name!r} has no connection.")
+    opened = await ctx.open_destination(connection, export.settings, _QuietReporter())
+    session = destination.open_session(opened)
+    try:
+        standing = await session.read_list_standing(members=True)
+        return sum(1 for _ in outsiders(standing.members, seen, plan.asked_already, ctx.seal))
+    finally:
+        await session.aclose()
 
 
 def _shown(record: EncodedRecord) -> object:

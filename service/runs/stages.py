@@ -228,6 +228,9 @@ async def _assemble(
         ):
             if isinstance(out, Unchanged):
                 work.unchanged += 1
+                work.cannot_add += out.cannot_add
+                if out.mark is not None:
+                    work.marks.append(out.mark)
             elif isinstance(out, EncodedRecord):
                 entry = classified.entries.get(out.profile_id)
                 closed = batcher.add(out)

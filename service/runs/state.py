@@ -41,6 +41,7 @@ class RunState:
         }
         self.full_resync = checkpoint.full_resync
         self.ledger_note = checkpoint.ledger_note
+        self.whole_list = checkpoint.whole_list
         self.errors = ErrorSample(limit=max(0, RUN_ERROR_SAMPLE_SIZE - len(run.errors)))
         self.cancel_seen = run.cancel_requested
         self.destination_processed = 0
@@ -57,6 +58,7 @@ class RunState:
             heartbeat_at=None if released else utcnow(),
             full_resync=self.full_resync,
             ledger_note=self.ledger_note,
+            whole_list=self.whole_list,
         )
 
     def progress_value(self) -> float:

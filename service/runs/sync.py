@@ -19,19 +19,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from service.access.ledger_seal import LedgerSeal
 from service.domain import Export, Profile, RunError, SyncMode
-from service.plugins.api import EncodedRecord, FieldWarning, RecordRejection
-from service.runs.ledger_index import LedgerIndex
+from service.plugins.api import EncodedRecord, FieldWarning, ListStanding, RecordRejection
+from service.runs.ledger_index import KeySet, LedgerIndex
 from service.runs.mapping import RecordMapper
 from service.store.base import LedgerChanges, LedgerOutcome, LedgerReset, LedgerState, Store
 
 YIELD_EVERY = 256
 """Profiles mapped between two yields to the event loop (a few milliseconds of work)."""
+
+
+_KEPT = frozenset({LedgerOutcome.SENT, LedgerOutcome.PRE_EXISTING})
+"""Outcomes an unchanged record keeps when a run sends it again (SEND_ALL, a resync)."""
+_OURS = frozenset({LedgerOutcome.SENT, LedgerOutcome.REMOVAL_FAILED})
+"""Outcomes of memberships the export created."""
+_MARKED = frozenset({LedgerOutcome.PRE_EXISTING, LedgerOutcome.CANNOT_ADD})
+"""Outcomes written after the upsert of a sent entry (which records SENT)."""
 
 
 def fingerprint(encoded: bytes) -> int:
@@ -86,7 +94,10 @@ class Unchanged:
     """A profile whose record the destination already holds as it is."""
 
     profile_id: str
-    added: bool = False
+    cannot_add: bool = False
+    """The destination keeps the contact off its lists (counted ``cannotAddToList``)."""
+    mark: int | None = None
+    """The key id of a ledger entry to mark CANNOT_ADD (the destination says so now)."""
 
 
 @dataclass(slots=True)
@@ -96,9 +107,9 @@ class Classified:
     outcomes: list[EncodedRecord | RunError | Unchanged]
     warnings: list[Sequence[FieldWarning]]
     """Each profile's field warnings (those of a record sent count; see runs.warnings)."""
-    entries: dict[str, tuple[int, bytes, int]] = field(default_factory=dict)
-    """profile id -> (key id, sealed key, fingerprint) of each record to send whose ledger
-    entry changes once it is confirmed (new, or changed)."""
+    entries: dict[str, tuple[int, bytes, int, LedgerOutcome]] = field(default_factory=dict)
+    """profile id -> (key id, sealed key, fingerprint, outcome) of each record to send whose
+    ledger entry changes once it is confirmed (new, or changed)."""
     added: int = 0
     """Records to send that the ledger does not hold at all."""
     resent: int = 0
@@ -124,6 +135,44 @@ class SyncPlan:
     """A preview's view of a reset the next run would make (a run has made it already)."""
     index: LedgerIndex = field(default_factory=LedgerIndex)
     """The ledger as the run found it (empty when it is to be cleared)."""
+    standing: Callable[[bool], Awaitable[ListStanding]] | None = None
+    """Reads the list's standing at the destination (``members`` asked or not), when the
+    destination can (``Destination.can_read_list_standing``)."""
+    members: KeySet | None = None
+    """The list's members before this run first sent a record the ledger did not hold
+    (None: not read yet)."""
+    cannot_add: KeySet | None = None
+    """Contacts the destination cannot add to the list (None: not known)."""
+    whole_list_cap: int | None = None
+    """A whole-list mirror run (service.runs.whole_list): how many members outside the
+    export its preview showed (None: an ordinary run)."""
+
+    def asked_already(self, key_id: int) -> bool:
+        """Whether the ordinary removal phase handles ``key_id`` (a ledger entry the export
+        created, as the run found the ledger)."""
+        entry = self.index.get(key_id)
+        return entry is not None and entry[1] in _OURS
+
+    async def read_standing(self, *, members: bool) -> None:
+        """Learn the list's standing from the destination (nothing when it cannot tell)."""
+        if self.standing is None:
+            return
+        standing = await self.standing(members)
+        key_id = self.seal.key_id
+        self.cannot_add = KeySet(key_id(key) for key in standing.cannot_add)
+        if members:
+            self.members = KeySet(key_id(key) for key in standing.members)
+
+    def _outcome(self, identifier: int, entry: tuple[int, LedgerOutcome] | None) -> LedgerOutcome:
+        """The ledger outcome of a record about to be sent."""
+        if self.cannot_add is not None and identifier in self.cannot_add:
+            return LedgerOutcome.CANNOT_ADD
+        if entry is not None and entry[1] is LedgerOutcome.PRE_EXISTING:
+            return LedgerOutcome.PRE_EXISTING
+        new = entry is None or entry[1] is LedgerOutcome.CANNOT_ADD
+        if new and self.members is not None and identifier in self.members:
+            return LedgerOutcome.PRE_EXISTING
+        return LedgerOutcome.SENT
 
     async def classify(self, mapper: RecordMapper, profiles: Sequence[Profile]) -> Classified:
         """Map ``profiles`` (taking their keys for de-duplication) and decide each one."""
@@ -144,28 +193,44 @@ class SyncPlan:
         classified = Classified(outcomes, warnings)
         forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
         find = self.index.get
+        cannot_add = self.cannot_add
         for index, key, identifier, value in keyed:
             entry = find(identifier)
             record = outcomes[index]
             assert isinstance(record, EncodedRecord)
             unchanged = entry is not None and entry[0] == value and not forgotten
+            blocked = cannot_add is not None and identifier in cannot_add
+            if unchanged and entry is not None and entry[1] is LedgerOutcome.CANNOT_ADD:
+                # Known as unsendable: retried only once the destination no longer says so.
+                unchanged = blocked or cannot_add is None
+                blocked = unchanged
             if unchanged and self.skip_unchanged:
-                outcomes[index] = Unchanged(record.profile_id)
+                assert entry is not None
+                marks = blocked and entry[1] is not LedgerOutcome.CANNOT_ADD
+                mark = identifier if marks else None
+                outcomes[index] = Unchanged(record.profile_id, cannot_add=blocked, mark=mark)
                 continue
-            if unchanged and entry is not None and entry[1] is LedgerOutcome.SENT:
+            if unchanged and entry is not None and entry[1] in _KEPT:
                 classified.resent += 1
                 continue
+            if (entry is None or entry[1] is LedgerOutcome.CANNOT_ADD) and self.members is None:
+                # The first record of the run the list may hold already: learn, once, which
+                # contacts the list has before this run adds any.
+                await self.read_standing(members=True)
+                if self.members is None:
+                    self.members = KeySet()
             if entry is None:
                 classified.added += 1
             # Sealing is deterministic (the nonce is the key id): the same bytes an existing
             # entry holds, so changed entries need not be read back.
             sealed = self.seal.seal(key, identifier)
-            classified.entries[record.profile_id] = (identifier, sealed, value)
+            outcome = self._outcome(identifier, entry)
+            classified.entries[record.profile_id] = (identifier, sealed, value, outcome)
         return classified
 
     def confirmed(
         self,
-        entries: Sequence[tuple[str, int, bytes, int]],
+        entries: Sequence[tuple[str, int, bytes, int, LedgerOutcome]],
         rejected: Sequence[RecordRejection],
         *,
         batch_refused: bool,
@@ -176,8 +241,12 @@ class SyncPlan:
         if batch_refused or not entries:
             return None
         refused = {r.profile_id for r in rejected}
-        sent = [(i, sealed, fp) for pid, i, sealed, fp in entries if pid not in refused]
-        return LedgerChanges(self.export.id, self.run_no, sent=sent) if sent else None
+        taken = [entry for entry in entries if entry[0] not in refused]
+        if not taken:
+            return None
+        sent = [(i, sealed, fp) for _, i, sealed, fp, _ in taken]
+        marked = [(i, outcome) for _, i, _, _, outcome in taken if outcome in _MARKED]
+        return LedgerChanges(self.export.id, self.run_no, sent=sent, marked=marked)
 
     def forget(self) -> LedgerChanges:
         """The changes after the destination failed to process part of this run."""

@@ -89,6 +89,12 @@ class LedgerOutcome(IntEnum):
     REMOVAL_FAILED = 1
     """The contact left the export's segments and the destination refused to take it off
     the list; the entry stays, so a later run asks again."""
+    PRE_EXISTING = 2
+    """The destination took the record, but the contact was on the list before this export
+    first sent it: the membership is not this export's, a mirror leaves it."""
+    CANNOT_ADD = 3
+    """The destination keeps the contact off its lists (it unsubscribed): the record is not
+    sent again while it is unchanged, and runs count it ``cannotAddToList``."""
 
 
 class LedgerEntry(NamedTuple):
@@ -127,12 +133,17 @@ class LedgerChanges:
     """Key ids now off the list: their entries are deleted."""
     removal_failed: list[int] = field(default_factory=list)
     """Key ids whose removal failed: marked REMOVAL_FAILED by ``run_no``."""
+    marked: list[tuple[int, LedgerOutcome]] = field(default_factory=list)
+    """(key id, outcome) of existing entries (those of ``sent`` included, applied after them)
+    whose outcome becomes PRE_EXISTING or CANNOT_ADD; the run ordinal is unchanged."""
     forget_run: bool = False
     """The destination failed to process something ``run_no`` sent: the fingerprints of that
     run's entries become 0 (unknown), so the next run sends them again."""
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.removed or self.removal_failed or self.forget_run)
+        return bool(
+            self.sent or self.removed or self.removal_failed or self.marked or self.forget_run
+        )
 
 
 class LedgerReset(IntEnum):
@@ -329,6 +340,13 @@ class Store(Protocol):
     ) -> AsyncIterator[list[LedgerEntry]]:
         """Every entry in key-id order, in batches (each one indexed range query), after
         ``after_key_id`` when given."""
+
+    def iter_ledger_digest(
+        self, export_id: str, *, batch_size: int = 10_000
+    ) -> AsyncIterator[list[tuple[int, int, int]]]:
+        """(key id, fingerprint, outcome value) of every entry in key-id order, in batches:
+        what a run's in-memory index holds, without the sealed keys."""
+        ...
 
     async def count_ledger(self, export_id: str) -> int: ...
 

@@ -122,3 +122,27 @@ async def test_a_preview_of_an_export_that_cannot_run_says_why(api: ApiClient) -
     assert "detached" in error["message"]
     viewer = await api.post(PREVIEW, {"id": export_id}, role="viewer")
     assert viewer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+WHOLE_LIST_PREVIEW = """mutation($id: ID!) {
+  previewExport(input: {exportId: $id, mirrorScope: WHOLE_LIST}) {
+  preview { toRemove outsideExport wholeListConfirmation } userErrors { field code message } } }"""
+WHOLE_LIST_RUN = """mutation($id: ID!, $confirmation: String) {
+  runExport(input: {exportId: $id, wholeListConfirmation: $confirmation}) {
+  exportRun { id } userErrors { field code message } } }"""
+
+
+async def test_a_whole_list_mirror_is_refused_for_an_export_that_is_not_a_mirror(
+    api: ApiClient,
+) -> None:
+    export_id, _ = await created(api, displayName="Not a mirror")
+    preview = (await api.data(WHOLE_LIST_PREVIEW, {"id": export_id}))["previewExport"]
+    assert preview["preview"] is None
+    [error] = preview["userErrors"]
+    assert (error["field"], error["code"]) == (["mirrorScope"], "NOT_A_MIRROR")
+    assert "'Not a mirror' is not a MIRROR export" in error["message"]
+    run = (await api.data(WHOLE_LIST_RUN, {"id": export_id, "confirmation": "x"}))["runExport"]
+    assert run["exportRun"] is None
+    assert [(e["field"], e["code"]) for e in run["userErrors"]] == [
+        (["wholeListConfirmation"], "NOT_A_MIRROR")
+    ]

@@ -9,6 +9,7 @@ phase resumes with exact counts and an exact list.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.fake import RunningFake, run_fake
+from segport_constant_contact.fake.records import FakeContact
 
 from service.core import Services, open_services
 from service.domain import (
@@ -29,6 +31,7 @@ from service.domain import (
 )
 from service.runs.lifecycle import execute_run
 from service.runs.preview import preview_export
+from service.runs.whole_list import CONFIRMATION_SECONDS, ConfirmationError, confirmed_cap
 from tests.runs.cc_world import NEWSLETTER_LIST, ConstantContactPlugin, fast_cc_settings
 from tests.runs.cc_world import seed_cc_export as seed_export
 from tests.support.records import make_segment
@@ -79,9 +82,15 @@ def email(i: int) -> str:
     return f"person{i}@example.com"
 
 
-async def run_now(services: Services, export: Export, *, full_resync: bool = False) -> ExportRun:
+async def run_now(
+    services: Services, export: Export, *, full_resync: bool = False, whole_list: int | None = None
+) -> ExportRun:
     run = await services.runs.request_run(
-        export.id, ExportRunTrigger.ON_DEMAND, "alice", full_resync=full_resync
+        export.id,
+        ExportRunTrigger.ON_DEMAND,
+        "alice",
+        full_resync=full_resync,
+        whole_list=whole_list,
     )
     done = await execute_run(services.run_context, run.id)
     assert done is not None
@@ -218,3 +227,123 @@ async def test_an_interrupted_mirror_run_resumes_with_exact_counts_and_an_exact_
     assert (c.removed_from_list, c.removals_failed) == (5, 0)
     assert c.accepted_by_destination == 13
     assert fake.state.list_members(NEWSLETTER_LIST) == {email(i) for i in members}
+
+
+def put_on_list(fake: RunningFake, address: str, *, unsubscribed: bool = False) -> None:
+    """A contact of the fake account made before segport ran: on the list, or unsubscribed
+    (then on no list)."""
+    key = address.lower()
+    lists = set() if unsubscribed else {NEWSLETTER_LIST}
+    fake.state.contacts[key] = FakeContact(f"before-{key}", address, {}, lists, unsubscribed)
+    if not unsubscribed:
+        fake.state.lists[NEWSLETTER_LIST].members.add(key)
+
+
+async def test_a_mirror_leaves_on_the_list_the_members_it_did_not_put_there(
+    services: Services, fake: RunningFake
+) -> None:
+    export = await seeded(services, fake, SyncMode.MIRROR)
+    put_on_list(fake, email(50))  # in the segment, and on the list before the first run
+    put_on_list(fake, "outsider@example.com")  # never in the segment
+    first = await run_now(services, export)
+    assert (first.counts.contacts_sent, first.counts.removed_from_list) == (PROFILES, 0)
+    assert len(fake.state.list_members(NEWSLETTER_LIST)) == PROFILES + 1
+
+    members, _ = await changed_world(services, export)  # 50 to 54 leave
+    preview = await preview_export(services.run_context, export)
+    second = await run_now(services, export)
+    c = second.counts
+    add_up(c)
+    assert (c.removed_from_list, c.removals_failed) == (4, 0)
+    assert preview.to_remove == 4
+    expected = {email(i) for i in members} | {email(50), "outsider@example.com"}
+    assert fake.state.list_members(NEWSLETTER_LIST) == expected
+
+    # Back in the segment and out again: still not this export's membership.
+    await services.store.upsert_profiles([replace(person(50), segment_ids=export.segment_ids[:1])])
+    assert (await run_now(services, export)).counts.contacts_sent == 1
+    await services.store.upsert_profiles([replace(person(50), segment_ids=[])])
+    third = await run_now(services, export)
+    assert (third.counts.removed_from_list, third.counts.removals_failed) == (0, 0)
+    assert email(50) in fake.state.list_members(NEWSLETTER_LIST)
+
+
+@pytest.mark.parametrize("mode", [SyncMode.SEND_CHANGES, SyncMode.MIRROR])
+async def test_unsubscribed_contacts_stay_cannot_add_and_are_not_sent_again(
+    services: Services, fake: RunningFake, mode: SyncMode
+) -> None:
+    export = await seeded(services, fake, mode)
+    put_on_list(fake, email(3), unsubscribed=True)  # unsubscribed before segport ran
+    fake.state.configure(unsubscribed={email(4)})  # unsubscribes as it is first imported
+    first = await run_now(services, export)
+    assert (first.counts.contacts_sent, first.counts.cannot_add_to_list) == (PROFILES, 2)
+    imports = fake.state.requests_to("POST", "/v3/activities/contacts_json_import")
+
+    for _ in range(2):
+        later = await run_now(services, export)
+        c = later.counts
+        add_up(c)
+        assert (c.contacts_sent, c.skipped_unchanged, c.cannot_add_to_list) == (0, PROFILES, 2)
+        assert fake.state.requests_to("POST", "/v3/activities/contacts_json_import") == imports
+
+    # Changed, it is sent again (Constant Contact keeps its fields), and still counted.
+    await services.store.upsert_profiles(
+        [replace(person(3, "Changed"), segment_ids=export.segment_ids)]
+    )
+    changed = await run_now(services, export)
+    assert (changed.counts.contacts_sent, changed.counts.cannot_add_to_list) == (1, 2)
+    assert fake.state.contacts[email(3)].fields["first_name"] == "Changed3"
+
+    # Leaving, neither is asked off a list it never was on.
+    await services.store.upsert_profiles(
+        [replace(person(3), segment_ids=[]), replace(person(4), segment_ids=[])]
+    )
+    removals = fake.state.requests_to("POST", "/v3/activities/remove_list_memberships")
+    left = await run_now(services, export)
+    assert (left.counts.removed_from_list, left.counts.removals_failed) == (0, 0)
+    assert left.counts.cannot_add_to_list == 0
+    assert fake.state.requests_to("POST", "/v3/activities/remove_list_memberships") == removals
+    assert len(fake.state.list_members(NEWSLETTER_LIST)) == PROFILES - 2
+
+
+async def test_a_whole_list_mirror_removes_every_member_outside_the_segments_once_previewed(
+    services: Services, fake: RunningFake
+) -> None:
+    export = await seeded(services, fake, SyncMode.MIRROR)
+    put_on_list(fake, email(50))  # in the segment before the first run, then leaving
+    put_on_list(fake, "outsider@example.com")
+    await run_now(services, export)
+    members, _ = await changed_world(services, export)  # 50 to 54 leave
+
+    ordinary = await preview_export(services.run_context, export)
+    assert (ordinary.to_remove, ordinary.whole_list_confirmation) == (4, None)
+    preview = await preview_export(services.run_context, export, whole_list=True)
+    assert (preview.to_remove, preview.outside_export) == (6, 2)
+    token = preview.whole_list_confirmation
+    assert token is not None
+    seal = services.run_context.seal
+    assert confirmed_cap(seal, export.id, token) == 2
+    with pytest.raises(ConfirmationError, match="another export"):
+        confirmed_cap(seal, "another-export", token)
+    with pytest.raises(ConfirmationError, match="expired"):
+        confirmed_cap(seal, export.id, token, now=time.time() + CONFIRMATION_SECONDS + 1)
+    with pytest.raises(ConfirmationError, match="not a confirmation"):
+        confirmed_cap(seal, export.id, "made-up")
+
+    # The list grew since the preview: the run removes its own leavers, no other member.
+    put_on_list(fake, "late@example.com")
+    grown = await run_now(services, export, whole_list=2)
+    assert (grown.counts.removed_from_list, grown.counts.removals_failed) == (4, 0)
+    assert "WHOLE_LIST_GREW" in [e.code for e in grown.errors]
+    assert {"outsider@example.com", "late@example.com", email(50)} <= fake.state.list_members(
+        NEWSLETTER_LIST
+    )
+
+    again = await preview_export(services.run_context, export, whole_list=True)
+    assert (again.to_remove, again.outside_export) == (3, 3)
+    whole = await run_now(services, export, whole_list=again.outside_export)
+    c = whole.counts
+    add_up(c)
+    assert (c.removed_from_list, c.removals_failed) == (3, 0)
+    assert fake.state.list_members(NEWSLETTER_LIST) == {email(i) for i in members}
+    assert len(fake.state.contacts) == PROFILES + 3 + 2  # off the list, not the account

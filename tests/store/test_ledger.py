@@ -96,6 +96,25 @@ async def test_changes_apply_with_the_progress_write(store: Store) -> None:
     assert [e.key_id for e in later] == [3, 2**63 - 1]
 
 
+async def test_marked_entries_take_their_outcome_after_the_sent_ones(store: Store) -> None:
+    export_id = await an_export(store)
+    run = await running(store, export_id)
+    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    await progress(store, run, LedgerChanges(export_id, 1, sent=sent((1, 10))))
+    changes = LedgerChanges(
+        export_id,
+        1,
+        sent=sent((2, 20), (3, 30)),
+        marked=[(2, LedgerOutcome.PRE_EXISTING), (1, LedgerOutcome.CANNOT_ADD)],
+    )
+    await progress(store, run, changes)
+    assert await all_entries(store, export_id) == [
+        entry(1, 10, LedgerOutcome.CANNOT_ADD),
+        entry(2, 20, LedgerOutcome.PRE_EXISTING),
+        entry(3, 30),
+    ]
+
+
 async def test_a_run_that_is_not_running_changes_no_entry(store: Store) -> None:
     export_id = await an_export(store)
     run = await running(store, export_id)
@@ -154,6 +173,23 @@ async def test_ledgers_of_two_exports_are_apart_and_go_with_their_export(store: 
     assert await store.count_ledger(one) == 0
     assert await store.ledger_state(one) is None
     assert await store.count_ledger(two) == 2
+
+
+async def test_the_digest_holds_every_entry_in_key_order_without_sealed_keys(
+    store: Store,
+) -> None:
+    export_id = await an_export(store)
+    assert [rows async for rows in store.iter_ledger_digest(export_id)] == []
+    run = await running(store, export_id)
+    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    pairs = [(2**63 - 1, 5), (-(2**63), 6), *((k, k * 10) for k in range(-3, 4))]
+    changes = LedgerChanges(export_id, 1, sent=sent(*pairs), marked=[(0, LedgerOutcome.CANNOT_ADD)])
+    await progress(store, run, changes)
+    pages = [rows async for rows in store.iter_ledger_digest(export_id, batch_size=4)]
+    assert [len(rows) for rows in pages] == [4, 4, 1]
+    flat = [row for rows in pages for row in rows]
+    expected = sorted((k, fp, 3 if k == 0 else 0) for k, fp in pairs)
+    assert flat == expected
 
 
 async def test_many_keys_are_looked_up_at_once(store: Store) -> None:

@@ -57,6 +57,7 @@ class ConstantContact(Destination):
     display_name = "Constant Contact"
     auth_kind = "oauth2"
     can_remove_list_members = True
+    can_read_list_standing = True
     connection_settings: Sequence[SettingSpec] = ()
     export_settings: Sequence[SettingSpec] = (
         SettingSpec(

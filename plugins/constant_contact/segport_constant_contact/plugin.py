@@ -6,7 +6,7 @@ from segport_constant_contact.demo import ConstantContactDemo
 from segport_constant_contact.destination import ConstantContact
 from service.plugins import DemoFixture, Destination, hookimpl
 
-SEGPORT_PLUGIN_API = "1.1"
+SEGPORT_PLUGIN_API = "1.2"
 """The segport plugin API this plugin is built for."""
 
 

@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from segport_constant_contact.settings import ConstantContactSettings
 from segport_constant_contact.transport import ApiTransport, error_messages
-from service.plugins import DestinationContext, DestinationError, ListMember, RemovalOutcome
+from service.plugins import (
+    DestinationContext,
+    DestinationError,
+    ListMember,
+    ListStanding,
+    RemovalOutcome,
+)
 
 EXPORT_PATH = "/activities/contact_exports"
 REMOVE_PATH = "/activities/remove_list_memberships"
@@ -45,6 +51,38 @@ INTERVAL_GROWTH = 2.0
 
 def _normalized(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _columns(csv_file: bytes) -> tuple[Iterator[list[str]], list[str]] | None:
+    """The rows of an export file and its normalized header (None: the file is empty)."""
+    text = io.TextIOWrapper(io.BytesIO(csv_file), encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    header = next(reader, None)
+    return None if header is None else (reader, header)
+
+
+def _email_column(header: list[str]) -> int:
+    names = [_normalized(column) for column in header]
+    for name in ("emailaddress", "email"):
+        if name in names:
+            return names.index(name)
+    raise DestinationError(
+        "Constant Contact's contact export has no e-mail address column "
+        f"(columns: {', '.join(header)})"
+    )
+
+
+def addresses(csv_file: bytes) -> Iterator[str]:
+    """Every lower-cased address of an export file, read lazily (a million-member list is
+    never one list of strings)."""
+    found = _columns(csv_file)
+    if found is None:
+        return
+    reader, header = found
+    column = _email_column(header)
+    for row in reader:
+        if len(row) > column and (address := row[column].strip().lower()):
+            yield address
 
 
 def member_ids(csv_file: bytes, wanted: Iterable[str]) -> dict[str, str]:
@@ -91,10 +129,21 @@ class ListRemover:
         self.transport = transport
         self.list_id = list_id
 
+    async def standing(self, *, members: bool) -> ListStanding:
+        """The list's members (one export of the list, address column only, when asked)
+        and the account's unsubscribed contacts (one export with ``status:
+        unsubscribed``): Constant Contact never adds those to a list."""
+        unsubscribed = await self._export_file({"status": "unsubscribed"}, ("email_address",))
+        listed = b""
+        if members:
+            listed = await self._export_file({"list_ids": [self.list_id]}, ("email_address",))
+        return ListStanding(members=addresses(listed), cannot_add=addresses(unsubscribed))
+
     async def remove(self, members: Sequence[ListMember]) -> list[RemovalOutcome]:
         if not members:
             return []
-        ids = member_ids(await self._export_file(), (m.key for m in members))
+        file = await self._export_file({"list_ids": [self.list_id]}, EXPORT_FIELDS)
+        ids = member_ids(file, (m.key for m in members))
         outcomes = {m.key: RemovalOutcome(m.key, removed=True) for m in members if m.key not in ids}
         pending = [m.key for m in members if m.key in ids]
         activities: dict[str, list[str]] = {}
@@ -115,8 +164,9 @@ class ListRemover:
             outcomes.update((k, RemovalOutcome(k, removed=False, reason=reason)) for k in keys)
         return [outcomes[m.key] for m in members]
 
-    async def _export_file(self) -> bytes:
-        body = orjson.dumps({"list_ids": [self.list_id], "fields": list(EXPORT_FIELDS)})
+    async def _export_file(self, which: Mapping[str, Any], fields: Sequence[str]) -> bytes:
+        """The CSV file of one contact export of the contacts ``which`` filters."""
+        body = orjson.dumps({**which, "fields": list(fields)})
         response = await self.transport.request("POST", EXPORT_PATH, content=body)
         activity = self._activity(response, "the contact export of the list")
         activity_id = str(activity["activity_id"])

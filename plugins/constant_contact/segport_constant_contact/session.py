@@ -27,6 +27,7 @@ from service.plugins import (
     DestinationLimits,
     DestinationSession,
     ListMember,
+    ListStanding,
     RemovalOutcome,
     UploadBatch,
 )
@@ -134,6 +135,10 @@ class ConstantContactSession(DestinationSession):
     async def remove_list_members(self, members: Sequence[ListMember]) -> list[RemovalOutcome]:
         """Take ``members`` off the list (:mod:`.removals`); never out of the account."""
         return await self.remover.remove(members)
+
+    async def read_list_standing(self, *, members: bool) -> ListStanding:
+        """The list's members and the account's unsubscribed contacts (:mod:`.removals`)."""
+        return await self.remover.standing(members=members)
 
     async def aclose(self) -> None:
         await self.follower.aclose()

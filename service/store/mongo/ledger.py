@@ -40,6 +40,7 @@ def journal(changes: LedgerChanges) -> Doc:
         "sent": [[key_id, sealed, fp] for key_id, sealed, fp in changes.sent],
         "removed": list(changes.removed),
         "removal_failed": list(changes.removal_failed),
+        "marked": [[key_id, outcome.value] for key_id, outcome in changes.marked],
         "forget_run": changes.forget_run,
     }
 
@@ -77,6 +78,10 @@ class MongoLedger:
                 {"$set": {"o": LedgerOutcome.REMOVAL_FAILED.value, "r": run_no}},
             )
             for key in entry.get("removal_failed", [])
+        ]
+        ops += [
+            UpdateMany({"e": export_id, "k": int(key)}, {"$set": {"o": int(outcome)}})
+            for key, outcome in entry.get("marked", [])
         ]
         ops += [DeleteOne({"e": export_id, "k": int(k)}) for k in entry.get("removed", [])]
         if ops:
@@ -146,6 +151,28 @@ class MongoLedger:
             if len(docs) < batch_size:
                 return
             after = docs[-1]["k"]
+
+    async def iter_ledger_digest(
+        self, export_id: str, *, batch_size: int = 10_000
+    ) -> AsyncIterator[list[tuple[int, int, int]]]:
+        after: int | None = None
+        while True:
+            query: Doc = {"e": export_id}
+            if after is not None:
+                query["k"] = {"$gt": after}
+            docs = (
+                await self._db["ledger_entries"]
+                .find(query, {"_id": 0, "k": 1, "f": 1, "o": 1})
+                .sort("k", ASCENDING)
+                .limit(batch_size)
+                .to_list()
+            )
+            if not docs:
+                return
+            yield [(int(d["k"]), int(d["f"]), int(d["o"])) for d in docs]
+            if len(docs) < batch_size:
+                return
+            after = int(docs[-1]["k"])
 
     async def count_ledger(self, export_id: str) -> int:
         return int(await self._db["ledger_entries"].count_documents({"e": export_id}))

@@ -21,7 +21,7 @@ from service.store._paging import PageRequest, unique_in_order
 from service.store.base import NotFound, Page, RunProgress
 from service.store.sqlite.codec import encode, json_text
 from service.store.sqlite.database import SQLiteDatabase
-from service.store.sqlite.ledger import apply_ledger_changes
+from service.store.sqlite.ledger import apply_ledger_changes, settle_ledger
 from service.store.sqlite.queries import fetch_doc, fetch_docs, marks, page_query
 
 _SLOT = rules.ACTIVE_SLOT_FIELD
@@ -156,10 +156,15 @@ class SQLiteRuns:
                     return None
                 bound[_SLOT] = rules.active_slot_after(values, current)
             try:
-                return fetch_doc(conn, sql, bound)
+                doc = fetch_doc(conn, sql, bound)
             except sqlite3.IntegrityError as exc:
                 export_id = values.get("export_id") or _export_id_of(conn, run_id)
                 raise _run_conflict(conn, exc, export_id, values.get("dedupe_key")) from exc
+            if doc is not None and moves_slot and bound[_SLOT] is None:
+                # The run has ended: what it journalled joins the ledger's entries with
+                # its final status (one ordered merge; see service/store/sqlite/ledger.py).
+                settle_ledger(conn, str(doc["export_id"]))
+            return doc
 
         doc = await self._db.write(update)
         return None if doc is None else run_rec.run_from_doc(doc)

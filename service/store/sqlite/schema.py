@@ -128,6 +128,19 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
     run_no INTEGER NOT NULL,
     PRIMARY KEY (ledger_no, key_id)
 ) WITHOUT ROWID;
+-- What runs sent, in arrival order, until it is settled into ledger_entries: a run's
+-- checkpoint write appends here (sequential pages), and the whole journal is merged in
+-- key order once (when the run ends, or before anything reads or changes the entries),
+-- instead of every checkpoint rewriting pages all over the entries' B-tree.
+CREATE TABLE IF NOT EXISTS ledger_journal (
+    seq INTEGER PRIMARY KEY,
+    ledger_no INTEGER NOT NULL,
+    key_id INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    run_no INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_journal_by_ledger ON ledger_journal (ledger_no);
 """
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (

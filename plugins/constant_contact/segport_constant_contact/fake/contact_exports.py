@@ -2,8 +2,10 @@
 makes, ``GET /contact_exports/{file_export_id}``, as the V3 description has them.
 
 The export filters as published: ``list_ids`` (up to 50 lists) or ``contact_ids`` (up
-to 500) or, with neither, every contact; ``fields`` chooses the columns (all of them
-when absent). The activity moves on when read, as imports do; its file can be read
+to 500) or, with neither, every contact; ``status`` (alone, or with either of them)
+keeps the contacts of one status (the fake knows ``all``, ``active`` and
+``unsubscribed``: its contacts have no other); ``fields`` chooses the columns (all of
+them when absent). The activity moves on when read, as imports do; its file can be read
 once it completed, through the ``_links.results`` link of the finished activity.
 """
 
@@ -24,6 +26,8 @@ EXPORT_COLUMNS = ("contact_id", "email_address", "first_name", "last_name", "job
 """The columns the fake can export, in file order (all of them by default)."""
 MAX_EXPORT_CONTACT_IDS = 500
 MAX_EXPORT_LIST_IDS = 50
+EXPORT_STATUSES = ("all", "active", "unsubscribed")
+"""The ``status`` values the fake's contacts can have (the published ones are more)."""
 
 
 @dataclass
@@ -86,6 +90,14 @@ def export_contacts(
             return api_errors(400, "contacts.api.validation.error", message)
         ids = set(contact_ids)
         chosen = [c for c in chosen if c.contact_id in ids]
+    status = body.get("status")
+    if status is not None:
+        if status not in EXPORT_STATUSES:
+            message = f"status {status!r}: the fake knows {', '.join(EXPORT_STATUSES)}"
+            return api_errors(400, "contacts.api.validation.error", message)
+        if status != "all":
+            unsubscribed = status == "unsubscribed"
+            chosen = [c for c in chosen if c.unsubscribed is unsubscribed]
     columns = [c for c in EXPORT_COLUMNS if c in fields]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

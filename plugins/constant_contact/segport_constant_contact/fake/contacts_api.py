@@ -292,7 +292,7 @@ class FakeContactsApi:
                 self.contacts[key] = stored
             # Partial update: only the fields sent change.
             stored.fields.update({k: v for k, v in contact.items() if k != "email"})
-            if key in unsubscribed:
+            if key in unsubscribed or stored.unsubscribed:
                 stored.unsubscribed = True
                 activity.cannot_add_to_list_count += 1
                 continue

@@ -1,0 +1,106 @@
+"""The SQLite ledger's journal: what runs send is appended and merged into the entries in
+key order once, yet every reader and every later change sees it as if written at once."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from service.store.base import LedgerChanges, LedgerReset
+from service.store.sqlite import SQLiteStore
+from tests.store.test_ledger import BASIS, all_entries, an_export, entry, finish, progress, running
+from tests.store.test_ledger import sent as sent_entries
+
+
+@pytest.fixture
+def ledger_file(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+async def sqlite_store(ledger_file: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(ledger_file, write_batch_size=10)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def table_rows(path: Path, table: str) -> int:
+    with closing(sqlite3.connect(path)) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+
+async def test_sends_are_journalled_then_merged_when_the_run_ends(
+    sqlite_store: SQLiteStore, ledger_file: Path
+) -> None:
+    store = sqlite_store
+    export_id = await an_export(store)
+    run = await running(store, export_id)
+    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((9, 90), (3, 30))))
+    await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((5, 50), (3, 31))))
+    assert (
+        table_rows(ledger_file, "ledger_journal"),
+        table_rows(ledger_file, "ledger_entries"),
+    ) == (4, 0)
+
+    await finish(store, run)
+    assert (
+        table_rows(ledger_file, "ledger_journal"),
+        table_rows(ledger_file, "ledger_entries"),
+    ) == (0, 3)
+    # A key sent twice keeps what it was sent with last.
+    assert await all_entries(store, export_id) == [entry(3, 31), entry(5, 50), entry(9, 90)]
+
+
+async def test_readers_see_a_running_runs_sends(
+    sqlite_store: SQLiteStore, ledger_file: Path
+) -> None:
+    store = sqlite_store
+    export_id = await an_export(store)
+    run = await running(store, export_id)
+    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((2, 20), (1, 10))))
+    assert await store.count_ledger(export_id) == 2
+    assert await store.ledger_entries(export_id, [1, 2, 7]) == {1: entry(1, 10), 2: entry(2, 20)}
+    digest = [row async for rows in store.iter_ledger_digest(export_id) for row in rows]
+    assert [key_id for key_id, *_ in digest] == [1, 2]
+
+
+async def test_other_changes_apply_after_the_sends_before_them(
+    sqlite_store: SQLiteStore, ledger_file: Path
+) -> None:
+    store = sqlite_store
+    export_id = await an_export(store)
+    run = await running(store, export_id)
+    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((4, 40), (6, 60))))
+    # Removing a key the journal still holds removes it: the journal is merged first.
+    await progress(store, run, LedgerChanges(export_id, 1, removed=[4]))
+    assert table_rows(ledger_file, "ledger_journal") == 0
+    assert await all_entries(store, export_id) == [entry(6, 60)]
+
+
+async def test_a_reset_and_a_removed_export_take_the_journal_with_them(
+    sqlite_store: SQLiteStore, ledger_file: Path
+) -> None:
+    store = sqlite_store
+    export_id = await an_export(store)
+    run = await running(store, export_id)
+    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((8, 80))))
+    await finish(store, run)
+    second = await running(store, export_id)
+    await store.start_ledger(export_id, second.id, BASIS, LedgerReset.KEEP)
+    await progress(store, second, LedgerChanges(export_id, 2, sent=sent_entries((7, 70))))
+    await store.delete_export(export_id)
+    assert (
+        table_rows(ledger_file, "ledger_journal"),
+        table_rows(ledger_file, "ledger_entries"),
+    ) == (0, 0)
