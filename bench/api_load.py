@@ -67,6 +67,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-subscriptions", action="store_true")
     parser.add_argument("--pages", default="exports,runs,node", help="which pages to drive")
     parser.add_argument("--record-reference", action="store_true")
+    parser.add_argument(
+        "--ws",
+        default=os.environ.get("SEGPORT_BENCH_WS", "auto"),
+        help="uvicorn's websocket implementation for both apps (auto, websockets-sansio, ...)",
+    )
     # Internal: serve one app (the benchmark starts itself in a subprocess).
     parser.add_argument("--serve", choices=["segport", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -119,6 +124,7 @@ def serve(args: argparse.Namespace) -> None:
         access_log=False,
         # Both apps as `segport serve` runs: no permessage-deflate (docs/performance.md).
         ws_per_message_deflate=False,
+        ws=args.ws,
     )
 
 

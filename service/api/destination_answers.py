@@ -26,6 +26,7 @@ from typing import Any, TypeVar, cast
 
 from strawberry.extensions import SchemaExtension
 
+from service.api.execution_gate import outside_gate
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -89,11 +90,11 @@ class DestinationAnswers:
         has the answer; raises DestinationCallBudgetSpent when ``caller`` may call no more."""
         memo = _operation_memo.get()
         if memo is not None and key in memo:
-            return cast(T, await asyncio.shield(memo[key]))
+            return cast(T, await _waited(memo[key]))
         outcome = self._outcome(key, caller, call)
         if memo is not None:
             memo[key] = outcome
-        return cast(T, await asyncio.shield(outcome))
+        return cast(T, await _waited(outcome))
 
     def _outcome(
         self, key: Hashable, caller: str, call: Callable[[], Awaitable[T]]
@@ -128,3 +129,12 @@ class DestinationAnswers:
         if len(spent) >= self.budget:
             raise DestinationCallBudgetSpent(self.budget, spent[0] + BUDGET_WINDOW_SECONDS - now)
         spent.append(now)
+
+
+async def _waited(outcome: asyncio.Future[Any]) -> Any:
+    """The outcome; while it is not there yet (another operation's call to the destination),
+    this operation's execution turn goes to the next one (:mod:`service.api.execution_gate`)."""
+    if outcome.done():
+        return await asyncio.shield(outcome)
+    async with outside_gate():
+        return await asyncio.shield(outcome)

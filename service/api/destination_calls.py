@@ -19,6 +19,7 @@ import httpx
 import structlog
 
 from service import domain
+from service.api.execution_gate import outside_gate
 from service.connections.context import destination_context
 from service.connections.destinations import DestinationAccess
 from service.plugins.api import (
@@ -90,7 +91,7 @@ async def call_destination(
     ctx = await destination_context(access, connection, export_settings=export_settings)
     ctx = dataclasses.replace(ctx, sleep=_impatient_sleep(destination))
     try:
-        async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+        async with outside_gate(), asyncio.timeout(CALL_TIMEOUT_SECONDS):
             return await call(ctx)
     except AuthorizationLost as exc:
         raise DestinationUnanswered(NEEDS_REAUTHORIZATION, str(exc)) from None

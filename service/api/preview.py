@@ -18,6 +18,7 @@ from strawberry.scalars import JSON
 from service import domain
 from service.api.context import Info
 from service.api.errors import UserError, UserInputError, user_error
+from service.api.execution_gate import outside_gate
 from service.api.exports import editable_export
 from service.api.sync_modes import sync_mode_errors
 
@@ -123,7 +124,8 @@ class Mutation:
             scope_problems = whole_list_errors(info, export, "mirrorScope")
             if scope_problems:
                 raise UserInputError.of(scope_problems)
-        preview = await info.context.parts.previewer(export, whole_list=whole_list)
+        async with outside_gate():
+            preview = await info.context.parts.previewer(export, whole_list=whole_list)
         return PreviewExportPayload(preview=ExportPreview.of(preview))
 
 

@@ -41,6 +41,7 @@ from service.api.destination_answers import OperationMemo
 from service.api.document_cache import DocumentCache, DocumentMemory
 from service.api.errors import UserErrorsPayload
 from service.api.execution import AcyclicExecutionContext
+from service.api.execution_gate import ExecutionGate, ExecutionTurns
 from service.api.extensions import Authentication, MaskUnexpectedErrors, log_unexpected
 from service.api.input_checks import RefuseLoneSurrogates
 from service.api.metrics import OperationMetrics
@@ -128,6 +129,7 @@ def create_schema(limits: OperationLimits | None = None) -> strawberry.Schema:
     query = roots["Query"]
     assert query is not None
     documents = DocumentMemory()
+    gate = ExecutionGate()
     extensions: list[Any] = [
         # First, so it times the whole operation and sees its final outcome.
         OperationMetrics,
@@ -140,6 +142,8 @@ def create_schema(limits: OperationLimits | None = None) -> strawberry.Schema:
         *limiting_extensions(limits),
         OperationMemo,
         MaskUnexpectedErrors,
+        # Last, so only execution itself waits for a turn (docs/performance.md).
+        lambda: ExecutionTurns(gate),
     ]
     return SegportSchema(
         query=query,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -196,7 +197,11 @@ class RunSubscription:
         self.export_id = export_id
         self._attach = attach
         self._detach = detach
-        self._queue: asyncio.Queue[ExportRun | None] = asyncio.Queue()
+        # A deque and a future made only while waiting, not an asyncio.Queue: a dashboard
+        # keeps a thousand of these open, and a Queue is four deques and an Event (about
+        # 3 KiB each, idle; docs/performance.md).
+        self._pending: deque[ExportRun | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._started = False
         self._closed = False
 
@@ -207,11 +212,26 @@ class RunSubscription:
 
     def deliver(self, run: ExportRun) -> None:
         if not self._closed and self.matches(run):
-            self._queue.put_nowait(run)
+            self._put(run)
 
     def end(self) -> None:
         """The source is gone: the iterator stops."""
-        self._queue.put_nowait(None)
+        self._put(None)
+
+    def _put(self, item: ExportRun | None) -> None:
+        self._pending.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _get(self) -> ExportRun | None:
+        while not self._pending:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._pending.popleft()
 
     async def start(self) -> RunSubscription:
         if not self._started:
@@ -226,7 +246,7 @@ class RunSubscription:
         if self._closed:
             raise StopAsyncIteration
         await self.start()
-        run = await self._queue.get()
+        run = await self._get()
         if run is None:
             await self.aclose()
             raise StopAsyncIteration

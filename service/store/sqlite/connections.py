@@ -27,7 +27,7 @@ class SQLiteConnections:
         await self._db.write(lambda conn: conn.execute(sql, row))
 
     async def get_connection(self, connection_id: str) -> Connection | None:
-        doc = await self._db.read(
+        doc = await self._db.lookup(
             lambda conn: fetch_doc(conn, "SELECT * FROM connections WHERE id = ?", (connection_id,))
         )
         return None if doc is None else rec.connection_from_doc(doc)
@@ -45,7 +45,7 @@ class SQLiteConnections:
             values = rec.usable_by_values(usable_by)
             where.append(f"usable_by IN ({marks(len(values))})" if values else "0 = 1")
             params.extend(values)
-        docs, total = await self._db.read_snapshot(
+        docs, total = await self._db.lookup_snapshot(
             lambda conn: page_query(conn, "connections", where, params, request)
         )
         return request.page([rec.connection_from_doc(d) for d in docs], total)

@@ -1,10 +1,21 @@
-"""The SQLite file's two connections, each on its own thread: a writer and a reader.
+"""The SQLite file's connections: a writer thread, reader threads for long reads, and a
+reader on the event loop for short lookups.
 
 Every write transaction passes through the *writer* (so writes never
-interleave); queries go to the *reader* (WAL lets it read while the writer
-writes). Each call hands one whole function to a connection's thread, so a
+interleave); long reads (a run streaming a segment's profiles, the ledger's
+pages) go to the *reader* threads (:data:`READER_THREADS`), the one with the
+fewest calls waiting (WAL lets them read while the writer writes).
+Each call hands one whole function to a connection's thread, so a
 transaction never spans an ``await`` and never sees another coroutine's
 half-done work.
+
+Short, bounded reads (records by id, a page of records, a few counts: what
+the API's pages ask) run on the *loop reader* instead, in the calling
+thread: each takes well under a millisecond of SQLite's time, and handing it
+to a thread and back (a future, a wake-up of the loop, the GIL changing hands
+at every row) cost about as much as the query. So one request's reads no
+longer each cross a thread boundary. A lookup runs to completion without
+yielding, so it cannot interleave with another coroutine either.
 """
 
 from __future__ import annotations
@@ -29,33 +40,48 @@ Work = Callable[[sqlite3.Connection], T]
 """What runs on a connection's thread: one function of the connection."""
 
 
+def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """A connection to ``path`` in WAL mode, set up for writing or for reading."""
+    # isolation_level=None: transactions are our own BEGIN .. COMMIT.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if read_only:
+        # Reads are mostly long sequential range scans (a run streaming a segment):
+        # a big page cache would not be reused, only fill up as the segment grows;
+        # the operating system's file cache serves re-reads.
+        conn.execute("PRAGMA cache_size = -8192")  # 8 MiB
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        # Bulk upserts touch index pages all over the file: keep them in memory.
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+    return conn
+
+
+READER_THREADS = 1
+"""Reader threads for long reads. Measured on two cores (docs/performance.md): one, two
+or three threads streamed one, two or four segments at once at the same rate within the
+machine's noise, since decoding the rows on the event loop is the bound, not SQLite; and
+the API's reads no longer queue behind a run's batches (they are lookups). Raise it where
+SQLite's own work (cold files, large scans) is what waits."""
+
+
 class DatabaseThread:
     """One sqlite3 connection, used only from its own thread."""
 
     def __init__(self, name: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._conn: sqlite3.Connection | None = None
+        self.in_flight = 0
+        """Calls handed to the thread and not yet answered."""
 
     async def open(self, path: Path, *, read_only: bool) -> None:
-        def connect() -> None:
-            # isolation_level=None: transactions are our own BEGIN .. COMMIT.
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            if read_only:
-                # Reads are mostly long sequential range scans (a run streaming a segment):
-                # a big page cache would not be reused, only fill up as the segment grows;
-                # the operating system's file cache serves re-reads.
-                conn.execute("PRAGMA cache_size = -8192")  # 8 MiB
-                conn.execute("PRAGMA query_only = ON")
-            else:
-                # Bulk upserts touch index pages all over the file: keep them in memory.
-                conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
-            self._conn = conn
+        def open_here() -> None:
+            self._conn = connect(path, read_only=read_only)
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        await asyncio.get_running_loop().run_in_executor(self._executor, open_here)
 
     async def call(self, fn: Work[T]) -> T:
         def job() -> T:
@@ -63,7 +89,11 @@ class DatabaseThread:
                 raise RuntimeError("the SQLite store is not open (call open() first)")
             return fn(self._conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        finally:
+            self.in_flight -= 1
 
     async def close(self) -> None:
         def disconnect() -> None:
@@ -105,12 +135,13 @@ def in_snapshot(fn: Work[T]) -> Work[T]:
 
 
 class SQLiteDatabase:
-    """One SQLite file in WAL mode, through its writer and reader threads."""
+    """One SQLite file in WAL mode, through its writer and reader threads and the loop reader."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readers: int = READER_THREADS) -> None:
         self.path = Path(path)
         self._writer = DatabaseThread("segport-sqlite-writer")
-        self._reader = DatabaseThread("segport-sqlite-reader")
+        self._readers = [DatabaseThread(f"segport-sqlite-reader-{n}") for n in range(readers)]
+        self._loop_reader: sqlite3.Connection | None = None
         self._opened = False
 
     async def open(self) -> None:
@@ -121,23 +152,45 @@ class SQLiteDatabase:
         _create_private(self.path)
         await self._writer.open(self.path, read_only=False)
         await self._writer.call(create_schema)
-        await self._reader.open(self.path, read_only=True)
+        for reader in self._readers:
+            await reader.open(self.path, read_only=True)
+        self._loop_reader = connect(self.path, read_only=True)
         self._opened = True
 
     async def close(self) -> None:
         if not self._opened:
             return
         self._opened = False
-        await self._reader.close()
+        if self._loop_reader is not None:
+            self._loop_reader.close()
+            self._loop_reader = None
+        for reader in self._readers:
+            await reader.close()
         await self._writer.close()
 
     async def read(self, fn: Work[T]) -> T:
-        """``fn`` on the reader (one statement sees one state of the file)."""
-        return await self._reader.call(fn)
+        """``fn`` on a reader thread (one statement sees one state of the file)."""
+        return await self._idlest_reader().call(fn)
 
     async def read_snapshot(self, fn: Work[T]) -> T:
-        """``fn`` on the reader, all its statements in one read transaction."""
-        return await self._reader.call(in_snapshot(fn))
+        """``fn`` on a reader thread, all its statements in one read transaction."""
+        return await self._idlest_reader().call(in_snapshot(fn))
+
+    def _idlest_reader(self) -> DatabaseThread:
+        return min(self._readers, key=lambda reader: reader.in_flight)
+
+    async def lookup(self, fn: Work[T]) -> T:
+        """``fn`` on the loop reader, here and now: only for short, bounded reads (module doc)."""
+        return self._lookup(fn)
+
+    async def lookup_snapshot(self, fn: Work[T]) -> T:
+        """``fn`` on the loop reader, all its statements in one read transaction."""
+        return self._lookup(in_snapshot(fn))
+
+    def _lookup(self, fn: Work[T]) -> T:
+        if self._loop_reader is None:
+            raise RuntimeError("the SQLite store is not open (call open() first)")
+        return fn(self._loop_reader)
 
     async def write(self, fn: Work[T]) -> T:
         """``fn`` on the writer, in one write transaction."""

@@ -43,7 +43,7 @@ class SQLiteExports:
         await self._db.write(lambda conn: conn.execute(sql, row))
 
     async def get_export(self, export_id: str) -> Export | None:
-        doc = await self._db.read(
+        doc = await self._db.lookup(
             lambda conn: fetch_doc(conn, "SELECT * FROM exports WHERE id = ?", (export_id,))
         )
         return None if doc is None else rec.export_from_doc(doc)
@@ -52,7 +52,7 @@ class SQLiteExports:
         ids = unique_in_order(export_ids)
         if not ids:
             return []
-        docs = await self._db.read(lambda conn: fetch_by_ids(conn, "exports", ids))
+        docs = await self._db.lookup(lambda conn: fetch_by_ids(conn, "exports", ids))
         return in_given_order(ids, {doc["id"]: rec.export_from_doc(doc) for doc in docs})
 
     async def list_exports(
@@ -72,13 +72,13 @@ class SQLiteExports:
             ids = unique_in_order(connection_ids)
             where.append(f"connection_id IN ({marks(len(ids))})" if ids else "0 = 1")
             params.extend(ids)
-        docs, total = await self._db.read_snapshot(
+        docs, total = await self._db.lookup_snapshot(
             lambda conn: page_query(conn, "exports", where, params, request)
         )
         return request.page([rec.export_from_doc(d) for d in docs], total)
 
     async def export_ids_using_connection(self, connection_id: str) -> list[str]:
-        rows = await self._db.read(
+        rows = await self._db.lookup(
             lambda conn: conn.execute(
                 "SELECT id FROM exports WHERE connection_id = ? ORDER BY id", (connection_id,)
             ).fetchall()
@@ -108,7 +108,7 @@ class SQLiteExports:
         return bool(await self._db.write(delete))
 
     async def list_scheduled_exports(self) -> list[Export]:
-        docs = await self._db.read(
+        docs = await self._db.lookup(
             lambda conn: fetch_docs(
                 conn,
                 "SELECT * FROM exports WHERE schedule_mode != ? AND connection_id IS NOT NULL "

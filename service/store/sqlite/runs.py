@@ -72,7 +72,7 @@ class SQLiteRuns:
         await self._db.write(insert)
 
     async def get_run(self, run_id: str) -> ExportRun | None:
-        doc = await self._db.read(
+        doc = await self._db.lookup(
             lambda conn: fetch_doc(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
         )
         return None if doc is None else run_rec.run_from_doc(doc)
@@ -86,7 +86,7 @@ class SQLiteRuns:
         if export_id is not None:
             where.append("export_id = ?")
             params.append(export_id)
-        docs, total = await self._db.read_snapshot(
+        docs, total = await self._db.lookup_snapshot(
             lambda conn: page_query(conn, "runs", where, params, request)
         )
         return request.page([run_rec.run_from_doc(d) for d in docs], total)
@@ -96,7 +96,7 @@ class SQLiteRuns:
         if not ids:
             return {}
         # runs_by_export (export_id, id) answers each group's MAX(id) from the index.
-        docs = await self._db.read(
+        docs = await self._db.lookup(
             lambda conn: fetch_docs(
                 conn,
                 "SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs "
@@ -107,13 +107,13 @@ class SQLiteRuns:
         return {run.export_id: run for run in map(run_rec.run_from_doc, docs)}
 
     async def active_run(self, export_id: str) -> ExportRun | None:
-        doc = await self._db.read(
+        doc = await self._db.lookup(
             lambda conn: fetch_doc(conn, f"SELECT * FROM runs WHERE {_SLOT} = ?", (export_id,))
         )
         return None if doc is None else run_rec.run_from_doc(doc)
 
     async def list_active_runs(self) -> list[ExportRun]:
-        docs = await self._db.read(
+        docs = await self._db.lookup(
             lambda conn: fetch_docs(
                 conn, f"SELECT * FROM runs WHERE {_SLOT} IS NOT NULL ORDER BY id"
             )

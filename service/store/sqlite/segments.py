@@ -48,7 +48,7 @@ class SQLiteSegments:
         await self._db.write(save)
 
     async def get_segment(self, segment_id: str) -> Segment | None:
-        doc = await self._db.read(
+        doc = await self._db.lookup(
             lambda conn: fetch_doc(conn, "SELECT * FROM segments WHERE id = ?", (segment_id,))
         )
         return None if doc is None else rec.segment_from_doc(doc)
@@ -57,7 +57,7 @@ class SQLiteSegments:
         ids = unique_in_order(segment_ids)
         if not ids:
             return []
-        docs = await self._db.read(lambda conn: fetch_by_ids(conn, "segments", ids))
+        docs = await self._db.lookup(lambda conn: fetch_by_ids(conn, "segments", ids))
         return in_given_order(ids, {doc["id"]: rec.segment_from_doc(doc) for doc in docs})
 
     async def list_segments(
@@ -69,7 +69,7 @@ class SQLiteSegments:
         if search:
             where.append("instr(name_folded, ?) > 0")
             params.append(rules.folded(search))
-        docs, total = await self._db.read_snapshot(
+        docs, total = await self._db.lookup_snapshot(
             lambda conn: page_query(conn, "segments", where, params, request)
         )
         return request.page([rec.segment_from_doc(d) for d in docs], total)
@@ -92,5 +92,5 @@ class SQLiteSegments:
         ids = unique_in_order(segment_ids)
         if not ids:
             return {}
-        rows = await self._db.read(partial(_member_counts, ids=ids))
+        rows = await self._db.lookup(partial(_member_counts, ids=ids))
         return {segment_id: rows.get(segment_id, 0) for segment_id in ids}

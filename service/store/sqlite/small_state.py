@@ -23,7 +23,7 @@ class SQLiteSmallState:
     _db: SQLiteDatabase
 
     async def get_refresh_schedule(self) -> RefreshSchedule:
-        row = await self._db.read(
+        row = await self._db.lookup(
             lambda conn: conn.execute(
                 "SELECT value FROM key_values WHERE key = ?", (rules.REFRESH_SCHEDULE_KEY,)
             ).fetchone()
