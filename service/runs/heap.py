@@ -8,7 +8,9 @@ the run's own data (about a second per 300,000 profiles, docs/performance.md). W
 run streams, :class:`FrozenHeap` moves the objects that existed when it began into the
 collector's permanent generation (``gc.freeze``), so full collections visit only what
 was made since; when the last run ends they are handed back (``gc.unfreeze``), so
-garbage that was frozen is still collected afterwards.
+garbage that was frozen is still collected afterwards. A process that had frozen its
+start-up before the first run (a serving process, :mod:`service.observability.collector`)
+is frozen again once that garbage is collected, so serving keeps its small passes.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ class FrozenHeap:
 
     def __init__(self) -> None:
         self._holders = 0
+        self._frozen_before = False
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         if self._holders == 0:
+            self._frozen_before = gc.get_freeze_count() > 0
             gc.freeze()
         self._holders += 1
         try:
@@ -35,3 +39,6 @@ class FrozenHeap:
             self._holders -= 1
             if self._holders == 0:
                 gc.unfreeze()
+                if self._frozen_before:
+                    gc.collect()
+                    gc.freeze()

@@ -4,10 +4,21 @@ they are handed back to the collector when the last one ends."""
 from __future__ import annotations
 
 import gc
+import weakref
+from collections.abc import Iterator
 
 import pytest
 
 from service.runs.heap import FrozenHeap
+
+
+@pytest.fixture(autouse=True)
+def nothing_frozen() -> Iterator[None]:
+    """Each test starts from a process with nothing frozen (another test's app may have
+    frozen its start-up), and leaves it so."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
 
 
 def test_the_first_run_freezes_and_the_last_unfreezes() -> None:
@@ -26,3 +37,24 @@ def test_an_ending_run_unfreezes_even_when_it_fails() -> None:
     with pytest.raises(RuntimeError), heap.held():
         raise RuntimeError("the run failed")
     assert gc.get_freeze_count() == 0
+
+
+class Node:
+    """An object that can sit in a reference cycle and be watched by a weak reference."""
+
+    partner: Node | None = None
+
+
+def test_a_process_frozen_before_its_runs_is_frozen_again_after_them() -> None:
+    node = Node()
+    node.partner = node  # a cycle, garbage once the name goes
+    watch = weakref.ref(node)
+    del node
+    gc.freeze()  # as a serving process does once it has started: the cycle is frozen too
+    heap = FrozenHeap()
+    with heap.held():
+        assert watch() is not None
+    # The run's end hands everything back, collects (the frozen cycle too), then freezes
+    # what is left again, so that serving keeps its small passes.
+    assert watch() is None
+    assert gc.get_freeze_count() > 0
