@@ -234,7 +234,10 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     session = destination.open_session(destination_ctx)
     try:
         if destination.can_read_list_standing:
-            await _learn_standing(plan, session)
+            # The destination may take a while (an export of the list, followed to its
+            # end): the pipeline's watcher does not beat yet.
+            async with state.beating(ctx.settings.run_heartbeat_seconds):
+                await _learn_standing(plan, session)
         with ctx.heap.held():
             await stream_run(
                 ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan

@@ -21,7 +21,6 @@ that failed in this run is not asked again by it (the next run asks).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from service.access.ledger_seal import LedgerSeal
@@ -82,8 +81,7 @@ async def remove_leavers(
     run's heartbeat meanwhile (one call may take a while: it waits on the destination)."""
     size = max(1, batch_size)
     pending: list[tuple[int, str]] = []
-    beating = asyncio.create_task(_beat(state, heartbeat_seconds))
-    try:
+    async with state.beating(heartbeat_seconds):
         found = leavers(plan.store, plan.seal, plan.export.id, seen, plan.run_no)
         async for keys, dropped in found:
             if dropped:
@@ -98,10 +96,6 @@ async def remove_leavers(
             await _remove(state, plan, session, pending, stopping)
         if plan.whole_list_cap is not None:
             await _remove_outsiders(state, plan, seen, session, size, stopping)
-    finally:
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
 
 
 async def _remove_outsiders(
@@ -131,13 +125,6 @@ async def _remove_outsiders(
     for start in range(0, len(found), size):
         keys = [(key_id(key), key) for key in found[start : start + size]]
         await _remove(state, plan, session, keys, stopping)
-
-
-async def _beat(state: RunState, seconds: float) -> None:
-    """The heartbeat (so the run is not taken for crashed) while removals are under way."""
-    while True:
-        await asyncio.sleep(seconds)
-        await state.write(publish=False)
 
 
 async def _remove(

@@ -4,6 +4,8 @@ they are written (one store operation, then a run event)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -76,6 +78,25 @@ class RunState:
             value = min(ALMOST_DONE, (done + max(0, settled)) / (2 * total))
         # Progress never goes backwards, whatever the store held before.
         return max(self.progress, value)
+
+    @contextlib.asynccontextmanager
+    async def beating(self, seconds: float) -> AsyncIterator[None]:
+        """Write the run's heartbeat every ``seconds`` while the body waits on something
+        slow outside the pipeline's own watcher (the destination reading its list, a
+        removal), so that no other job takes the run for abandoned meanwhile."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                await self.write(publish=False)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def write(
         self,

@@ -492,7 +492,7 @@ async def test_a_contributor_watches_a_run_move_live_and_cancels_it(
     )
     export_id = created["createExport"]["export"]["id"]
     # The destination's import never finishes: the run stays RUNNING until cancelled.
-    console.fake.state.configure(polls_to_complete=1_000_000)
+    console.fake.state.configure(imports_stall=True)
     page = await new_page()
     await signed_in(page, console, Role.CONTRIBUTOR, "carol")
     await page.goto(f"{console.url}#/exports/{export_id}/runs")

@@ -55,6 +55,9 @@ class FakeConfig:
     """E-mails (any case) of unsubscribed contacts: counted, never added to a list."""
     failing_activities: int = 0
     """The next N import activities end ``failed``."""
+    imports_stall: bool = False
+    """Import activities made from now on never end (they stay ``processing``): a run
+    waits on them until it is cancelled. Other activities end as usual."""
     ending_states: list[str] = field(default_factory=list)
     """How the next activities (imports, list memberships, contact exports) end, one state
     each (``failed``, ``cancelled``, ``timed_out`` or ``completed``); consumed before

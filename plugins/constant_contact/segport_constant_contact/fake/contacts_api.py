@@ -262,7 +262,9 @@ class FakeContactsApi:
         return contacts
 
     def _import(self, contacts: list[Any], list_ids: list[str]) -> FakeActivity:
-        activity = FakeActivity(str(uuid.uuid4()), items=len(contacts))
+        activity = FakeActivity(
+            str(uuid.uuid4()), items=len(contacts), stalls=self.config.imports_stall
+        )
         if self.config.ending_states:
             activity.ends = self.config.ending_states.pop(0)
         elif self.config.failing_activities > 0:

@@ -102,11 +102,13 @@ class FakeActivity:
     polls: int = 0
     """Times the activity was read (alone or in the collection): it moves on each."""
     ends: str = "completed"
+    stalls: bool = False
+    """Never ends: stays ``processing`` however often it is read."""
     created_at: str = field(default_factory=lambda: iso(utc_now()))
     completed_at: str | None = None
 
     def state(self, polls_to_complete: int) -> str:
-        if self.polls >= polls_to_complete:
+        if self.polls >= polls_to_complete and not self.stalls:
             return self.ends
         return "processing" if self.polls > 0 else "initialized"
 
