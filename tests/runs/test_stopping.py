@@ -7,9 +7,21 @@ Embedded mode, the in-test destination holding one upload open while the stop co
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+
+import pytest
 
 from service.domain import ExportRun, ExportRunStatus, ExportRunTrigger
-from tests.runs.conftest import World, people
+from service.plugins import DestinationLimits
+from tests.runs.conftest import SMALL_LIMITS, World, people
+
+
+@pytest.fixture
+def limits() -> DestinationLimits:
+    """One upload at a time: with two, the other uploader may have been let start its batch
+    just before the stop and count it just after, and "nothing started after the stop"
+    could not be told from "started before it"."""
+    return replace(SMALL_LIMITS, max_concurrent_uploads=1)
 
 
 async def until_released(world: World, run_id: str) -> ExportRun:
