@@ -256,8 +256,11 @@ async def _learn_standing(plan: SyncPlan, session: DestinationSession) -> None:
         return await session.read_list_standing(members=members, cannot_add=cannot_add)
 
     plan.standing = standing
-    if plan.skip_unchanged or not len(plan.index):
-        await plan.read_standing(members=not len(plan.index))
+    # Only a mirror needs to know which memberships were there before it (it leaves those
+    # when their contacts leave); other modes save the list's export.
+    members_now = plan.removes and not len(plan.index)
+    if plan.skip_unchanged or members_now:
+        await plan.read_standing(members=members_now)
 
 
 async def note_retry(ctx: RunContext, run_id: str, message: str) -> None:

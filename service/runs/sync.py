@@ -217,7 +217,8 @@ class SyncPlan:
             if unchanged and entry is not None and entry[1] in _KEPT:
                 classified.resent += 1
                 continue
-            if (entry is None or entry[1] is LedgerOutcome.CANNOT_ADD) and self.members is None:
+            first_new = entry is None or entry[1] is LedgerOutcome.CANNOT_ADD
+            if first_new and self.removes and self.members is None:
                 # The first record of the run the list may hold already: learn, once, which
                 # contacts the list has before this run adds any.
                 await self.read_standing(members=True)
