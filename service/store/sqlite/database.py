@@ -55,8 +55,11 @@ def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA cache_size = -8192")  # 8 MiB
         conn.execute("PRAGMA query_only = ON")
     else:
-        # Bulk upserts touch index pages all over the file: keep them in memory.
-        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+        # Bulk upserts touch index pages all over the file: keep some in memory. Not more:
+        # a run's checkpoints and its ledger journal go through this connection too, and
+        # their clean pages stayed cached (64 MiB put a 1M export's peak at 295 MB, 16 MiB
+        # at 196 MB; 100,000 imported profiles take 1.27 s instead of 1.18 s).
+        conn.execute("PRAGMA cache_size = -16384")  # 16 MiB
     return conn
 
 
