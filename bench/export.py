@@ -64,7 +64,9 @@ LOAD_CHUNK = 20_000
 
 
 class Plugin:
-    def __init__(self, destination: ConstantContact) -> None:
+    """Registers one destination object the benchmark made (no entry points)."""
+
+    def __init__(self, destination: Destination) -> None:
         self.destination = destination
 
     @hookimpl
@@ -73,21 +75,14 @@ class Plugin:
 
 
 @contextlib.contextmanager
-def fake_process() -> Iterator[str]:
-    """``python -m segport_constant_contact.fake`` on a free port; yields its base URL."""
+def fake_process(module: str, *arguments: str) -> Iterator[tuple[str, int]]:
+    """``python -m <module> --port N <arguments>`` (a plugin's fake server) on a free port,
+    answering; yields its base URL and pid."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "segport_constant_contact.fake",
-            "--port",
-            str(port),
-            "--requests-per-day",
-            "1000000",
-        ],
+        [sys.executable, "-m", module, "--port", str(port), *arguments],
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -101,10 +96,21 @@ def fake_process() -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait()
+
+
+@contextlib.contextmanager
+def constant_contact_fake() -> Iterator[str]:
+    """The fake Constant Contact with the real per-second limit and no daily one to speak
+    of; yields its base URL."""
+    with fake_process("segport_constant_contact.fake", "--requests-per-day", "1000000") as (
+        url,
+        _,
+    ):
+        yield url
 
 
 def peak_rss_mb() -> float:
@@ -281,7 +287,7 @@ def run_phase(
 def bench(count: int, profile_to: Path | None = None) -> dict[str, Any]:
     """Load, floor and export, each in its own process, against one fake server; the
     floor and the export under py-spy when ``profile_to`` is given."""
-    with tempfile.TemporaryDirectory() as folder, fake_process() as fake_url:
+    with tempfile.TemporaryDirectory() as folder, constant_contact_fake() as fake_url:
         database = Path(folder) / "bench.db"
         result: dict[str, Any] = {"profiles": count}
         for name in ("load", "floor", "export"):

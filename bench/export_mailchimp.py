@@ -23,20 +23,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
 import os
-import resource
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+from export import Plugin, fake_process, peak_rss_mb
 from segport_mailchimp import Mailchimp, MailchimpSettings
 from segport_mailchimp.fake import DEMO_API_KEY, NEWSLETTER_LIST_ID
 
@@ -56,49 +51,11 @@ from service.domain import (
     new_id,
     utcnow,
 )
-from service.plugins import Destination, hookimpl
 from service.settings import Settings
 
 LOAD_CHUNK = 20_000
 MEMBERS_PER_CALL = 500
 IN_FLIGHT = 10
-
-
-class Plugin:
-    def __init__(self, destination: Mailchimp) -> None:
-        self.destination = destination
-
-    @hookimpl
-    def register_destinations(self) -> list[Destination]:
-        return [self.destination]
-
-
-@contextlib.contextmanager
-def fake_process(latency: float) -> Iterator[tuple[str, int]]:
-    """``python -m segport_mailchimp.fake`` on a free port; yields its base URL and pid."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "segport_mailchimp.fake", "--port", str(port),
-         "--latency", str(latency)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"{url}/__fake__/stats", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -169,7 +126,13 @@ def _settings(database: Path) -> Settings:
 
 
 async def bench(count: int, latency: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder, fake_process(latency) as (fake_url, fake_pid):
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        fake_process("segport_mailchimp.fake", "--latency", str(latency)) as (
+            fake_url,
+            fake_pid,
+        ),
+    ):
         destination = Mailchimp(MailchimpSettings(api_base_url=f"{fake_url}/{{dc}}/3.0"))
         async with open_services(
             _settings(Path(folder) / "bench.db"),
@@ -213,7 +176,7 @@ async def bench(count: int, latency: float) -> dict[str, Any]:
         "fake_cpu_seconds": None if fake_cpu is None else round(fake_cpu, 2),
         "fake_cpu_us_per_profile": None if fake_cpu is None else round(fake_cpu / count * 1e6, 1),
         "load_average_1min_at_end": round(load_average, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 

@@ -34,7 +34,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from export import LIST_ID, Plugin, _destination, _settings, fake_process, load, peak_rss_mb
+from export import (
+    LIST_ID,
+    Plugin,
+    _destination,
+    _settings,
+    constant_contact_fake,
+    load,
+    peak_rss_mb,
+)
 from segport_constant_contact import ConstantContact
 
 from service.core import Services, open_services
@@ -211,7 +219,7 @@ def run_phase(name: str, database: Path, fake_url: str, count: int) -> dict[str,
 
 
 def bench(count: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder, fake_process() as fake_url:
+    with tempfile.TemporaryDirectory() as folder, constant_contact_fake() as fake_url:
         database = Path(folder) / "bench.db"
         result: dict[str, Any] = {"profiles": count}
         for name in PHASES:

@@ -6,6 +6,7 @@ Only their argument parsing is exercised: benchmarks never run inside the tests.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +17,9 @@ SCRIPTS = ("export.py", "export_mailchimp.py", "import_profiles.py")
 
 
 def load(script: str) -> ModuleType:
+    # The scripts import each other as run from bench/ (``python bench/x.py``).
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{Path(script).stem}", BENCH / script)
     assert spec is not None
     assert spec.loader is not None
