@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from service.domain import ExportRun
 from service.store.base import LedgerChanges, LedgerReset
 from service.store.sqlite import SQLiteStore
 from tests.store.test_ledger import BASIS, all_entries, an_export, entry, finish, progress, running
@@ -36,13 +37,19 @@ def table_rows(path: Path, table: str) -> int:
         return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
 
 
+async def a_ledger_run(store: SQLiteStore) -> tuple[str, ExportRun]:
+    """A new export and its first run, holding the export's ledger."""
+    export_id = await an_export(store)
+    run = await running(store, export_id)
+    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    return export_id, run
+
+
 async def test_sends_are_journalled_then_merged_when_the_run_ends(
     sqlite_store: SQLiteStore, ledger_file: Path
 ) -> None:
     store = sqlite_store
-    export_id = await an_export(store)
-    run = await running(store, export_id)
-    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    export_id, run = await a_ledger_run(store)
     await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((9, 90), (3, 30))))
     await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((5, 50), (3, 31))))
     assert (
@@ -59,13 +66,9 @@ async def test_sends_are_journalled_then_merged_when_the_run_ends(
     assert await all_entries(store, export_id) == [entry(3, 31), entry(5, 50), entry(9, 90)]
 
 
-async def test_readers_see_a_running_runs_sends(
-    sqlite_store: SQLiteStore, ledger_file: Path
-) -> None:
+async def test_readers_see_a_running_runs_sends(sqlite_store: SQLiteStore) -> None:
     store = sqlite_store
-    export_id = await an_export(store)
-    run = await running(store, export_id)
-    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    export_id, run = await a_ledger_run(store)
     await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((2, 20), (1, 10))))
     assert await store.count_ledger(export_id) == 2
     assert await store.ledger_entries(export_id, [1, 2, 7]) == {1: entry(1, 10), 2: entry(2, 20)}
@@ -77,9 +80,7 @@ async def test_other_changes_apply_after_the_sends_before_them(
     sqlite_store: SQLiteStore, ledger_file: Path
 ) -> None:
     store = sqlite_store
-    export_id = await an_export(store)
-    run = await running(store, export_id)
-    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    export_id, run = await a_ledger_run(store)
     await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((4, 40), (6, 60))))
     # Removing a key the journal still holds removes it: the journal is merged first.
     await progress(store, run, LedgerChanges(export_id, 1, removed=[4]))
@@ -87,13 +88,11 @@ async def test_other_changes_apply_after_the_sends_before_them(
     assert await all_entries(store, export_id) == [entry(6, 60)]
 
 
-async def test_a_reset_and_a_removed_export_take_the_journal_with_them(
+async def test_a_removed_export_takes_its_journal_with_it(
     sqlite_store: SQLiteStore, ledger_file: Path
 ) -> None:
     store = sqlite_store
-    export_id = await an_export(store)
-    run = await running(store, export_id)
-    await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+    export_id, run = await a_ledger_run(store)
     await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((8, 80))))
     await finish(store, run)
     second = await running(store, export_id)
