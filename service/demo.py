@@ -178,12 +178,13 @@ async def ensure_connection(services: Services, demo: DemoDestination) -> Connec
     connected with the fixture's secret settings (an API key) and ``verify_connection``."""
     store = services.store
     key = demo.destination.key
-    if demo.destination.auth_kind == "api_key" and demo.connection_secrets:
+    kinds = demo.destination.auth_kinds
+    if "api_key" in kinds and demo.connection_secrets:
         return await _connect_with_secrets(services, demo)
-    if demo.destination.auth_kind != "oauth2":
+    if "oauth2" not in kinds:
         raise DemoError(
             f"the demo connects through OAuth2 or with the fixture's connection secrets, and "
-            f"destination {key!r} uses {demo.destination.auth_kind!r} without secrets"
+            f"destination {key!r} connects by {', '.join(kinds)} without secrets"
         )
     connection = await store.get_connection(connection_id(key))
     if connection is None:
@@ -201,6 +202,7 @@ async def ensure_connection(services: Services, demo: DemoDestination) -> Connec
             export_user=DEMO_USER,
             data_privacy_accepted_by=DEMO_USER,
             data_privacy_accepted_at=now,
+            auth_kind="oauth2",
         )
         await store.save_connection(connection)
     flow = services.oauth
@@ -241,6 +243,7 @@ async def _connect_with_secrets(services: Services, demo: DemoDestination) -> Co
     connection = await store.get_connection(connection_id(demo.destination.key))
     if connection is None:
         connection = _new_connection(demo, ConnectionStatus.PENDING_AUTHORIZATION)
+    connection.auth_kind = "api_key"
     connection.credentials = seal_credentials(
         services.cipher, secrets=dict(demo.connection_secrets)
     )

@@ -15,15 +15,16 @@ from strawberry.scalars import JSON
 from service import domain
 from service.access.permissions import visible_usable_by
 from service.api.context import Info
-from service.api.descriptors import ConnectionUsableBy
+from service.api.descriptors import AuthKind, ConnectionUsableBy
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id, to_global_id
 from service.api.input_checks import check_text, json_object_problems, text_problems
 from service.api.nodes import Connection
 from service.api.pagination import ListConnection, page_args
-from service.connections.context import destination_context
+from service.connections.context import auth_kind_of, destination_context
 from service.connections.credentials import seal_credentials
 from service.connections.oauth import OAuthError
+from service.plugins.api import AuthKind as PluginAuthKind
 from service.plugins.api import Destination, DestinationError, InvalidCredentials
 
 NOT_CONFIGURED = "NOT_CONFIGURED"
@@ -46,7 +47,14 @@ class CreateConnectionInput:
         description="Must be true: profiles sent through this connection leave the company."
     )
     settings: JSON | None = strawberry.field(
-        default=None, description="The destination type's connectionSettings, by name."
+        default=None,
+        description="The connection settings of the way to connect (authKinds' "
+        "connectionSettings), by name.",
+    )
+    auth_kind: AuthKind | None = strawberry.field(
+        default=None,
+        description="How to connect: one of the destination type's authKinds (default: its "
+        "first). OAUTH2 connections are then authorized with authorizeConnection.",
     )
 
 
@@ -184,13 +192,13 @@ class Mutation:
     ) -> AuthorizeConnectionPayload:
         connection = await load_connection(info, input.connection_id, "connectionId")
         destination = info.context.parts.destinations.get(connection.destination_type)
-        if destination is None or destination.auth_kind != "oauth2":
+        if destination is None or auth_kind_of(destination, connection) != "oauth2":
             raise UserInputError(
                 "connectionId",
                 f"connection {input.connection_id!r} does not authorize with OAuth",
                 "NOT_OAUTH",
             )
-        problem = destination.configuration_problem()
+        problem = destination.configuration_problem_for("oauth2")
         if problem is not None:
             raise UserInputError("connectionId", problem, NOT_CONFIGURED)
         try:
@@ -274,19 +282,30 @@ async def _create_connection(info: Info, input: CreateConnectionInput) -> domain
     )
     settings = _settings_object(input.settings, "settings")
     errors.extend(json_object_problems(settings, ["settings"], "the setting"))
+    auth_kind: PluginAuthKind | None = None
     if destination is not None:
-        problem = destination.configuration_problem()
+        auth_kind = _chosen_auth_kind(destination, input.auth_kind, errors)
+    if destination is not None and auth_kind is not None:
+        problem = destination.configuration_problem_for(auth_kind)
         if problem is not None:
-            errors.append(user_error("destinationType", problem, NOT_CONFIGURED))
+            errors.append(
+                user_error(
+                    "authKind" if input.auth_kind is not None else "destinationType",
+                    problem,
+                    NOT_CONFIGURED,
+                )
+            )
         errors.extend(
             user_error(["settings", e.field], e.message, e.code)
-            for e in destination.validate_connection_settings(settings)
+            for e in destination.validate_connection_settings_for(auth_kind, settings)
         )
-    if errors or destination is None:
+    if errors or destination is None or auth_kind is None:
         raise UserInputError.of(errors)
 
     now = domain.utcnow()
-    secret_names = {spec.name for spec in destination.connection_settings if spec.secret}
+    secret_names = {
+        spec.name for spec in destination.connection_settings_for(auth_kind) if spec.secret
+    }
     secrets = {k: v for k, v in settings.items() if k in secret_names}
     connection = domain.Connection(
         id=domain.new_id(),
@@ -302,19 +321,43 @@ async def _create_connection(info: Info, input: CreateConnectionInput) -> domain
         credentials=seal_credentials(parts.cipher, secrets=secrets) if secrets else None,
         data_privacy_accepted_by=principal.sub,
         data_privacy_accepted_at=now,
+        auth_kind=auth_kind,
     )
     await _connect_without_oauth(info, destination, connection)
     await parts.store.save_connection(connection)
     return connection
 
 
+def _chosen_auth_kind(
+    destination: Destination, chosen: AuthKind | None, errors: list[UserError]
+) -> PluginAuthKind | None:
+    """The way to connect ``createConnection`` asks for (the destination's first when it
+    names none), or None with an ``authKind`` error when the destination does not offer it."""
+    if chosen is None:
+        return destination.auth_kind
+    for kind in destination.auth_kinds:
+        if kind == chosen.value:
+            return kind
+    offered = ", ".join(AuthKind(k).name for k in destination.auth_kinds)
+    errors.append(
+        user_error(
+            "authKind",
+            f"{destination.display_name} does not connect by {chosen.name} "
+            f"(its ways to connect: {offered})",
+            "UNSUPPORTED_AUTH_KIND",
+        )
+    )
+    return None
+
+
 async def _connect_without_oauth(
     info: Info, destination: Destination, connection: domain.Connection
 ) -> None:
-    """API-key and credential-less destinations are connected at once; OAuth ones wait."""
-    if destination.auth_kind == "none":
+    """API-key and credential-less connections are connected at once; OAuth ones wait."""
+    auth_kind = auth_kind_of(destination, connection)
+    if auth_kind == "none":
         connection.status = domain.ConnectionStatus.CONNECTED
-    elif destination.auth_kind == "api_key":
+    elif auth_kind == "api_key":
         ctx = await destination_context(info.context.parts.destination_access, connection)
         try:
             connection.account = await destination.verify_connection(ctx)
@@ -341,11 +384,17 @@ async def _replace_secrets(info: Info, input: ReplaceConnectionSecretsInput) -> 
     parts = info.context.parts
     connection = await load_connection(info, input.connection_id, "connectionId")
     destination = parts.destinations.get(connection.destination_type)
-    secret_specs = [s for s in destination.connection_settings if s.secret] if destination else []
-    if destination is None or destination.auth_kind != "api_key" or not secret_specs:
+    auth_kind = auth_kind_of(destination, connection) if destination else None
+    secret_specs = (
+        [s for s in destination.connection_settings_for(auth_kind) if s.secret]
+        if destination is not None and auth_kind is not None
+        else []
+    )
+    if destination is None or auth_kind != "api_key" or not secret_specs:
         raise UserInputError(
             "connectionId",
-            f"connection {input.connection_id!r} has no secret settings to replace",
+            f"connection {input.connection_id!r} has no secret settings to replace"
+            + (" (it connects by OAuth2: authorize it again)" if auth_kind == "oauth2" else ""),
             "NO_SECRETS",
         )
     settings = _settings_object(input.settings, "settings")
@@ -366,7 +415,7 @@ async def _replace_secrets(info: Info, input: ReplaceConnectionSecretsInput) -> 
     merged = {**connection.settings, **settings}
     errors.extend(
         user_error(["settings", e.field], e.message, e.code)
-        for e in destination.validate_connection_settings(merged)
+        for e in destination.validate_connection_settings_for(auth_kind, merged)
         if e.field in secret_names
     )
     if errors:

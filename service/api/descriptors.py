@@ -32,6 +32,7 @@ from service.domain import (
 from service.domain import (
     SyncMode as SyncMode,
 )
+from service.plugins.api import AuthKind as PluginAuthKind
 from service.plugins.api import Destination
 from service.plugins.api import MappingTarget as PluginMappingTarget
 from service.plugins.api import SettingSpec as PluginSettingSpec
@@ -110,11 +111,57 @@ class MappingTargetType:
         )
 
 
+@strawberry.enum(
+    description="A way to connect a destination account: OAUTH2 (the admin authorizes on the "
+    "destination's page: authorizeConnection), API_KEY (a secret connection setting, checked "
+    "when saved) or NONE (nothing to connect)."
+)
+class AuthKind(Enum):
+    OAUTH2 = "oauth2"
+    API_KEY = "api_key"
+    NONE = "none"
+
+
+@strawberry.type(description="One way a destination type can connect an account.")
+class DestinationAuthKind:
+    kind: AuthKind
+    configured: bool = strawberry.field(
+        description="Whether the server is configured for connections of this kind (e.g. "
+        "OAuth2 needs a registered app's client id); createConnection refuses them otherwise "
+        "(NOT_CONFIGURED)."
+    )
+    configuration_problem: str | None = strawberry.field(
+        description="What to configure on the server (naming the variable), when not configured."
+    )
+    connection_settings: list[SettingSpecType] = strawberry.field(
+        description="What a connection of this kind is asked for (e.g. the API key)."
+    )
+
+    @classmethod
+    def of(cls, destination: Destination, kind: PluginAuthKind) -> DestinationAuthKind:
+        problem = destination.configuration_problem_for(kind)
+        return cls(
+            kind=AuthKind(kind),
+            configured=problem is None,
+            configuration_problem=problem,
+            connection_settings=[
+                SettingSpecType.of(s) for s in destination.connection_settings_for(kind)
+            ],
+        )
+
+
 @strawberry.type(description="One destination type an installed plugin provides.")
 class DestinationType:
     key: str
     display_name: str
-    auth_kind: str
+    auth_kind: str = strawberry.field(
+        description="The way a connection connects when createConnection names none (the "
+        'first of authKinds): "oauth2", "api_key" or "none".'
+    )
+    auth_kinds: list[DestinationAuthKind] = strawberry.field(
+        description="Every way this destination can connect an account, the default first, "
+        "each with whether the server is configured for it."
+    )
     connection_settings: list[SettingSpecType]
     export_settings: list[SettingSpecType]
     mapping_targets: list[MappingTargetType]
@@ -130,6 +177,7 @@ class DestinationType:
             key=destination.key,
             display_name=destination.display_name,
             auth_kind=destination.auth_kind,
+            auth_kinds=[DestinationAuthKind.of(destination, k) for k in destination.auth_kinds],
             connection_settings=[SettingSpecType.of(s) for s in destination.connection_settings],
             export_settings=[SettingSpecType.of(s) for s in destination.export_settings],
             mapping_targets=[MappingTargetType.of(t) for t in destination.mapping_targets],
@@ -143,6 +191,7 @@ class DestinationType:
             key=key,
             display_name=key,
             auth_kind="none",
+            auth_kinds=[],
             connection_settings=[],
             export_settings=[],
             mapping_targets=[],

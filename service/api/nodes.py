@@ -19,6 +19,7 @@ from strawberry.scalars import JSON
 from service import domain
 from service.api.context import Info
 from service.api.descriptors import (
+    AuthKind,
     ConnectionStatus,
     ConnectionUsableBy,
     DestinationType,
@@ -37,6 +38,7 @@ from service.api.errors import FORBIDDEN, bad_user_input
 from service.api.ids import to_global_id
 from service.api.pagination import ListConnection, page_args
 from service.api.pickers import account_mapping_targets
+from service.connections.destinations import auth_kind_of
 from service.domain.schedule import export_recurrence, next_due
 from service.plugins.manager import DestinationRegistry
 
@@ -182,6 +184,20 @@ class Connection(Node):
             info, self.record, str(self.id), export_settings=export_settings
         )
         return [MappingTargetType.of(target) for target in targets]
+
+    @strawberry.field(
+        description="How the connection connects (one of its destination type's authKinds): "
+        "OAUTH2 connections are authorized with authorizeConnection, API_KEY ones take their "
+        "key when created (and replaceConnectionSecrets). Connections made before ways to "
+        "connect were recorded connect the type's first way; null only when that type is not "
+        "installed and the connection recorded none."
+    )
+    def auth_kind(self, info: Info) -> AuthKind | None:
+        destination = info.context.parts.destinations.get(self.record.destination_type)
+        if destination is not None:
+            return AuthKind(auth_kind_of(destination, self.record))
+        recorded = self.record.auth_kind
+        return AuthKind(recorded) if recorded in {k.value for k in AuthKind} else None
 
     @strawberry.field(description="Why the connection needs attention, when it does.")
     def status_message(self, info: Info) -> str | None:

@@ -13,7 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.connections.credentials import StoredCredentials
-from service.connections.destinations import DestinationAccess, DestinationNotInstalled
+from service.connections.destinations import (
+    DestinationAccess,
+    DestinationNotInstalled,
+    auth_kind_of,
+)
 from service.coordination.limiter import ReportingLimiter
 from service.domain import Connection
 from service.plugins.api import DestinationContext, RunReporter
@@ -45,7 +49,8 @@ async def destination_context(
         connection_settings=dict(connection.settings),
         export_settings=dict(export_settings or {}),
         reporter=reporter,
+        auth_kind=auth_kind_of(destination, connection),
     )
 
 
-__all__ = ["DestinationAccess", "DestinationNotInstalled", "destination_context"]
+__all__ = ["DestinationAccess", "DestinationNotInstalled", "auth_kind_of", "destination_context"]

@@ -18,7 +18,13 @@ from service.access.crypto import CredentialCipher
 from service.coordination.limiter import RateLimiters
 from service.coordination.locks import Locks
 from service.domain import Connection
-from service.plugins.api import CredentialSource, Destination, DestinationContext, DestinationError
+from service.plugins.api import (
+    AuthKind,
+    CredentialSource,
+    Destination,
+    DestinationContext,
+    DestinationError,
+)
 from service.plugins.manager import DestinationRegistry
 from service.store.base import Store
 
@@ -31,6 +37,16 @@ class DestinationNotInstalled(DestinationError):
             f"destination type {destination_type!r} is not installed in this deployment"
         )
         self.destination_type = destination_type
+
+
+def auth_kind_of(destination: Destination, connection: Connection) -> AuthKind:
+    """How ``connection`` connects to ``destination``: the kind it recorded when the
+    destination still offers it, else (connections stored before kinds were recorded) the
+    destination's first way to connect."""
+    for kind in destination.auth_kinds:
+        if kind == connection.auth_kind:
+            return kind
+    return destination.auth_kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +78,8 @@ class DestinationAccess:
             rate_limiter=self.limiters.for_destination(destination),
             credentials=credentials,
             connection_settings=dict(connection.settings),
+            auth_kind=auth_kind_of(destination, connection),
         )
 
 
-__all__ = ["DestinationAccess", "DestinationNotInstalled"]
+__all__ = ["DestinationAccess", "DestinationNotInstalled", "auth_kind_of"]

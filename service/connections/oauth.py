@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from service.access.crypto import CredentialDecryptionError
 from service.connections.credentials import PendingCredentials, open_credentials, seal_credentials
-from service.connections.destinations import DestinationAccess
+from service.connections.destinations import DestinationAccess, auth_kind_of
 from service.domain import Connection, ConnectionStatus, OAuthState, utcnow
 from service.domain.ids import to_global_id
 from service.plugins.api import Destination, DestinationError, OAuthTokens
@@ -79,7 +79,7 @@ class OAuthFlow:
 
     def _oauth_destination(self, connection: Connection) -> Destination:
         destination = self._access.destinations.get(connection.destination_type)
-        if destination is None or destination.auth_kind != "oauth2":
+        if destination is None or auth_kind_of(destination, connection) != "oauth2":
             raise OAuthError(
                 "NOT_OAUTH",
                 f"connection {connection.display_name!r} (type "

@@ -147,6 +147,10 @@ class Connection:
     account_id: str | None = None
     """The destination's stable id of the connected account (``Destination.account_identity``),
     once connected: authorizing into another account needs the admin's confirmation."""
+    auth_kind: str | None = None
+    """How it connects (``oauth2``, ``api_key``, ``none``: one of its destination's
+    ``auth_kinds``). None for connections stored before it was recorded: they connect the
+    destination's first way (``service.connections.destinations.auth_kind_of``)."""
 
 
 @dataclass(slots=True)

@@ -43,6 +43,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 """Marker for hook implementations: ``@hookimpl def register_destinations(): ...``."""
 
 AuthKind = Literal["oauth2", "api_key", "none"]
+"""A way to connect an account: OAuth2 (authorization code), an API key (a secret connection
+setting) or nothing at all."""
 
 
 # -- records flowing through a run ------------------------------------------------
@@ -279,6 +281,11 @@ class DestinationContext:
     reporter: RunReporter | None = None
     sleep: Callable[[float], Awaitable[None]] = field(default_factory=lambda: _sleep)
     """Sleep that ends early when the run is cancelled; tests can make it instant."""
+    auth_kind: AuthKind | None = None
+    """How the connection connects: one of :attr:`Destination.auth_kinds`, so that a
+    destination offering several reads the right credentials (the OAuth tokens or the
+    secret settings). None only in contexts made outside any connection; read it as the
+    destination's first kind. (Plugin API 1.3.)"""
 
 
 async def _sleep(seconds: float) -> None:
@@ -336,11 +343,20 @@ class DestinationSession(abc.ABC):
 
 class Destination(abc.ABC):
     """A destination type. Subclass it, fill the class attributes, implement what your
-    auth kind and uploads need, and return an instance from ``register_destinations``."""
+    auth kinds and uploads need, and return an instance from ``register_destinations``."""
 
     key: str
     display_name: str
     auth_kind: AuthKind = "none"
+    """The way to connect; with several (:attr:`auth_kinds`), the first of them."""
+    auth_kinds: tuple[AuthKind, ...] = ("none",)
+    """Every way an account can be connected, the default (used when a connection does not
+    say) first, e.g. ``("api_key", "oauth2")``. A class that sets only :attr:`auth_kind`
+    (plugins written for 1.0-1.2) gets ``(auth_kind,)``; one that sets only ``auth_kinds``
+    gets ``auth_kind = auth_kinds[0]``. The hooks whose answer depends on the way of
+    connecting take it (:meth:`connection_settings_for`,
+    :meth:`validate_connection_settings_for`, :meth:`configuration_problem_for`) and a
+    connection's :class:`DestinationContext` says it (``ctx.auth_kind``). (Plugin API 1.3.)"""
     connection_settings: Sequence[SettingSpec] = ()
     export_settings: Sequence[SettingSpec] = ()
     mapping_targets: Sequence[MappingTarget] = ()
@@ -353,6 +369,15 @@ class Destination(abc.ABC):
     a mirror takes every contact the export sent for its own, and contacts the destination
     cannot add are only known by the counts of the run that sent them."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # One of the two attributes set by the class fills the other (see auth_kinds).
+        own = cls.__dict__
+        if "auth_kinds" in own and "auth_kind" not in own and cls.auth_kinds:
+            cls.auth_kind = cls.auth_kinds[0]
+        elif "auth_kind" in own and "auth_kinds" not in own:
+            cls.auth_kinds = (cls.auth_kind,)
+
     # -- settings ------------------------------------------------------------
     def validate_export_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
         """Local checks of an export's settings. The default checks the declared specs
@@ -361,6 +386,22 @@ class Destination(abc.ABC):
 
     def validate_connection_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
         return validate_settings(self.connection_settings, settings)
+
+    def connection_settings_for(self, auth_kind: AuthKind) -> Sequence[SettingSpec]:
+        """The connection settings a connection by ``auth_kind`` is asked for (e.g. an API key
+        only for ``api_key``). Default: :attr:`connection_settings`. (Plugin API 1.3.)"""
+        return self.connection_settings
+
+    def validate_connection_settings_for(
+        self, auth_kind: AuthKind, settings: Mapping[str, Any]
+    ) -> list[SettingError]:
+        """Local checks of the settings of a connection by ``auth_kind``; what the service
+        calls. Default: :meth:`validate_connection_settings` when the destination offers one
+        way to connect (as for 1.0-1.2 plugins), else the specs of
+        :meth:`connection_settings_for`. (Plugin API 1.3.)"""
+        if len(self.auth_kinds) <= 1:
+            return self.validate_connection_settings(settings)
+        return validate_settings(self.connection_settings_for(auth_kind), settings)
 
     async def check_export_settings(
         self, ctx: DestinationContext, settings: Mapping[str, Any]
@@ -427,6 +468,13 @@ class Destination(abc.ABC):
         server (naming the variable to set), or None. createConnection and
         authorizeConnection refuse with it. Default: None. (Plugin API 1.1.)"""
         return None
+
+    def configuration_problem_for(self, auth_kind: AuthKind) -> str | None:
+        """:meth:`configuration_problem` for connections by ``auth_kind`` (e.g. OAuth2 needs a
+        registered app's client id, an API key nothing on the server); what the service
+        calls, also to say which ways to connect are configured. Default:
+        :meth:`configuration_problem`. (Plugin API 1.3.)"""
+        return self.configuration_problem()
 
     def account_identity(self, tokens: OAuthTokens) -> str | None:
         """A stable id of the account ``tokens`` were granted for (e.g. from

@@ -5,15 +5,17 @@ a context connected to a real server speaking its API, valid and invalid mapped 
 and assert that :func:`declaration_problems` and :func:`conformance_problems` find
 nothing. The suite checks what the service relies on whatever the destination:
 
-- declarations: a key, a name, unique setting and target names, secrets only among the
-  connection settings (and at least one for ``api_key`` destinations), limits the
-  service can enforce, required settings and targets refused when missing;
+- declarations: a key, a name, known ways to connect (each once, ``auth_kind`` the first
+  of ``auth_kinds``), unique setting and target names, secrets only among the connection
+  settings (and at least one for ``api_key`` connections), limits the service can
+  enforce, required settings (of each way to connect) and targets refused when missing;
 - records: valid values build a record, invalid ones a :class:`Rejection`, the same
   values the same de-duplication key, batches packed within the declared limits;
-- a live round trip: the credentials verify, every uploaded record is accounted for
-  exactly once (accepted, rejected or cannot-add, synchronously or once confirmed),
-  member removal (when declared) answers once per member and is idempotent, and an
-  in-flight cap (when declared) is never exceeded.
+- a live round trip (by the way to connect of the case's context): the credentials
+  verify, every uploaded record is accounted for exactly once (accepted, rejected or
+  cannot-add, synchronously or once confirmed), member removal (when declared) answers
+  once per member and is idempotent, and an in-flight cap (when declared) is never
+  exceeded.
 
 Problems are returned as sentences, so a failing test says what is wrong. Only names in
 ``__all__`` are public (docs/plugins.md lists them).
@@ -27,12 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.plugins.api import (
+    AuthKind,
     BatchOutcome,
     Destination,
     DestinationContext,
     DestinationSession,
     ListMember,
     Rejection,
+    SettingSpec,
 )
 from service.plugins.testing import InMemoryRateLimiter, pack_batches
 
@@ -64,21 +68,31 @@ def declaration_problems(destination: Destination) -> list[str]:
         problems.append(f"key {getattr(d, 'key', None)!r} is not a lower-case identifier")
     if not getattr(d, "display_name", ""):
         problems.append("display_name is empty")
-    if d.auth_kind not in AUTH_KINDS:
-        problems.append(f"auth_kind {d.auth_kind!r} is not one of {', '.join(AUTH_KINDS)}")
-    for group, specs in (("connection", d.connection_settings), ("export", d.export_settings)):
+    problems += _auth_kind_problems(d)
+    groups: list[tuple[str, AuthKind | None, Sequence[SettingSpec]]] = [
+        ("connection", kind, d.connection_settings_for(kind))
+        for kind in d.auth_kinds
+        if kind in AUTH_KINDS
+    ]
+    groups.append(("export", None, d.export_settings))
+    for group, kind, specs in groups:
+        where = (
+            f"{group} settings"
+            if len(d.auth_kinds) == 1 or kind is None
+            else (f"{group} settings of {kind} connections")
+        )
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
-            problems.append(f"{group} settings name one setting twice: {names}")
-        missing = {e.field for e in _validate(d, group, {}) if e.code == "REQUIRED"}
+            problems.append(f"{where} name one setting twice: {names}")
+        missing = {e.field for e in _validate(d, kind, {}) if e.code == "REQUIRED"}
         for spec in specs:
             if spec.required and spec.name not in missing:
-                problems.append(
-                    f"required {group} setting {spec.name!r} is not refused when absent"
-                )
+                problems.append(f"required {where} {spec.name!r} is not refused when absent")
     if any(s.secret for s in d.export_settings):
         problems.append("export settings cannot be secret (they are shown to contributors)")
-    if d.auth_kind == "api_key" and not any(s.secret for s in d.connection_settings):
+    if "api_key" in d.auth_kinds and not any(
+        s.secret for s in d.connection_settings_for("api_key")
+    ):
         problems.append("an api_key destination declares no secret connection setting")
     targets = [t.name for t in d.mapping_targets]
     if len(set(targets)) != len(targets):
@@ -97,9 +111,31 @@ def declaration_problems(destination: Destination) -> list[str]:
     return problems
 
 
-def _validate(d: Destination, group: str, settings: Mapping[str, Any]) -> list[Any]:
-    if group == "connection":
-        return d.validate_connection_settings(settings)
+def _auth_kind_problems(d: Destination) -> list[str]:
+    """The ways to connect: known ones, each once, the default first (plugin API 1.3)."""
+    kinds = tuple(d.auth_kinds)
+    if not kinds:
+        return ["auth_kinds is empty: a destination offers at least one way to connect"]
+    problems = [
+        f"auth_kind {kind!r} is not one of {', '.join(AUTH_KINDS)}"
+        for kind in kinds
+        if kind not in AUTH_KINDS
+    ]
+    if len(set(kinds)) != len(kinds):
+        problems.append(f"auth_kinds names one way to connect twice: {list(kinds)}")
+    if d.auth_kind != kinds[0]:
+        problems.append(
+            f"auth_kind {d.auth_kind!r} is not the first of auth_kinds {list(kinds)} "
+            "(the way a connection that does not say connects)"
+        )
+    if "none" in kinds and len(kinds) > 1:
+        problems.append("auth_kinds offers 'none' beside other ways to connect")
+    return problems
+
+
+def _validate(d: Destination, kind: AuthKind | None, settings: Mapping[str, Any]) -> list[Any]:
+    if kind is not None:
+        return d.validate_connection_settings_for(kind, settings)
     return d.validate_export_settings(settings)
 
 

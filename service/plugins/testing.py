@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from service.plugins.api import (
+    AuthKind,
     AuthorizationLost,
     CredentialSource,
     Destination,
@@ -276,8 +277,10 @@ def make_context(
     export_settings: Mapping[str, Any] | None = None,
     reporter: RunReporter | None = None,
     sleep: Sleep | None = None,
+    auth_kind: AuthKind | None = None,
 ) -> DestinationContext:
-    """The context the service would give ``destination``, in memory.
+    """The context the service would give ``destination``, in memory, for a connection by
+    ``auth_kind`` (default: the destination's first way to connect).
 
     Without ``credentials``, an :class:`InMemoryCredentials` of ``tokens`` and
     ``secrets`` that refreshes through ``destination``; without ``rate_limiter``, an
@@ -292,6 +295,7 @@ def make_context(
         export_settings=dict(export_settings or {}),
         reporter=reporter,
         sleep=sleep or InstantSleep(),
+        auth_kind=auth_kind or destination.auth_kind,
     )
     if isinstance(held, InMemoryCredentials):
         held.refresh_through(destination, ctx)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-PLUGIN_API_VERSION = "1.2"
+PLUGIN_API_VERSION = "1.3"
 """The plugin API this segport provides (``MAJOR.MINOR``)."""
 
 DECLARATION_ATTRIBUTE = "SEGPORT_PLUGIN_API"

@@ -135,6 +135,7 @@ def connection_to_doc(connection: Connection) -> Document:
         "data_privacy_accepted_at": optional_utc(connection.data_privacy_accepted_at),
         "status_message": connection.status_message,
         "account_id": connection.account_id,
+        "auth_kind": connection.auth_kind,
     }
 
 
@@ -161,6 +162,8 @@ def connection_from_doc(doc: Mapping[str, Any]) -> Connection:
         data_privacy_accepted_at=optional_utc(doc["data_privacy_accepted_at"]),
         status_message=doc["status_message"],
         account_id=doc.get("account_id"),
+        # Rows and documents stored before auth kinds were recorded have none.
+        auth_kind=doc.get("auth_kind"),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from segport_mailchimp import Mailchimp, MailchimpOAuth, MailchimpSettings
+from segport_mailchimp import Mailchimp, MailchimpSettings
 from segport_mailchimp.fake import RunningFake
 
 from service.access.auth import mint_token
@@ -83,7 +83,7 @@ class Live:
 async def serve_live(settings: Settings, fake: RunningFake) -> AsyncIterator[Live]:
     """The embedded service with the Mailchimp plugin pointed at ``fake``, on a free port."""
     settings_of_fake = fast_mc_settings(fake)
-    plugin = MailchimpPlugin(Mailchimp(settings_of_fake), MailchimpOAuth(settings_of_fake))
+    plugin = MailchimpPlugin(Mailchimp(settings_of_fake))
     async with (
         open_services(settings, extra_plugins=[plugin], load_entry_points=False) as services,
         in_process_runs(services.run_context),

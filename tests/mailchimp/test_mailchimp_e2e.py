@@ -1,7 +1,8 @@
 """Mailchimp end to end, on both stores, over real HTTP (GraphQL to segport, segport to the
-fake Mailchimp): an admin connects with an API key, a contributor picks an audience and
-maps merge fields, and a run of 10,000 profiles lands every valid member with its fields,
-counting per-member errors and compliance states exactly."""
+fake Mailchimp): an admin connects with an API key or by OAuth2 (one destination, two ways
+to connect), a contributor picks an audience and maps merge fields, and a run of 10,000
+profiles lands every valid member with its fields, counting per-member errors and
+compliance states exactly."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from tests.support.settings import make_settings
 CREATE_CONNECTION = """
 mutation($input: CreateConnectionInput!) {
   createConnection(input: $input) {
-    connection { id status account statusMessage }
+    connection { id status account statusMessage authKind }
     userErrors { field message code }
   }
 }"""
@@ -64,7 +65,8 @@ mutation($input: CreateExportInput!) {
   }
 }"""
 
-CONNECTION = "query($id: ID!) { node(id: $id) { ... on Connection { status statusMessage } } }"
+CONNECTION = """
+query($id: ID!) { node(id: $id) { ... on Connection { status statusMessage authKind } } }"""
 
 MAPPING = [
     {"source": "EmailAddress", "target": "email_address"},
@@ -360,27 +362,44 @@ mutation($input: CompleteConnectionAuthorizationInput!) {
 }"""
 
 
-async def test_a_registered_app_connects_by_oauth_and_its_connection_exports(live: Live) -> None:
-    created = await live.graphql(
-        CREATE_CONNECTION,
-        input={
-            "destinationType": "mailchimp_oauth",
-            "displayName": "Mailchimp by OAuth",
-            "usableBy": "ADMINS_AND_CONTRIBUTORS",
-            "acceptDataPrivacy": True,
-        },
-    )
-    connection = created["createConnection"]["connection"]
-    assert connection["status"] == "PENDING_AUTHORIZATION"
-    started = await live.graphql(AUTHORIZE, input={"connectionId": connection["id"]})
+async def authorize(live: Live, connection_id: str) -> dict[str, Any]:
+    """authorizeConnection, the browser's visit to the fake (which approves at once), then
+    completeConnectionAuthorization with the redirect's state and code."""
+    started = await live.graphql(AUTHORIZE, input={"connectionId": connection_id})
+    assert started["authorizeConnection"]["userErrors"] == []
     url = started["authorizeConnection"]["authorizationUrl"]
     async with httpx.AsyncClient() as browser:
         redirect = await browser.get(url)
     params = httpx.URL(redirect.headers["location"]).params
     done = await live.graphql(COMPLETE, input={"state": params["state"], "code": params["code"]})
-    payload = done["completeConnectionAuthorization"]
+    return dict(done["completeConnectionAuthorization"])
+
+
+async def connect_by_oauth(live: Live) -> dict[str, Any]:
+    created = await live.graphql(
+        CREATE_CONNECTION,
+        input={
+            "destinationType": "mailchimp",
+            "authKind": "OAUTH2",
+            "displayName": "Mailchimp by OAuth",
+            "usableBy": "ADMINS_AND_CONTRIBUTORS",
+            "acceptDataPrivacy": True,
+        },
+    )
+    payload = created["createConnection"]
+    assert payload["userErrors"] == []
+    connection = dict(payload["connection"])
+    assert connection["status"] == "PENDING_AUTHORIZATION"
+    assert connection["authKind"] == "OAUTH2"
+    return connection
+
+
+async def test_a_registered_app_connects_by_oauth_and_its_connection_exports(live: Live) -> None:
+    connection = await connect_by_oauth(live)
+    payload = await authorize(live, connection["id"])
     assert payload["userErrors"] == []
     assert payload["connection"]["status"] == "CONNECTED"
+    assert payload["connection"]["account"] == "Fake Mailchimp Co."
 
     segment = make_segment(name="By OAuth", description=None)
     await live.services.store.save_segment(segment)
@@ -391,3 +410,49 @@ async def test_a_registered_app_connects_by_oauth_and_its_connection_exports(liv
     states = [s async for s in client.follow_run(live.url, token, queued["id"])]
     assert states[-1]["status"] == "SUCCEEDED", states[-1]
     assert states[-1]["counts"]["acceptedByDestination"] == 40 - len(FAKE_ADDRESSES)
+
+
+async def test_a_revoked_oauth_grant_needs_reauthorization_and_authorizing_again_mends_it(
+    live: Live,
+) -> None:
+    connection = await connect_by_oauth(live)
+    assert (await authorize(live, connection["id"]))["userErrors"] == []
+    segment = make_segment(name="Revoked", description=None)
+    await live.services.store.save_segment(segment)
+    await live.services.store.upsert_profiles(list(mc_profiles(20, segment.id)))
+    export_id = await create_export(live, connection["id"], segment.id)
+    live.fake.state.tokens.clear()  # the account's user removed the app's access
+
+    token = live.token(Role.CONTRIBUTOR)
+    queued = await client.request_run(live.url, token, export_id)
+    states = [s async for s in client.follow_run(live.url, token, queued["id"])]
+    assert states[-1]["status"] == "FAILED"
+    assert "API Key Invalid" in states[-1]["message"]
+    node = (await live.graphql(CONNECTION, id=connection["id"]))["node"]
+    assert node["status"] == "NEEDS_REAUTHORIZATION"
+    assert node["authKind"] == "OAUTH2"
+
+    # An OAuth2 connection has no key to replace: it is authorized again.
+    refused = await live.graphql(
+        REPLACE_SECRETS,
+        input={"connectionId": connection["id"], "settings": {"apiKey": DEMO_API_KEY}},
+    )
+    [error] = refused["replaceConnectionSecrets"]["userErrors"]
+    assert error["code"] == "NO_SECRETS"
+    assert "OAuth2" in error["message"]
+    again = await authorize(live, connection["id"])
+    assert again["userErrors"] == []
+    assert again["connection"]["status"] == "CONNECTED"
+    rerun = await client.request_run(live.url, token, export_id)
+    states = [s async for s in client.follow_run(live.url, token, rerun["id"])]
+    assert states[-1]["status"] == "SUCCEEDED", states[-1]
+
+
+async def test_an_api_key_connection_says_so_and_does_not_authorize_with_oauth(
+    live: Live,
+) -> None:
+    payload = await connect(live, DEMO_API_KEY)
+    assert payload["userErrors"] == []
+    assert payload["connection"]["authKind"] == "API_KEY"
+    started = await live.graphql(AUTHORIZE, input={"connectionId": payload["connection"]["id"]})
+    assert started["authorizeConnection"]["userErrors"][0]["code"] == "NOT_OAUTH"

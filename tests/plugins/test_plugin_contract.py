@@ -54,10 +54,10 @@ def register_quiet() -> list[Destination]:
 
 
 def test_the_plugin_api_version_is_major_dot_minor() -> None:
-    assert parse_version(PLUGIN_API_VERSION) == (1, 2)
+    assert parse_version(PLUGIN_API_VERSION) == (1, 3)
 
 
-@pytest.mark.parametrize("declared", ["1.2", "1.1", "1.0"])
+@pytest.mark.parametrize("declared", ["1.3", "1.2", "1.1", "1.0"])
 def test_a_plugin_built_for_this_version_or_an_earlier_minor_is_loaded(declared: str) -> None:
     built = plugin(
         "quiet_plugin", SEGPORT_PLUGIN_API=declared, register_destinations=register_quiet
@@ -73,9 +73,9 @@ def test_a_plugin_that_declares_no_version_is_loaded() -> None:
 @pytest.mark.parametrize(
     ("declared", "words"),
     [
-        ("2.0", "was built for segport plugin API 2.0, but this segport provides 1.2"),
+        ("2.0", "was built for segport plugin API 2.0, but this segport provides 1.3"),
         ("0.9", "major versions differ"),
-        ("1.7", "newer than the 1.2 this segport provides: upgrade segport"),
+        ("1.7", "newer than the 1.3 this segport provides: upgrade segport"),
         ("one", "which is not a 'MAJOR.MINOR' string"),
         (1, "which is not a 'MAJOR.MINOR' string"),
     ],

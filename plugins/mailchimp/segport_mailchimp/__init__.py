@@ -5,7 +5,7 @@ The destination is registered through the ``segport.destinations`` entry point
 Mailchimp's API in tests, demos and benchmarks.
 """
 
-from segport_mailchimp.destination import Mailchimp, MailchimpOAuth
+from segport_mailchimp.destination import Mailchimp
 from segport_mailchimp.settings import MailchimpSettings
 
-__all__ = ["Mailchimp", "MailchimpOAuth", "MailchimpSettings"]
+__all__ = ["Mailchimp", "MailchimpSettings"]

@@ -1,4 +1,5 @@
-"""The Mailchimp destination: API-key connections, audiences, merge fields, batch subscribe.
+"""The Mailchimp destination: connections by API key or OAuth2, audiences, merge fields,
+batch subscribe.
 
 Every call, field and limit it relies on is described in the plugin's README, with the
 points taken on trust marked as such. Beyond the plugin API it offers, as the Constant
@@ -63,22 +64,26 @@ LIMITS = DestinationLimits(
 )
 
 
+API_KEY_SETTING = SettingSpec(
+    "apiKey",
+    "API key",
+    required=True,
+    secret=True,
+    description="A Mailchimp API key (Account, Extras, API keys): " + KEY_SHAPE + ". "
+    "Checked when saved, stored encrypted, never shown again.",
+)
+
+
 class Mailchimp(Destination):
-    """Mailchimp (Marketing API 3.0): API-key connection, batch subscribe into one audience."""
+    """Mailchimp (Marketing API 3.0): connected by API key or, where an app is registered, by
+    OAuth2 (no refresh: tokens do not expire; the data center read from the metadata call);
+    batch subscribe into one audience."""
 
     key = "mailchimp"
     display_name = "Mailchimp"
-    auth_kind: AuthKind = "api_key"
-    connection_settings: Sequence[SettingSpec] = (
-        SettingSpec(
-            "apiKey",
-            "API key",
-            required=True,
-            secret=True,
-            description="A Mailchimp API key (Account, Extras, API keys): " + KEY_SHAPE + ". "
-            "Checked when saved, stored encrypted, never shown again.",
-        ),
-    )
+    auth_kinds: tuple[AuthKind, ...] = ("api_key", "oauth2")
+    connection_settings: Sequence[SettingSpec] = (API_KEY_SETTING,)
+    """Every connection setting of any way to connect: only API-key connections have one."""
     export_settings: Sequence[SettingSpec] = (
         SettingSpec(
             "listId",
@@ -123,14 +128,23 @@ class Mailchimp(Destination):
             return source
         return source()
 
-    uses_oauth = False
-    """Whether connections authenticate with an OAuth token (:class:`MailchimpOAuth`)."""
-
     def _transport(self, ctx: DestinationContext) -> ApiTransport:
-        return ApiTransport(ctx, self.settings, oauth=self.uses_oauth)
+        return ApiTransport(ctx, self.settings, oauth=uses_oauth(ctx))
 
     # -- settings ------------------------------------------------------------------
+    def connection_settings_for(self, auth_kind: AuthKind) -> Sequence[SettingSpec]:
+        # An OAuth2 connection is asked for nothing: the admin authorizes on Mailchimp.
+        return self.connection_settings if auth_kind == "api_key" else ()
+
+    def validate_connection_settings_for(
+        self, auth_kind: AuthKind, settings: Mapping[str, Any]
+    ) -> list[SettingError]:
+        if auth_kind == "api_key":
+            return self.validate_connection_settings(settings)
+        return super().validate_connection_settings_for(auth_kind, settings)
+
     def validate_connection_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
+        """The settings of an API-key connection (the first way to connect)."""
         errors = super().validate_connection_settings(settings)
         key = settings.get("apiKey")
         if isinstance(key, str) and key.strip() and data_center(key) is None:
@@ -250,40 +264,11 @@ class Mailchimp(Destination):
         return ENVELOPE_BYTES + MAX_MEMBERS_PER_CALL * per_member
 
     # -- auth --------------------------------------------------------------------------
-    async def verify_connection(self, ctx: DestinationContext) -> str | None:
-        """The cheap ping, then the account's name. A refused key raises InvalidCredentials
-        with Mailchimp's words."""
-        transport = self._transport(ctx)
-        try:
-            await transport.call("GET", "/ping")
-            found = await transport.call("GET", "/")
-        except TransientDestinationError:
-            raise  # worth trying again: not a verdict on the key
-        except (AuthorizationLost, DestinationError) as exc:
-            raise InvalidCredentials(str(exc)) from None
-        name = found.get("account_name") if isinstance(found, dict) else None
-        return str(name) if name else None
-
-    # -- uploads ---------------------------------------------------------------------
-    def open_session(self, ctx: DestinationContext) -> MailchimpSession:
-        return MailchimpSession(ctx, self.settings, oauth=self.uses_oauth)
-
-
-class MailchimpOAuth(Mailchimp):
-    """Mailchimp through a registered app's OAuth2 (no refresh: tokens do not expire; the
-    data center read from the metadata call). Everything else as :class:`Mailchimp`."""
-
-    key = "mailchimp_oauth"
-    display_name = "Mailchimp (OAuth)"
-    auth_kind: AuthKind = "oauth2"
-    connection_settings: Sequence[SettingSpec] = ()
-    uses_oauth = True
-
-    def configuration_problem(self) -> str | None:
-        return self.settings.missing_oauth_configuration()
-
-    def validate_connection_settings(self, settings: Mapping[str, Any]) -> list[SettingError]:
-        return Destination.validate_connection_settings(self, settings)
+    def configuration_problem_for(self, auth_kind: AuthKind) -> str | None:
+        """OAuth2 needs the registered app's client id and secret; an API key nothing."""
+        if auth_kind == "oauth2":
+            return self.settings.missing_oauth_configuration()
+        return None
 
     def authorization_url(
         self, *, state: str, code_challenge: str, redirect_uri: str, settings: Mapping[str, Any]
@@ -303,3 +288,27 @@ class MailchimpOAuth(Mailchimp):
     def account_identity(self, tokens: OAuthTokens) -> str | None:
         login = tokens.extra.get("login_id")
         return str(login) if login else None
+
+    async def verify_connection(self, ctx: DestinationContext) -> str | None:
+        """The cheap ping, then the account's name. A refused key raises InvalidCredentials
+        with Mailchimp's words."""
+        transport = self._transport(ctx)
+        try:
+            await transport.call("GET", "/ping")
+            found = await transport.call("GET", "/")
+        except TransientDestinationError:
+            raise  # worth trying again: not a verdict on the key
+        except (AuthorizationLost, DestinationError) as exc:
+            raise InvalidCredentials(str(exc)) from None
+        name = found.get("account_name") if isinstance(found, dict) else None
+        return str(name) if name else None
+
+    # -- uploads ---------------------------------------------------------------------
+    def open_session(self, ctx: DestinationContext) -> MailchimpSession:
+        return MailchimpSession(ctx, self.settings, oauth=uses_oauth(ctx))
+
+
+def uses_oauth(ctx: DestinationContext) -> bool:
+    """Whether the context's connection authenticates with an OAuth token (its data center in
+    the tokens' ``extra``) rather than an API key (the first way to connect)."""
+    return ctx.auth_kind == "oauth2"

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from segport_mailchimp.demo import MailchimpDemo
-from segport_mailchimp.destination import Mailchimp, MailchimpOAuth
+from segport_mailchimp.destination import Mailchimp
 from service.plugins import DemoFixture, Destination, hookimpl
 
-SEGPORT_PLUGIN_API = "1.1"
-"""The segport plugin API this plugin is built for (the in-flight cap, member removal)."""
+SEGPORT_PLUGIN_API = "1.3"
+"""The segport plugin API this plugin is built for (the in-flight cap, member removal, more
+than one way to connect)."""
 
 
 @hookimpl
 def register_destinations() -> list[Destination]:
-    return [Mailchimp(), MailchimpOAuth()]
+    return [Mailchimp()]
 
 
 @hookimpl

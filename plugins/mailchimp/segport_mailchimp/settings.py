@@ -31,7 +31,7 @@ class MailchimpSettings(BaseSettings):
     """First wait between polls of a batch operation; it doubles up to the maximum."""
     batch_poll_max_seconds: float = Field(default=30.0, gt=0)
     client_id: str = ""
-    """A registered app's client id: connections by OAuth2 (``mailchimp_oauth``) need it."""
+    """A registered app's client id: connections by OAuth2 (auth kind ``oauth2``) need it."""
     client_secret: SecretStr = SecretStr("")
     oauth_base_url: str = DEFAULT_OAUTH_BASE_URL
     """Where ``/oauth2/authorize``, ``/oauth2/token`` and ``/oauth2/metadata`` are."""
@@ -42,7 +42,7 @@ class MailchimpSettings(BaseSettings):
             return (
                 "Mailchimp OAuth2 is not configured: set SEGPORT_MAILCHIMP_CLIENT_ID and "
                 "SEGPORT_MAILCHIMP_CLIENT_SECRET to the registered app's (or connect with an "
-                "API key, destination type 'mailchimp')"
+                "API key)"
             )
         return None
 

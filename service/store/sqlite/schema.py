@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS connections (
     data_privacy_accepted_by TEXT,
     data_privacy_accepted_at TEXT,
     status_message TEXT,
-    account_id TEXT
+    account_id TEXT,
+    auth_kind TEXT
 );
 CREATE TABLE IF NOT EXISTS exports (
     id TEXT PRIMARY KEY,
@@ -145,6 +146,8 @@ CREATE INDEX IF NOT EXISTS ledger_journal_by_ledger ON ledger_journal (ledger_no
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("connections", "account_id", "TEXT"),
+    # Connections stored before auth kinds connect their destination's first way (NULL).
+    ("connections", "auth_kind", "TEXT"),
     ("oauth_states", "allow_account_change", "INTEGER NOT NULL DEFAULT 0"),
     # Exports stored before sync modes keep sending everything.
     ("exports", "sync_mode", "TEXT NOT NULL DEFAULT 'SEND_ALL'"),
