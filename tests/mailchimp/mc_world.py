@@ -22,13 +22,14 @@ from service.runs.embedded import in_process_runs
 from service.settings import Settings
 
 
-def fast_mc_settings(fake: RunningFake) -> MailchimpSettings:
-    """The plugin pointed at the fake, backing off briefly (tests are not about waits)."""
+def fast_mc_settings(fake: RunningFake, *, oauth_app: bool = True) -> MailchimpSettings:
+    """The plugin pointed at the fake, backing off briefly (tests are not about waits);
+    ``oauth_app``: with the fake's registered app (client id and secret), for OAuth2."""
     return MailchimpSettings(
         api_base_url=fake.api_base_url,
         oauth_base_url=fake.url,
-        client_id=fake.state.config.client_id,
-        client_secret=fake.state.config.client_secret,
+        client_id=fake.state.config.client_id if oauth_app else "",
+        client_secret=fake.state.config.client_secret if oauth_app else "",
         backoff_base_seconds=0.01,
         backoff_max_seconds=0.05,
     )
@@ -80,9 +81,12 @@ class Live:
 
 
 @asynccontextmanager
-async def serve_live(settings: Settings, fake: RunningFake) -> AsyncIterator[Live]:
-    """The embedded service with the Mailchimp plugin pointed at ``fake``, on a free port."""
-    settings_of_fake = fast_mc_settings(fake)
+async def serve_live(
+    settings: Settings, fake: RunningFake, *, oauth_app: bool = True
+) -> AsyncIterator[Live]:
+    """The embedded service with the Mailchimp plugin pointed at ``fake``, on a free port
+    (without a registered OAuth2 app unless ``oauth_app``)."""
+    settings_of_fake = fast_mc_settings(fake, oauth_app=oauth_app)
     plugin = MailchimpPlugin(Mailchimp(settings_of_fake))
     async with (
         open_services(settings, extra_plugins=[plugin], load_entry_points=False) as services,

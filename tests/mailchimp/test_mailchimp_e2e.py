@@ -105,6 +105,20 @@ async def live(
         yield running
 
 
+@pytest.fixture(params=["sqlite", "mongo"])
+async def live_without_app(
+    request: pytest.FixtureRequest, tmp_path: Path, fake: RunningFake
+) -> AsyncIterator[Live]:
+    """As ``live``, but no OAuth2 app is registered (no SEGPORT_MAILCHIMP_CLIENT_ID)."""
+    database_url = (
+        f"sqlite:///{tmp_path / 'mc.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("mongo_database_url")
+    )
+    async with serve_live(make_settings(database_url), fake, oauth_app=False) as running:
+        yield running
+
+
 async def connect(live: Live, api_key: str) -> dict[str, Any]:
     data = await live.graphql(
         CREATE_CONNECTION,
@@ -456,3 +470,77 @@ async def test_an_api_key_connection_says_so_and_does_not_authorize_with_oauth(
     assert payload["connection"]["authKind"] == "API_KEY"
     started = await live.graphql(AUTHORIZE, input={"connectionId": payload["connection"]["id"]})
     assert started["authorizeConnection"]["userErrors"][0]["code"] == "NOT_OAUTH"
+
+
+DESTINATION_TYPES = """
+{ destinationTypes { key authKind authKinds { kind configured configurationProblem
+    connectionSettings { name secret } } } }"""
+
+
+async def test_without_a_registered_app_oauth_is_refused_by_name_and_api_keys_still_work(
+    live_without_app: Live,
+) -> None:
+    live = live_without_app
+    [mailchimp] = (await live.graphql(DESTINATION_TYPES))["destinationTypes"]
+    assert mailchimp["key"] == "mailchimp"
+    assert mailchimp["authKind"] == "api_key"
+    by_key, by_oauth = mailchimp["authKinds"]
+    assert by_key == {
+        "kind": "API_KEY",
+        "configured": True,
+        "configurationProblem": None,
+        "connectionSettings": [{"name": "apiKey", "secret": True}],
+    }
+    assert by_oauth["kind"] == "OAUTH2"
+    assert by_oauth["configured"] is False
+    assert "SEGPORT_MAILCHIMP_CLIENT_ID" in by_oauth["configurationProblem"]
+    assert by_oauth["connectionSettings"] == []
+
+    refused = await live.graphql(
+        CREATE_CONNECTION,
+        input={
+            "destinationType": "mailchimp",
+            "authKind": "OAUTH2",
+            "displayName": "Mailchimp by OAuth",
+            "acceptDataPrivacy": True,
+        },
+    )
+    payload = refused["createConnection"]
+    assert payload["connection"] is None
+    [error] = payload["userErrors"]
+    assert (error["field"], error["code"]) == (["authKind"], "NOT_CONFIGURED")
+    assert "SEGPORT_MAILCHIMP_CLIENT_ID" in error["message"]
+
+    connected = await connect(live, DEMO_API_KEY)
+    assert connected["userErrors"] == []
+    assert connected["connection"]["status"] == "CONNECTED"
+    assert connected["connection"]["authKind"] == "API_KEY"
+
+
+async def test_a_way_to_connect_mailchimp_does_not_offer_is_named(live: Live) -> None:
+    refused = await live.graphql(
+        CREATE_CONNECTION,
+        input={
+            "destinationType": "mailchimp",
+            "authKind": "NONE",
+            "displayName": "Mailchimp without credentials",
+            "acceptDataPrivacy": True,
+        },
+    )
+    [error] = refused["createConnection"]["userErrors"]
+    assert (error["field"], error["code"]) == (["authKind"], "UNSUPPORTED_AUTH_KIND")
+    assert "NONE" in error["message"]
+    assert "API_KEY, OAUTH2" in error["message"]
+    with_key = await live.graphql(
+        CREATE_CONNECTION,
+        input={
+            "destinationType": "mailchimp",
+            "authKind": "OAUTH2",
+            "displayName": "Mailchimp by OAuth",
+            "acceptDataPrivacy": True,
+            "settings": {"apiKey": DEMO_API_KEY},
+        },
+    )
+    [unknown] = with_key["createConnection"]["userErrors"]
+    assert (unknown["field"], unknown["code"]) == (["settings", "apiKey"], "UNKNOWN")
+    assert DEMO_API_KEY not in str(with_key)

@@ -16,7 +16,13 @@ from segport_mailchimp.fake import DEMO_API_KEY, NEWSLETTER_LIST_ID
 from segport_mailchimp.fake import run_fake as run_mc_fake
 from segport_toy_destination.destination import WebhookCollector
 
-from service.plugins import DestinationContext, DestinationLimits, OAuthTokens, SettingSpec
+from service.plugins import (
+    AuthKind,
+    DestinationContext,
+    DestinationLimits,
+    OAuthTokens,
+    SettingSpec,
+)
 from service.plugins.conformance import (
     ConformanceCase,
     conformance_problems,
@@ -124,6 +130,48 @@ async def test_every_shipped_destination_passes_the_conformance_suite(
     assert await conformance_problems(make(http_client)) == []
 
 
+async def test_mailchimp_by_oauth_passes_the_conformance_suite(
+    http_client: httpx.AsyncClient,
+) -> None:
+    """Mailchimp's second way to connect, with a token from the fake's OAuth2 flow."""
+    with run_mc_fake(seed=37, latency_seconds=0.01) as fake:
+        destination = Mailchimp(
+            MailchimpSettings(
+                api_base_url=fake.api_base_url,
+                oauth_base_url=fake.url,
+                client_id=fake.state.config.client_id,
+                client_secret=fake.state.config.client_secret,
+            )
+        )
+        redirect = "http://127.0.0.1:8000/oauth/callback"
+        url = destination.authorization_url(
+            state="s", code_challenge="unused", redirect_uri=redirect, settings={}
+        )
+        code = httpx.URL((await http_client.get(url)).headers["location"]).params["code"]
+        tokens = await destination.exchange_code(
+            make_context(destination, http_client, auth_kind="oauth2"),
+            code=code,
+            code_verifier="unused",
+            redirect_uri=redirect,
+        )
+        settings = {"listId": NEWSLETTER_LIST_ID, "statusIfNew": "subscribed"}
+        case = ConformanceCase(
+            destination=destination,
+            context=lambda: make_context(
+                destination,
+                http_client,
+                tokens=tokens,
+                rate_limiter=InMemoryRateLimiter(destination.limits),
+                export_settings=settings,
+                auth_kind="oauth2",
+            ),
+            valid_values=[{"email_address": e} for e in EMAILS],
+            invalid_values=[{"email_address": "not-an-address"}],
+            export_settings=settings,
+        )
+        assert await conformance_problems(case) == []
+
+
 def test_every_installed_destination_declares_what_the_service_can_enforce() -> None:
     installed = discover_destinations()
     assert {"constant_contact", "mailchimp", "toy_webhook"} <= set(installed)
@@ -141,3 +189,45 @@ def test_the_suite_names_what_a_broken_destination_gets_wrong(toy: WebhookCollec
     problems = declaration_problems(Broken("http://127.0.0.1:9"))
     assert "key 'Broken Key' is not a lower-case identifier" in problems
     assert "an api_key destination declares no secret connection setting" in problems
+
+
+def test_the_suite_names_what_a_destination_gets_wrong_about_its_ways_to_connect(
+    toy: WebhookCollector,
+) -> None:
+    class Twice(WebhookCollector):
+        auth_kinds = ("api_key", "api_key", "password")  # type: ignore[assignment]
+
+    class NotFirst(WebhookCollector):
+        auth_kinds = ("api_key", "oauth2")  # type: ignore[assignment]
+        auth_kind = "oauth2"
+
+    class KeyWithoutSecret(WebhookCollector):
+        auth_kinds = ("oauth2", "api_key")  # type: ignore[assignment]
+
+        def connection_settings_for(self, auth_kind: AuthKind) -> Sequence[SettingSpec]:
+            return ()
+
+    twice = declaration_problems(Twice("http://127.0.0.1:9"))
+    assert "auth_kind 'password' is not one of oauth2, api_key, none" in twice
+    assert "auth_kinds names one way to connect twice: ['api_key', 'api_key', 'password']" in (
+        twice
+    )
+    assert declaration_problems(NotFirst("http://127.0.0.1:9")) == [
+        "auth_kind 'oauth2' is not the first of auth_kinds ['api_key', 'oauth2'] (the way a "
+        "connection that does not say connects)"
+    ]
+    assert "an api_key destination declares no secret connection setting" in (
+        declaration_problems(KeyWithoutSecret("http://127.0.0.1:9"))
+    )
+
+
+def test_a_class_that_sets_one_of_auth_kind_and_auth_kinds_gets_the_other() -> None:
+    class Legacy(WebhookCollector):
+        auth_kind = "none"
+
+    class Several(WebhookCollector):
+        auth_kinds = ("oauth2", "api_key")  # type: ignore[assignment]
+
+    assert Legacy.auth_kinds == ("none",)
+    assert (Several.auth_kind, Several.auth_kinds) == ("oauth2", ("oauth2", "api_key"))
+    assert WebhookCollector.auth_kinds == ("api_key",)

@@ -17,6 +17,21 @@ async def test_saved_connection_reads_back_equal(store: Store) -> None:
     assert await store.get_connection("missing") is None
 
 
+async def test_a_connections_way_to_connect_reads_back(store: Store) -> None:
+    by_key = make_connection(auth_kind="api_key")
+    unrecorded = make_connection(auth_kind=None)
+    for connection in (by_key, unrecorded):
+        await store.save_connection(connection)
+
+    assert (await store.get_connection(by_key.id)) == by_key
+    stored = await store.get_connection(unrecorded.id)
+    assert stored is not None
+    assert stored.auth_kind is None
+    changed = replace(by_key, auth_kind="oauth2")
+    await store.save_connection(changed)
+    assert (await store.get_connection(by_key.id)) == changed
+
+
 async def test_connection_with_only_required_fields_reads_back_equal(store: Store) -> None:
     connection = make_connection(
         status=ConnectionStatus.PENDING_AUTHORIZATION,

@@ -14,7 +14,7 @@ from service.store.base import LedgerChanges, LedgerReset
 from service.store.mongo import MongoStore
 from service.store.mongo.ledger import JOURNAL_FIELD, journal
 from service.store.rules import OAUTH_STATE_GRACE
-from tests.support.records import make_export, make_run, make_segment
+from tests.support.records import make_connection, make_export, make_run, make_segment
 
 
 async def test_the_store_uses_the_database_named_in_the_url(mongo_database_url: str) -> None:
@@ -108,5 +108,25 @@ async def test_ledger_changes_journalled_but_not_applied_are_applied_by_the_next
         assert JOURNAL_FIELD not in stored
         await store.ledger_state(export.id)
         assert await store.count_ledger(export.id) == 2
+    finally:
+        await store.close()
+
+
+async def test_a_connection_document_stored_before_ways_to_connect_reads_without_one(
+    mongo_database_url: str,
+) -> None:
+    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
+    await store.open()
+    try:
+        connection = make_connection(auth_kind="oauth2")
+        await store.save_connection(connection)
+        # As documents were written before auth kinds: no field at all.
+        await store._db["connections"].update_one(
+            {"_id": connection.id}, {"$unset": {"auth_kind": ""}}
+        )
+        stored = await store.get_connection(connection.id)
+        assert stored is not None
+        assert stored.auth_kind is None
+        assert stored.display_name == connection.display_name
     finally:
         await store.close()

@@ -90,11 +90,20 @@ async def test_a_file_made_before_the_added_columns_gets_them_on_open(tmp_path: 
             "user TEXT NOT NULL, code_verifier TEXT NOT NULL, redirect_uri TEXT NOT NULL, "
             "expires_at TEXT NOT NULL, created_at TEXT NOT NULL)"
         )
+        old.execute(
+            "INSERT INTO connections VALUES ('older', 'Older', 'constant_contact', 'ADMINS', "
+            "'CONNECTED', NULL, '2024-01-02T03:04:05.000000+00:00', "
+            "'2024-01-02T03:04:05.000000+00:00', '{}', NULL, NULL, NULL, NULL, NULL, NULL)"
+        )
     old.close()
     store = SQLiteStore(path, write_batch_size=10)
     await store.open()
     try:
-        connection = make_connection(account_id="fake0account")
+        older = await store.get_connection("older")
+        assert older is not None
+        # Made before ways to connect were recorded: none (its destination's first way).
+        assert (older.display_name, older.auth_kind, older.account_id) == ("Older", None, None)
+        connection = make_connection(account_id="fake0account", auth_kind="api_key")
         await store.save_connection(connection)
         assert await store.get_connection(connection.id) == connection
         state = replace(make_oauth_state(connection.id), allow_account_change=True)
