@@ -1,5 +1,6 @@
-// Admin > Connections: the list, adding one (privacy statement, OAuth), and each
-// connection's actions (authorize, export user, rename, who may use it, remove).
+// Admin > Connections: the list, adding one (the way to connect when a destination offers
+// several, privacy statement, OAuth), and each connection's actions (authorize, export
+// user, rename, who may use it, remove).
 
 import {
   append,
@@ -21,18 +22,30 @@ query ConsoleConnections {
     totalCount
     edges { node {
       id displayName usableBy status statusMessage account exportUser ready
-      dataPrivacyAcceptedBy dataPrivacyAcceptedAt exportCount createdBy
+      dataPrivacyAcceptedBy dataPrivacyAcceptedAt exportCount createdBy authKind
       destinationType { key displayName authKind }
     } }
   }
   destinationTypes {
     key displayName authKind
-    connectionSettings { name label type required secret description }
+    authKinds {
+      kind configured configurationProblem
+      connectionSettings { name label type required secret description }
+    }
   }
 }`;
 
+/** How each way to connect is named to admins. */
+const AUTH_KIND_LABELS = {
+  API_KEY: "With an API key",
+  OAUTH2: "By signing in on the destination (OAuth)",
+  NONE: "Nothing to connect",
+};
+
+const AUTH_KIND_FACTS = { API_KEY: "API key", OAUTH2: "OAuth", NONE: "none needed" };
+
 const USER_ERRORS = "userErrors { field message code }";
-const CONNECTION_FIELDS = "connection { id displayName status exportUser usableBy }";
+const CONNECTION_FIELDS = "connection { id displayName status exportUser usableBy authKind }";
 
 const USABLE_BY = [
   ["ADMINS", "Administrators only"],
@@ -133,13 +146,65 @@ function addConnectionForm(ctx, types) {
   const name = h("input", { type: "text", name: "displayName", required: true });
   const usableBy = select(USABLE_BY, "ADMINS", { name: "usableBy" });
   const accept = h("input", { type: "checkbox", name: "acceptDataPrivacy", id: "accept-privacy" });
+  const kindBox = h("div", { class: "auth-kinds" });
   const settingsBox = h("div", { class: "settings" });
   const settingInputs = new Map();
+  const chosenType = () => types.find((t) => t.key === type.value);
+  // The way to connect picked (the type's first configured one until the admin picks).
+  let kind = null;
+  const chosenKind = () => {
+    const chosen = chosenType();
+    return chosen ? chosen.authKinds.find((k) => k.kind === kind) || null : null;
+  };
+  const showKinds = () => {
+    const chosen = chosenType();
+    const kinds = chosen ? chosen.authKinds : [];
+    const usable = kinds.find((k) => k.configured) || kinds[0];
+    kind = usable ? usable.kind : null;
+    if (kinds.length < 2) {
+      kindBox.replaceChildren();
+      return;
+    }
+    const radios = kinds.map((k) => {
+      const id = `auth-kind-${k.kind}`;
+      const radio = h("input", {
+        type: "radio",
+        name: "authKind",
+        value: k.kind,
+        id,
+        checked: k.kind === kind,
+        disabled: !k.configured,
+      });
+      radio.addEventListener("change", () => {
+        kind = k.kind;
+        showSettings();
+      });
+      const reason = k.configured
+        ? null
+        : h("p", { class: "hint why", id: `${id}-why` }, `Not available: ${k.configurationProblem}`);
+      if (reason) radio.setAttribute("aria-describedby", reason.id);
+      return h(
+        "div",
+        { class: "auth-kind" },
+        h("label", { class: "check", for: id }, radio, ` ${AUTH_KIND_LABELS[k.kind] || k.kind}`),
+        reason,
+      );
+    });
+    kindBox.replaceChildren(
+      h(
+        "fieldset",
+        { class: "field", dataset: { path: "authKind" } },
+        h("legend", {}, "How to connect"),
+        radios,
+        h("p", { class: "field-error", role: "alert", hidden: true }),
+      ),
+    );
+  };
   const showSettings = () => {
     settingInputs.clear();
-    const chosen = types.find((t) => t.key === type.value);
+    const picked = chosenKind();
     settingsBox.replaceChildren(
-      ...(chosen ? chosen.connectionSettings : []).map((spec) => {
+      ...(picked ? picked.connectionSettings : []).map((spec) => {
         const input = h("input", {
           type: spec.secret ? "password" : "text",
           name: spec.name,
@@ -154,7 +219,11 @@ function addConnectionForm(ctx, types) {
       }),
     );
   };
-  type.addEventListener("change", showSettings);
+  type.addEventListener("change", () => {
+    showKinds();
+    showSettings();
+  });
+  showKinds();
   showSettings();
   const acceptError = h("p", {
     class: "field-error",
@@ -176,6 +245,7 @@ function addConnectionForm(ctx, types) {
       hint: "Contributors who may use it see only its name and type.",
       path: ["usableBy"],
     }).wrapper,
+    kindBox,
     settingsBox,
     h(
       "fieldset",
@@ -205,6 +275,7 @@ function addConnectionForm(ctx, types) {
               usableBy: usableBy.value,
               acceptDataPrivacy: accept.checked,
               settings: Object.keys(settings).length ? settings : null,
+              authKind: kind,
             },
           },
         )
@@ -213,8 +284,7 @@ function addConnectionForm(ctx, types) {
         showUserErrors(form, created.userErrors);
         return;
       }
-      const chosen = types.find((t) => t.key === type.value);
-      if (chosen && chosen.authKind === "oauth2") {
+      if (created.connection.authKind === "OAUTH2") {
         await authorize(ctx, created.connection.id, form);
       } else {
         ctx.refresh();
@@ -256,6 +326,9 @@ function connectionCard(ctx, c) {
       { class: "facts" },
       h("dt", {}, "Type"),
       h("dd", {}, c.destinationType.displayName),
+      c.authKind
+        ? [h("dt", {}, "Connects by"), h("dd", { class: "auth-kind" }, AUTH_KIND_FACTS[c.authKind])]
+        : null,
       h("dt", {}, "Status"),
       h("dd", { class: "status" }, c.status ? badge(c.status) : c.ready ? "ready" : "not ready"),
       c.statusMessage ? [h("dt", {}, "Why"), h("dd", {}, c.statusMessage)] : null,
@@ -293,7 +366,7 @@ function connectionCard(ctx, c) {
       messages.hidden = false;
     }
   };
-  const oauth = c.destinationType.authKind === "oauth2";
+  const oauth = c.authKind === "OAUTH2";
   const buttons = [
     oauth && button(c.status === "PENDING_AUTHORIZATION" ? "Connect" : "Re-authorize", async () => {
       try {

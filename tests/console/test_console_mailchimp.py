@@ -57,3 +57,63 @@ async def test_choosing_an_audience_offers_its_merge_fields_and_a_row_for_each_r
         await audience.select_option(NEWSLETTER_LIST_ID)
         await expect(target.locator("option", has_text="Loyalty points")).to_have_count(0)
         await expect(target.locator("option", has_text="First Name")).to_have_count(1)
+
+
+async def test_an_admin_connects_mailchimp_by_oauth_once_an_app_is_registered(
+    console: Console, new_page: NewPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with run_mailchimp_fake() as mailchimp:
+        for name, value in mailchimp.environment().items():
+            monkeypatch.setenv(name, value)
+        # No registered app yet: OAuth is offered, disabled, with what to configure.
+        monkeypatch.delenv("SEGPORT_MAILCHIMP_CLIENT_ID")
+        page = await new_page()
+        await signed_in(page, console, Role.ADMIN, "alice")
+        await page.get_by_role("link", name="Connections").click()
+        form = page.get_by_role("form", name="Add a connection")
+        await form.get_by_label("Destination type").select_option("mailchimp")
+        ways = form.get_by_role("group", name="How to connect")
+        by_key = ways.get_by_label("With an API key")
+        by_oauth = ways.get_by_label("By signing in on the destination (OAuth)")
+        await expect(by_key).to_be_checked()
+        await expect(by_oauth).to_be_disabled()
+        await expect(ways).to_contain_text("SEGPORT_MAILCHIMP_CLIENT_ID")
+        await expect(form.get_by_label("API key (required)")).to_be_visible()
+        await screenshot(page, "connections-mailchimp-oauth-not-configured")
+
+        # The app registered: OAuth asks for no key and goes through Mailchimp's page.
+        monkeypatch.setenv("SEGPORT_MAILCHIMP_CLIENT_ID", mailchimp.state.config.client_id)
+        await page.reload()
+        form = page.get_by_role("form", name="Add a connection")
+        await form.get_by_label("Destination type").select_option("mailchimp")
+        ways = form.get_by_role("group", name="How to connect")
+        by_oauth = ways.get_by_label("By signing in on the destination (OAuth)")
+        await expect(by_oauth).to_be_enabled()
+        await by_oauth.check()
+        await expect(form.get_by_label("API key (required)")).to_have_count(0)
+        await form.get_by_label("Display name").fill("Mailchimp by OAuth")
+        await form.get_by_label("I accept this statement").check()
+        await form.get_by_role("button", name="Save and connect").click()
+
+        # The fake approves at once and sends the browser to /oauth/callback, then here.
+        await page.wait_for_url(f"{console.url}#/connections")
+        await expect(page.get_by_role("status").filter(has_text="is authorized")).to_be_visible()
+        card = page.locator("article.connection", has_text="Mailchimp by OAuth")
+        await expect(card.locator(".status")).to_have_text("connected")
+        await expect(card.locator("dd.auth-kind")).to_have_text("OAuth")
+        await expect(card).to_contain_text("Fake Mailchimp Co.")
+        await expect(card.get_by_role("button", name="Re-authorize")).to_be_visible()
+        await screenshot(page, "connections-mailchimp-oauth")
+
+        listed = await console.gql(
+            "{ connections { edges { node { authKind status destinationType { key } } } } }"
+        )
+        assert listed["connections"]["edges"] == [
+            {
+                "node": {
+                    "authKind": "OAUTH2",
+                    "status": "CONNECTED",
+                    "destinationType": {"key": "mailchimp"},
+                }
+            }
+        ]

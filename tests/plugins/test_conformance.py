@@ -4,7 +4,8 @@ real HTTP. What the suite checks is in :mod:`service.plugins.conformance`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -18,9 +19,12 @@ from segport_toy_destination.destination import WebhookCollector
 
 from service.plugins import (
     AuthKind,
+    Destination,
     DestinationContext,
     DestinationLimits,
+    DestinationSession,
     OAuthTokens,
+    Rejection,
     SettingSpec,
 )
 from service.plugins.conformance import (
@@ -191,43 +195,58 @@ def test_the_suite_names_what_a_broken_destination_gets_wrong(toy: WebhookCollec
     assert "an api_key destination declares no secret connection setting" in problems
 
 
-def test_the_suite_names_what_a_destination_gets_wrong_about_its_ways_to_connect(
-    toy: WebhookCollector,
-) -> None:
-    class Twice(WebhookCollector):
+class Declared(Destination):
+    """Only declarations, for the declaration checks."""
+
+    key = "declared"
+    display_name = "Declared"
+    connection_settings: Sequence[SettingSpec] = (
+        SettingSpec("apiKey", "API key", required=True, secret=True),
+    )
+
+    def build_record(self, values: Mapping[str, Any]) -> dict[str, Any] | Rejection:
+        return dict(values)
+
+    def open_session(self, ctx: DestinationContext) -> DestinationSession:
+        raise NotImplementedError
+
+
+def test_the_suite_names_what_a_destination_gets_wrong_about_its_ways_to_connect() -> None:
+    class Twice(Declared):
         auth_kinds = ("api_key", "api_key", "password")  # type: ignore[assignment]
 
-    class NotFirst(WebhookCollector):
-        auth_kinds = ("api_key", "oauth2")  # type: ignore[assignment]
-        auth_kind = "oauth2"
+    class NotFirst(Declared):
+        auth_kinds: tuple[AuthKind, ...] = ("api_key", "oauth2")
+        auth_kind: AuthKind = "oauth2"
 
-    class KeyWithoutSecret(WebhookCollector):
-        auth_kinds = ("oauth2", "api_key")  # type: ignore[assignment]
+    class KeyWithoutSecret(Declared):
+        auth_kinds: tuple[AuthKind, ...] = ("oauth2", "api_key")
 
         def connection_settings_for(self, auth_kind: AuthKind) -> Sequence[SettingSpec]:
             return ()
 
-    twice = declaration_problems(Twice("http://127.0.0.1:9"))
+    twice = declaration_problems(Twice())
     assert "auth_kind 'password' is not one of oauth2, api_key, none" in twice
     assert "auth_kinds names one way to connect twice: ['api_key', 'api_key', 'password']" in (
         twice
     )
-    assert declaration_problems(NotFirst("http://127.0.0.1:9")) == [
+    assert declaration_problems(NotFirst()) == [
         "auth_kind 'oauth2' is not the first of auth_kinds ['api_key', 'oauth2'] (the way a "
         "connection that does not say connects)"
     ]
     assert "an api_key destination declares no secret connection setting" in (
-        declaration_problems(KeyWithoutSecret("http://127.0.0.1:9"))
+        declaration_problems(KeyWithoutSecret())
     )
 
 
 def test_a_class_that_sets_one_of_auth_kind_and_auth_kinds_gets_the_other() -> None:
-    class Legacy(WebhookCollector):
-        auth_kind = "none"
+    class Legacy(Declared):
+        auth_kind: AuthKind = "none"
 
-    class Several(WebhookCollector):
-        auth_kinds = ("oauth2", "api_key")  # type: ignore[assignment]
+    class Several(Declared):
+        auth_kinds: tuple[AuthKind, ...] = ("oauth2", "api_key")
 
+    assert Declared.auth_kinds == ("none",)
     assert Legacy.auth_kinds == ("none",)
     assert (Several.auth_kind, Several.auth_kinds) == ("oauth2", ("oauth2", "api_key"))
     assert WebhookCollector.auth_kinds == ("api_key",)

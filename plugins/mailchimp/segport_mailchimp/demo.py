@@ -1,5 +1,7 @@
 """Mailchimp's part of ``segport demo``: the fake Mailchimp, a connection with its demo
-API key, and an export to its "Newsletter" audience.
+API key, and an export to its "Newsletter" audience. The fake's registered app is
+configured too, so that an admin can also add a Mailchimp connection by OAuth2 in the
+demo's console (the fake approves at once).
 
 The destination the demo uses is pointed at the fake through settings given to it
 explicitly, so nothing process-wide (no environment variable) changes.
@@ -17,8 +19,13 @@ from service.plugins import DemoDestination, DemoExport, DemoFixture, ServiceInf
 
 
 def fake_settings(fake: RunningFake) -> MailchimpSettings:
-    """Settings that point the destination at ``fake``."""
-    return MailchimpSettings(api_base_url=fake.api_base_url)
+    """Settings that point the destination at ``fake`` (its API and its OAuth2 app)."""
+    return MailchimpSettings(
+        api_base_url=fake.api_base_url,
+        oauth_base_url=fake.url,
+        client_id=fake.state.config.client_id,
+        client_secret=fake.state.config.client_secret,
+    )
 
 
 class MailchimpDemo(DemoFixture):
