@@ -21,6 +21,7 @@ from service.api.errors import UserError, UserInputError, user_error
 from service.api.execution_gate import outside_gate
 from service.api.exports import editable_export
 from service.api.sync_modes import sync_mode_errors
+from service.connections.destinations import reconnect_advice
 
 
 @strawberry.enum(
@@ -157,10 +158,10 @@ async def _cannot_run(info: Info, export: domain.Export) -> list[UserError]:
         ]
     status = domain.ConnectionStatus
     if connection.status is status.NEEDS_REAUTHORIZATION:
-        message = (
-            f"connection {connection.display_name!r} needs re-authorization: an admin must "
-            "authorize it again"
+        advice = reconnect_advice(
+            info.context.parts.destinations.get(export.destination_type), connection
         )
+        message = f"connection {connection.display_name!r} needs re-authorization: {advice}"
         return [user_error("exportId", message, "NEEDS_REAUTHORIZATION")]
     if connection.status is status.PENDING_AUTHORIZATION:
         message = f"connection {connection.display_name!r} has not been authorized yet"

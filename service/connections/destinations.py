@@ -49,6 +49,15 @@ def auth_kind_of(destination: Destination, connection: Connection) -> AuthKind:
     return destination.auth_kind
 
 
+def reconnect_advice(destination: Destination | None, connection: Connection) -> str:
+    """What an admin does for ``connection`` once it needs re-authorization, by the way it
+    connects (without its destination installed: authorize it)."""
+    kind = auth_kind_of(destination, connection) if destination is not None else "oauth2"
+    if kind == "api_key":
+        return "an admin must replace its key (replaceConnectionSecrets)"
+    return "an admin must authorize it again"
+
+
 @dataclass(frozen=True, slots=True)
 class DestinationAccess:
     """The parts a connection's destination is reached through."""
@@ -82,4 +91,4 @@ class DestinationAccess:
         )
 
 
-__all__ = ["DestinationAccess", "DestinationNotInstalled", "auth_kind_of"]
+__all__ = ["DestinationAccess", "DestinationNotInstalled", "auth_kind_of", "reconnect_advice"]

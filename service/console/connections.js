@@ -275,7 +275,9 @@ function addConnectionForm(ctx, types) {
               usableBy: usableBy.value,
               acceptDataPrivacy: accept.checked,
               settings: Object.keys(settings).length ? settings : null,
-              authKind: kind,
+              // Only asked when there is a choice: a single way is the type's default, and
+              // what keeps it from working is said beside the destination type.
+              authKind: chosenType() && chosenType().authKinds.length > 1 ? kind : null,
             },
           },
         )

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import structlog
 
+from service.connections.destinations import reconnect_advice
 from service.coordination.run_requests import QUEUE_UNAVAILABLE_MESSAGE
 from service.domain import (
     Connection,
@@ -179,15 +180,16 @@ async def _prepare(ctx: RunContext, run: ExportRun) -> tuple[Export, Connection,
             f"Connection {export.connection_id!r} of export {export.display_name!r} "
             "no longer exists."
         )
+    destination = ctx.find_destination(export.destination_type)
     if connection.status is ConnectionStatus.NEEDS_REAUTHORIZATION:
         why = f": {connection.status_message}" if connection.status_message else "."
+        advice = reconnect_advice(destination, connection)
         raise RunFailed(
             f"Connection {connection.display_name!r} needs re-authorization{why} "
-            "An admin must authorize it again."
+            f"{advice[0].upper()}{advice[1:]}."
         )
     if connection.status is ConnectionStatus.PENDING_AUTHORIZATION:
         raise RunFailed(f"Connection {connection.display_name!r} has not been authorized yet.")
-    destination = ctx.find_destination(export.destination_type)
     if destination is None:
         raise RunFailed(
             f"Destination type {export.destination_type!r} is not installed on this server."

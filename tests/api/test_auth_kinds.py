@@ -271,3 +271,16 @@ async def test_a_connection_stored_without_a_kind_connects_the_first_way(
         "status": "CONNECTED",
         "authKind": "API_KEY",
     }
+
+
+async def test_contributors_see_how_a_shared_connection_connects_not_its_details(
+    api: ApiClient,
+) -> None:
+    shared = await create(
+        api,
+        destinationType="two_ways",
+        authKind="OAUTH2",
+        usableBy="ADMINS_AND_CONTRIBUTORS",
+    )
+    node = (await api.data(NODE, {"id": shared["connection"]["id"]}, role="contributor"))["node"]
+    assert node == {"authKind": "OAUTH2", "status": None}

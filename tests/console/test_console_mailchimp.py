@@ -105,15 +105,26 @@ async def test_an_admin_connects_mailchimp_by_oauth_once_an_app_is_registered(
         await expect(card.get_by_role("button", name="Re-authorize")).to_be_visible()
         await screenshot(page, "connections-mailchimp-oauth")
 
+        # The other way, on the same destination: the key, checked when saved.
+        await page.locator("summary", has_text="Add a connection").click()
+        form = page.get_by_role("form", name="Add a connection")
+        await form.get_by_label("Destination type").select_option("mailchimp")
+        await (
+            form.get_by_role("group", name="How to connect").get_by_label("With an API key").check()
+        )
+        await form.get_by_label("Display name").fill("Mailchimp by key")
+        await form.get_by_label("API key (required)").fill(DEMO_API_KEY)
+        await form.get_by_label("I accept this statement").check()
+        await form.get_by_role("button", name="Save and connect").click()
+        by_key = page.locator("article.connection", has_text="Mailchimp by key")
+        await expect(by_key.locator("dd.auth-kind")).to_have_text("API key")
+        await expect(by_key.locator(".status")).to_have_text("connected")
+        await expect(by_key.get_by_role("button", name="Re-authorize")).to_have_count(0)
+
         listed = await console.gql(
             "{ connections { edges { node { authKind status destinationType { key } } } } }"
         )
-        assert listed["connections"]["edges"] == [
-            {
-                "node": {
-                    "authKind": "OAUTH2",
-                    "status": "CONNECTED",
-                    "destinationType": {"key": "mailchimp"},
-                }
-            }
-        ]
+        assert sorted(
+            (e["node"]["authKind"], e["node"]["status"], e["node"]["destinationType"]["key"])
+            for e in listed["connections"]["edges"]
+        ) == [("API_KEY", "CONNECTED", "mailchimp"), ("OAUTH2", "CONNECTED", "mailchimp")]

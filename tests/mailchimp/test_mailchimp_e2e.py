@@ -240,6 +240,11 @@ async def test_a_key_that_stops_working_needs_reauthorization_until_an_admin_rep
     node = (await live.graphql(CONNECTION, id=connection["id"]))["node"]
     assert node["status"] == "NEEDS_REAUTHORIZATION"
     assert "API Key Invalid" in node["statusMessage"]
+    # Until then a run says what to do for an API-key connection: replace the key.
+    waiting = await client.request_run(live.url, token, export_id)
+    states = [s async for s in client.follow_run(live.url, token, waiting["id"])]
+    assert states[-1]["status"] == "FAILED"
+    assert "An admin must replace its key (replaceConnectionSecrets)." in states[-1]["message"]
 
     refused = await live.graphql(
         REPLACE_SECRETS,
@@ -445,6 +450,10 @@ async def test_a_revoked_oauth_grant_needs_reauthorization_and_authorizing_again
     node = (await live.graphql(CONNECTION, id=connection["id"]))["node"]
     assert node["status"] == "NEEDS_REAUTHORIZATION"
     assert node["authKind"] == "OAUTH2"
+    waiting = await client.request_run(live.url, token, export_id)
+    states = [s async for s in client.follow_run(live.url, token, waiting["id"])]
+    assert states[-1]["status"] == "FAILED"
+    assert "An admin must authorize it again." in states[-1]["message"]
 
     # An OAuth2 connection has no key to replace: it is authorized again.
     refused = await live.graphql(
