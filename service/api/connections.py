@@ -338,7 +338,7 @@ def _chosen_auth_kind(
     for kind in destination.auth_kinds:
         if kind == chosen.value:
             return kind
-    offered = ", ".join(AuthKind(k).name for k in destination.auth_kinds)
+    offered = ", ".join(str(k).upper() for k in destination.auth_kinds)
     errors.append(
         user_error(
             "authKind",

@@ -19,6 +19,7 @@ from strawberry.scalars import JSON
 from service import domain
 from service.api.context import Info
 from service.api.descriptors import (
+    AUTH_KIND_VALUES,
     AuthKind,
     ConnectionStatus,
     ConnectionUsableBy,
@@ -194,10 +195,10 @@ class Connection(Node):
     )
     def auth_kind(self, info: Info) -> AuthKind | None:
         destination = info.context.parts.destinations.get(self.record.destination_type)
-        if destination is not None:
-            return AuthKind(auth_kind_of(destination, self.record))
-        recorded = self.record.auth_kind
-        return AuthKind(recorded) if recorded in {k.value for k in AuthKind} else None
+        kind = (
+            self.record.auth_kind if destination is None else auth_kind_of(destination, self.record)
+        )
+        return AuthKind(kind) if kind in AUTH_KIND_VALUES else None
 
     @strawberry.field(description="Why the connection needs attention, when it does.")
     def status_message(self, info: Info) -> str | None:
