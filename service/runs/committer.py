@@ -28,7 +28,7 @@ from service.plugins.api import (
 from service.runs.checkpoint import PendingReceipt
 from service.runs.errors import RunCancelled, RunFailed
 from service.runs.state import RunState
-from service.runs.sync import SyncPlan
+from service.runs.sync import LedgerTriple, SyncPlan
 from service.store.base import LedgerChanges, LedgerOutcome
 
 CONFIRMS_IN_FLIGHT = 4
@@ -51,9 +51,13 @@ class BatchWork:
     """Of ``unchanged``: contacts the destination keeps off the list (cannotAddToList)."""
     marks: list[int] = field(default_factory=list)
     """Key ids of unchanged records whose entries become CANNOT_ADD."""
-    entries: list[tuple[str, int, bytes, int, LedgerOutcome]] = field(default_factory=list)
-    """(profile id, key id, sealed key, fingerprint, outcome) of the batch's records, for
-    the ledger."""
+    entries: list[LedgerTriple] = field(default_factory=list)
+    """(key id, sealed key, fingerprint) of the batch's records whose ledger entries change
+    once the destination takes them."""
+    entry_profiles: list[str] = field(default_factory=list)
+    """The profile id of each of ``entries``."""
+    entry_marks: list[tuple[str, int, LedgerOutcome]] = field(default_factory=list)
+    """(profile id, key id, outcome) of those of ``entries`` written as other than SENT."""
     field_warnings: int = 0
     errors: list[RunError] = field(default_factory=list)
     outcome: BatchOutcome | None = None
@@ -139,7 +143,13 @@ class Committer:
         ledger = None
         if outcome is not None:
             refused = outcome.batch_error is not None
-            ledger = self.plan.confirmed(work.entries, outcome.rejected, batch_refused=refused)
+            ledger = self.plan.confirmed(
+                work.entries,
+                work.entry_profiles,
+                work.entry_marks,
+                outcome.rejected,
+                batch_refused=refused,
+            )
             records = work.uploaded
             _apply_outcome(state, counts, outcome, records)
             if outcome.receipt is not None and outcome.batch_error is None:

@@ -49,6 +49,11 @@ class SeenKeys:
     a probability around 2**-127 per pair: never, in practice. String hashes are salted
     per process, which is fine: the set lives and is rebuilt within one process. The
     file is SQLite's own temporary database (deleted when closed), with no journal.
+
+    Each key is stored with the number of the call that took it (``taken``), so that a
+    chunk of keys costs one statement, one step, in the usual case of all of them new:
+    ``INSERT ... RETURNING`` stepped once per row it returned, taking the GIL back each
+    time, and during a run each of those waits could last a thread switch interval.
     """
 
     def __init__(self) -> None:
@@ -59,11 +64,13 @@ class SeenKeys:
         self._db.execute("PRAGMA synchronous = OFF")
         self._db.execute(
             "CREATE TABLE seen (high INTEGER NOT NULL, low INTEGER NOT NULL, "
-            "PRIMARY KEY (high, low)) WITHOUT ROWID"
+            "taken INTEGER NOT NULL, PRIMARY KEY (high, low)) WITHOUT ROWID"
         )
         self._db.execute("BEGIN")  # never committed: the table dies with the run
         self._count = 0
-        self._statements: dict[int, str] = {}
+        self._calls = 0
+        self._inserts: dict[int, str] = {}
+        self._finds: dict[int, str] = {}
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
@@ -73,30 +80,42 @@ class SeenKeys:
 
     def add_if_new(self, key: str) -> bool:
         """Remember ``key``; False when it was already there."""
-        added = self._db.execute(_INSERT_KEY, (hash(key), hash(key + "\x1f"))).rowcount == 1
-        self._count += added
-        return added
+        return self.add_many([key])[0]
 
     def add_many(self, keys: Sequence[str]) -> list[bool]:
         """Remember each of ``keys`` in order; for each, False when it was there already
-        (earlier, or earlier in ``keys``). One statement for them all: the SQLite module
-        releases the GIL around every statement, and a run's reader thread waiting for it
-        made one statement per key cost several times its own time."""
+        (earlier, or earlier in ``keys``). One statement for them all when every key is
+        new (the SQLite module lets go of the GIL around each statement's step)."""
         if not keys:
             return []
+        self._calls += 1
+        call = self._calls
         pairs = [(hash(key), hash(key + "\x1f")) for key in keys]
-        statement = self._statements.get(len(pairs))
-        if statement is None:
-            rows = ",".join(["(?,?)"] * len(pairs))
-            statement = self._statements[len(pairs)] = _INSERT_MANY.format(rows=rows)
-        added = set(self._db.execute(statement, [half for pair in pairs for half in pair]))
+        insert = self._inserts.get(len(pairs))
+        if insert is None:
+            insert = self._inserts[len(pairs)] = _INSERT_MANY.format(
+                rows=",".join(["(?,?)"] * len(pairs))
+            )
+        before = self._db.total_changes
+        self._db.execute(insert, [call, *(part for pair in pairs for part in pair)])
+        added = self._db.total_changes - before
+        self._count += added
+        if added == len(pairs):
+            return [True] * len(pairs)
+        # Some were there already (or came twice): the keys this call took are new.
+        find = self._finds.get(len(pairs))
+        if find is None:
+            find = self._finds[len(pairs)] = _FIND_MANY.format(
+                rows=",".join(["(?,?)"] * len(pairs))
+            )
+        rows = self._db.execute(find, [call, *(part for pair in pairs for part in pair)])
+        new = {(high, low) for high, low in rows}
         fresh: list[bool] = []
         for pair in pairs:
-            new = pair in added
-            if new:
-                added.discard(pair)  # only its first occurrence is new
-            fresh.append(new)
-        self._count += sum(fresh)
+            taken = pair in new
+            if taken:
+                new.discard(pair)  # only its first occurrence is new
+            fresh.append(taken)
         return fresh
 
     def __len__(self) -> int:
@@ -106,16 +125,15 @@ class SeenKeys:
         self._db.close()
 
 
-_INSERT_KEY = "INSERT OR IGNORE INTO seen (high, low) VALUES (?, ?)"
 _FIND_KEY = "SELECT 1 FROM seen WHERE high = ? AND low = ?"
 _INSERT_MANY = (
-    "INSERT OR IGNORE INTO seen (high, low) SELECT column1, column2 FROM (VALUES {rows}) "
-    "WHERE true RETURNING high, low"
+    "INSERT OR IGNORE INTO seen (high, low, taken) SELECT column1, column2, ? FROM (VALUES {rows})"
 )
-"""Inserts the new keys of a chunk and returns exactly those (SQLite 3.35 or later; the
-``WHERE true`` tells the parser that no ``ON CONFLICT`` clause follows the select)."""
+_FIND_MANY = "SELECT high, low FROM seen WHERE taken = ? AND (high, low) IN (VALUES {rows})"
+"""The keys of a chunk that its own call took (SQLite 3.15 or later: row values)."""
 MAX_KEYS_PER_STATEMENT = 400
-"""Keys per statement at most: two parameters each, within SQLite's default 999."""
+"""Keys per statement at most: two parameters each (and one more), within SQLite's
+default of 999."""
 
 
 class RecordMapper:

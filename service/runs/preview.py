@@ -123,7 +123,7 @@ async def _walk(
     while (profiles := await batches.get()) is not None:
         classified = await plan.classify(mapper, profiles)
         preview.to_add += classified.added
-        preview.to_update += len(classified.entries) - classified.added + classified.resent
+        preview.to_update += classified.changed - classified.added + classified.resent
         for out, warnings in zip(classified.outcomes, classified.warnings, strict=True):
             if isinstance(out, Unchanged):
                 preview.unchanged += 1

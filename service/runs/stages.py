@@ -33,7 +33,7 @@ from service.runs.errors import RunCancelled, RunFailed, RunStopped
 from service.runs.mapping import RecordMapper
 from service.runs.removals import remove_leavers
 from service.runs.state import RunState
-from service.runs.sync import SyncPlan, Unchanged
+from service.runs.sync import UNCHANGED, SyncPlan, Unchanged
 from service.runs.warnings import warning_errors
 from service.store.base import Store
 
@@ -223,21 +223,27 @@ async def _assemble(
         # Maps the batch in chunks (yielding to the event loop between them, so requests
         # the rate limiter admitted go out now) and asks the ledger once.
         classified = await plan.classify(mapper, profiles)
-        for profile, out, warnings in zip(
-            profiles, classified.outcomes, classified.warnings, strict=True
+        entries, marked = classified.entries, classified.marked
+        for position, (profile, out, warnings) in enumerate(
+            zip(profiles, classified.outcomes, classified.warnings, strict=True)
         ):
-            if isinstance(out, Unchanged):
+            if out is UNCHANGED:
+                work.unchanged += 1
+            elif isinstance(out, Unchanged):
                 work.unchanged += 1
                 work.cannot_add += out.cannot_add
                 if out.mark is not None:
                     work.marks.append(out.mark)
             elif isinstance(out, EncodedRecord):
-                entry = classified.entries.get(out.profile_id)
                 closed = batcher.add(out)
                 if closed is not None:
                     await emit(closed)
+                entry = entries[position]
                 if entry is not None:  # after emit: it belongs to the batch being filled
-                    work.entries.append((out.profile_id, *entry))
+                    work.entries.append(entry)
+                    work.entry_profiles.append(out.profile_id)
+                    if marked and position in marked:
+                        work.entry_marks.append((out.profile_id, entry[0], marked[position]))
                 work.sent += 1
                 if warnings:
                     work.field_warnings += len(warnings)

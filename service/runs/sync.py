@@ -89,15 +89,21 @@ def reset_note(why: str) -> str:
     return f"Every record was sent: {why}, so what the destination held was not known."
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Unchanged:
     """A profile whose record the destination already holds as it is."""
 
-    profile_id: str
     cannot_add: bool = False
     """The destination keeps the contact off its lists (counted ``cannotAddToList``)."""
     mark: int | None = None
     """The key id of a ledger entry to mark CANNOT_ADD (the destination says so now)."""
+
+
+UNCHANGED = Unchanged()
+"""The usual unchanged record (one object for them all)."""
+
+LedgerTriple = tuple[int, bytes, int]
+"""(key id, sealed key, fingerprint) of an entry a record's confirmation writes."""
 
 
 @dataclass(slots=True)
@@ -107,14 +113,22 @@ class Classified:
     outcomes: list[EncodedRecord | RunError | Unchanged]
     warnings: list[Sequence[FieldWarning]]
     """Each profile's field warnings (those of a record sent count; see runs.warnings)."""
-    entries: dict[str, tuple[int, bytes, int, LedgerOutcome]] = field(default_factory=dict)
-    """profile id -> (key id, sealed key, fingerprint, outcome) of each record to send whose
-    ledger entry changes once it is confirmed (new, or changed)."""
+    entries: list[LedgerTriple | None] = field(default_factory=list)
+    """By position, as ``outcomes``: the ledger entry of each record to send whose entry
+    changes once it is confirmed (new, or changed); None for the others."""
+    marked: dict[int, LedgerOutcome] = field(default_factory=dict)
+    """Position -> outcome of the entries of ``entries`` that are written as other than
+    SENT once confirmed (PRE_EXISTING, CANNOT_ADD): few, so kept apart."""
     added: int = 0
     """Records to send that the ledger does not hold at all."""
     resent: int = 0
     """Records sent although the ledger holds them as they are (SEND_ALL, a full resync):
     their entries stay as they are, so a run over unchanged contacts writes nothing."""
+
+    @property
+    def changed(self) -> int:
+        """Records to send whose ledger entries change."""
+        return len(self.entries) - self.entries.count(None)
 
 
 @dataclass(slots=True)
@@ -179,79 +193,142 @@ class SyncPlan:
         return LedgerOutcome.SENT
 
     async def classify(self, mapper: RecordMapper, profiles: Sequence[Profile]) -> Classified:
-        """Map ``profiles`` (taking their keys for de-duplication) and decide each one."""
+        """Map ``profiles`` (taking their keys for de-duplication) and decide each one.
+
+        The per-record work is the run's hottest loop after the mapping itself: key ids
+        and fingerprints are made in one pass over the batch's records, and a ledger with
+        no entries (a first run) takes a path with no lookups."""
         outcomes: list[EncodedRecord | RunError | Unchanged] = []
         warnings: list[Sequence[FieldWarning]] = []
-        keyed: list[tuple[int, str, int, int]] = []
-        key_id = self.seal.key_id
+        positions: list[int] = []
+        keys: list[str] = []
+        values: list[int] = []
+        digest = hashlib.blake2b
+        from_bytes = int.from_bytes
         for start in range(0, len(profiles), YIELD_EVERY):
             if start:
                 # Mapping is CPU work on the event loop; let admitted requests go out.
                 await asyncio.sleep(0)
-            chunk = profiles[start : start + YIELD_EVERY]
-            for out, found, key in mapper.map_many_keyed(chunk):
-                if isinstance(out, EncodedRecord) and key is not None:
-                    keyed.append((len(outcomes), key, key_id(key), fingerprint(out.encoded)))
+            for out, found, key in mapper.map_many_keyed(profiles[start : start + YIELD_EVERY]):
+                if key is not None:  # a record to send (skips have no key)
+                    assert isinstance(out, EncodedRecord)
+                    positions.append(len(outcomes))
+                    keys.append(key)
+                    # fingerprint(), inlined: this runs once per record.
+                    value = digest(out.encoded, digest_size=8).digest()
+                    values.append(from_bytes(value, signed=True) or 1)
                 outcomes.append(out)
                 warnings.append(found)
-        classified = Classified(outcomes, warnings)
+        classified = Classified(outcomes, warnings, entries=[None] * len(outcomes))
+        key_ids = list(map(self.seal.key_id, keys))
+        if len(self.index) == 0:
+            await self._all_new(classified, positions, keys, key_ids, values)
+        else:
+            await self._decide(classified, positions, keys, key_ids, values)
+        return classified
+
+    async def _all_new(
+        self,
+        classified: Classified,
+        positions: list[int],
+        keys: list[str],
+        key_ids: list[int],
+        values: list[int],
+    ) -> None:
+        """:meth:`_decide` for a ledger with no entries: every record is new."""
+        if keys and self.removes and self.members is None:
+            await self._first_new()
+        seal = self.seal.seal
+        entries = classified.entries
+        plain = self.cannot_add is None and self.members is None
+        for position, key, identifier, value in zip(positions, keys, key_ids, values, strict=True):
+            entries[position] = (identifier, seal(key, identifier), value)
+            if not plain:
+                outcome = self._outcome(identifier, None)
+                if outcome is not LedgerOutcome.SENT:
+                    classified.marked[position] = outcome
+        classified.added = len(keys)
+
+    async def _decide(
+        self,
+        classified: Classified,
+        positions: list[int],
+        keys: list[str],
+        key_ids: list[int],
+        values: list[int],
+    ) -> None:
+        """Decide each record to send against the ledger as the run found it."""
+        outcomes, entries = classified.outcomes, classified.entries
         forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
         find = self.index.get
         cannot_add = self.cannot_add
-        for index, key, identifier, value in keyed:
+        skip_unchanged = self.skip_unchanged
+        for position, key, identifier, value in zip(positions, keys, key_ids, values, strict=True):
             entry = find(identifier)
-            record = outcomes[index]
-            assert isinstance(record, EncodedRecord)
-            unchanged = entry is not None and entry[0] == value and not forgotten
-            blocked = cannot_add is not None and identifier in cannot_add
-            if unchanged and entry is not None and entry[1] is LedgerOutcome.CANNOT_ADD:
-                # Known as unsendable: retried only once the destination no longer says so.
-                unchanged = blocked or cannot_add is None
-                blocked = unchanged
-            if unchanged and self.skip_unchanged:
-                assert entry is not None
-                marks = blocked and entry[1] is not LedgerOutcome.CANNOT_ADD
-                mark = identifier if marks else None
-                outcomes[index] = Unchanged(record.profile_id, cannot_add=blocked, mark=mark)
-                continue
-            if unchanged and entry is not None and entry[1] in _KEPT:
-                classified.resent += 1
-                continue
+            if entry is not None:
+                unchanged = entry[0] == value and not forgotten
+                kind = entry[1]
+                if unchanged and skip_unchanged and cannot_add is None:
+                    if kind is not LedgerOutcome.CANNOT_ADD:
+                        outcomes[position] = UNCHANGED
+                        continue
+                elif unchanged and kind in _KEPT and cannot_add is None and not skip_unchanged:
+                    classified.resent += 1
+                    continue
+                blocked = cannot_add is not None and identifier in cannot_add
+                if unchanged and kind is LedgerOutcome.CANNOT_ADD:
+                    # Known as unsendable: retried only once the destination no longer says so.
+                    unchanged = blocked or cannot_add is None
+                    blocked = unchanged
+                if unchanged and skip_unchanged:
+                    marks = blocked and kind is not LedgerOutcome.CANNOT_ADD
+                    outcomes[position] = Unchanged(blocked, identifier if marks else None)
+                    continue
+                if unchanged and kind in _KEPT:
+                    classified.resent += 1
+                    continue
             first_new = entry is None or entry[1] is LedgerOutcome.CANNOT_ADD
             if first_new and self.removes and self.members is None:
-                # The first record of the run the list may hold already: learn, once, which
-                # contacts the list has before this run adds any.
-                await self.read_standing(members=True)
-                if self.members is None:
-                    self.members = KeySet()
+                await self._first_new()
             if entry is None:
                 classified.added += 1
             # Sealing is deterministic (the nonce is the key id): the same bytes an existing
             # entry holds, so changed entries need not be read back.
-            sealed = self.seal.seal(key, identifier)
+            entries[position] = (identifier, self.seal.seal(key, identifier), value)
             outcome = self._outcome(identifier, entry)
-            classified.entries[record.profile_id] = (identifier, sealed, value, outcome)
-        return classified
+            if outcome is not LedgerOutcome.SENT:
+                classified.marked[position] = outcome
+
+    async def _first_new(self) -> None:
+        """The run's first record that the list may hold already: learn, once, which
+        contacts the list has before this run adds any."""
+        await self.read_standing(members=True)
+        if self.members is None:
+            self.members = KeySet()
 
     def confirmed(
         self,
-        entries: Sequence[tuple[str, int, bytes, int, LedgerOutcome]],
+        entries: list[LedgerTriple],
+        profile_ids: Sequence[str],
+        marked: Sequence[tuple[str, int, LedgerOutcome]],
         rejected: Sequence[RecordRejection],
         *,
         batch_refused: bool,
     ) -> LedgerChanges | None:
-        """The ledger changes of a batch the destination answered: each record it took,
-        i.e. all of ``entries`` (profile id, key id, sealed key, fingerprint) but those it
-        refused."""
+        """The ledger changes of a batch the destination answered: each entry of the
+        records it took, i.e. all of ``entries`` (with ``profile_ids``, the profile of
+        each) but those it refused, and the ``marked`` outcomes (profile id, key id,
+        outcome) of those."""
         if batch_refused or not entries:
             return None
-        refused = {r.profile_id for r in rejected}
-        taken = [entry for entry in entries if entry[0] not in refused]
-        if not taken:
-            return None
-        sent = [(i, sealed, fp) for _, i, sealed, fp, _ in taken]
-        marked = [(i, outcome) for _, i, _, _, outcome in taken if outcome in _MARKED]
-        return LedgerChanges(self.export.id, self.run_no, sent=sent, marked=marked)
+        if rejected:
+            refused = {r.profile_id for r in rejected}
+            entries = [e for e, p in zip(entries, profile_ids, strict=True) if p not in refused]
+            marked = [m for m in marked if m[0] not in refused]
+            if not entries:
+                return None
+        marks = [(key_id, outcome) for _, key_id, outcome in marked]
+        return LedgerChanges(self.export.id, self.run_no, sent=entries, marked=marks)
 
     def forget(self) -> LedgerChanges:
         """The changes after the destination failed to process part of this run."""

@@ -141,9 +141,12 @@ class LedgerChanges:
     run's entries become 0 (unknown), so the next run sends them again."""
 
     def __bool__(self) -> bool:
-        return bool(
-            self.sent or self.removed or self.removal_failed or self.marked or self.forget_run
-        )
+        return bool(self.sent) or not self.only_sent
+
+    @property
+    def only_sent(self) -> bool:
+        """Nothing but records sent (none of the other kinds of change)."""
+        return not (self.removed or self.removal_failed or self.marked or self.forget_run)
 
 
 class LedgerReset(IntEnum):
@@ -349,6 +352,11 @@ class Store(Protocol):
         ...
 
     async def count_ledger(self, export_id: str) -> int: ...
+
+    async def settle_ledger(self, export_id: str) -> None:
+        """Fold what the export's runs journalled into its entries, if a store journals
+        (readers and writers of the ledger do it first anyway). A run calls it once it
+        has ended, so that the next one does not wait for it."""
 
     # -- oauth states ----------------------------------------------------
     async def save_oauth_state(self, state: OAuthState) -> None: ...

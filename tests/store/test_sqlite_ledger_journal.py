@@ -13,6 +13,7 @@ import pytest
 from service.domain import ExportRun
 from service.store.base import LedgerChanges, LedgerReset
 from service.store.sqlite import SQLiteStore
+from service.store.sqlite.ledger import pack_sent
 from tests.store.test_ledger import BASIS, all_entries, an_export, entry, finish, progress, running
 from tests.store.test_ledger import sent as sent_entries
 
@@ -45,7 +46,7 @@ async def a_ledger_run(store: SQLiteStore) -> tuple[str, ExportRun]:
     return export_id, run
 
 
-async def test_sends_are_journalled_then_merged_when_the_run_ends(
+async def test_sends_are_journalled_then_merged_once_settled(
     sqlite_store: SQLiteStore, ledger_file: Path
 ) -> None:
     store = sqlite_store
@@ -57,13 +58,35 @@ async def test_sends_are_journalled_then_merged_when_the_run_ends(
         table_rows(ledger_file, "ledger_entries"),
     ) == (4, 0)
 
+    # Ending the run leaves the merge to settle_ledger, which the run calls once it is seen
+    # to have ended (service/runs/lifecycle.py).
     await finish(store, run)
+    assert table_rows(ledger_file, "ledger_journal") == 4
+    await store.settle_ledger(export_id)
     assert (
         table_rows(ledger_file, "ledger_journal"),
         table_rows(ledger_file, "ledger_entries"),
     ) == (0, 3)
     # A key sent twice keeps what it was sent with last.
     assert await all_entries(store, export_id) == [entry(3, 31), entry(5, 50), entry(9, 90)]
+    await store.settle_ledger(export_id)  # nothing left: nothing changes
+    assert await all_entries(store, export_id) == [entry(3, 31), entry(5, 50), entry(9, 90)]
+
+
+async def test_a_checkpoint_journals_every_entry_exactly(sqlite_store: SQLiteStore) -> None:
+    """The packed form (one JSON statement per checkpoint) keeps the extreme 64-bit key ids
+    and fingerprints, and sealed keys of every length, byte for byte."""
+    store = sqlite_store
+    export_id, run = await a_ledger_run(store)
+    extremes = [-(2**63), -1, 0, 1, 2**63 - 1, 2**53 + 1, -(2**53) - 1]
+    sent = [
+        (key_id, bytes(range(position % 7)) + b"\x00\xff" * position, extremes[-1 - position])
+        for position, key_id in enumerate(extremes)
+    ]
+    await progress(store, run, LedgerChanges(export_id, 1, sent=sent))
+    found = [(e.key_id, e.sealed, e.fingerprint) for e in await all_entries(store, export_id)]
+    assert found == sorted(sent)
+    assert pack_sent([]) == (b"[]", b"")
 
 
 async def test_readers_see_a_running_runs_sends(sqlite_store: SQLiteStore) -> None:

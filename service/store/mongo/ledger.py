@@ -5,7 +5,7 @@ standalone mongod) has no multi-document transactions. So a run's ledger changes
 are journalled in the run document by the same single-document write that stores
 the checkpoint (``ledger_journal``), then applied to the entries, then the journal is
 cleared. Applying is idempotent; a process that dies in between leaves the journal,
-which the next reader of the export's ledger applies first (:meth:`MongoLedger.settle`).
+which the next reader of the export's ledger applies first (:meth:`MongoLedger.settle_ledger`).
 Entries use one-letter field names: a million of them are tens of MB.
 """
 
@@ -50,7 +50,7 @@ class MongoLedger:
 
     _db: MongoDatabase
 
-    async def settle(self, export_id: str) -> None:
+    async def settle_ledger(self, export_id: str) -> None:
         """Apply the journals that runs of ``export_id`` left unapplied."""
         left = self._db["runs"].find(
             {"export_id": export_id, JOURNAL_FIELD: {"$exists": True}}, {JOURNAL_FIELD: 1}
@@ -92,14 +92,14 @@ class MongoLedger:
         )
 
     async def ledger_state(self, export_id: str) -> LedgerState | None:
-        await self.settle(export_id)
+        await self.settle_ledger(export_id)
         doc = await self._db["ledgers"].find_one({"_id": export_id})
         return None if doc is None else _state(doc)
 
     async def start_ledger(
         self, export_id: str, run_id: str, basis: Mapping[str, Any], reset: LedgerReset
     ) -> LedgerState:
-        await self.settle(export_id)
+        await self.settle_ledger(export_id)
         ledgers = self._db["ledgers"]
         doc = await ledgers.find_one({"_id": export_id})
         if doc is None:

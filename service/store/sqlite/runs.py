@@ -21,7 +21,7 @@ from service.store._paging import PageRequest, unique_in_order
 from service.store.base import NotFound, Page, RunProgress
 from service.store.sqlite.codec import encode, json_text
 from service.store.sqlite.database import SQLiteDatabase
-from service.store.sqlite.ledger import apply_ledger_changes, settle_ledger
+from service.store.sqlite.ledger import apply_ledger_changes, pack_sent
 from service.store.sqlite.queries import fetch_doc, fetch_docs, marks, page_query
 
 _SLOT = rules.ACTIVE_SLOT_FIELD
@@ -160,10 +160,6 @@ class SQLiteRuns:
             except sqlite3.IntegrityError as exc:
                 export_id = values.get("export_id") or _export_id_of(conn, run_id)
                 raise _run_conflict(conn, exc, export_id, values.get("dedupe_key")) from exc
-            if doc is not None and moves_slot and bound[_SLOT] is None:
-                # The run has ended: what it journalled joins the ledger's entries with
-                # its final status (one ordered merge; see service/store/sqlite/ledger.py).
-                settle_ledger(conn, str(doc["export_id"]))
             return doc
 
         doc = await self._db.write(update)
@@ -180,12 +176,14 @@ class SQLiteRuns:
             "running": ExportRunStatus.RUNNING.value,
         }
         ledger = progress.ledger
+        # Packed here, on the event loop, so the writer thread runs no Python per entry.
+        packed = pack_sent(ledger.sent) if ledger is not None and ledger.only_sent else None
 
         def record(conn: sqlite3.Connection) -> dict[str, Any] | None:
             doc = fetch_doc(conn, _RECORD_PROGRESS_SQL, params)
             if doc is not None and ledger:
                 # The same transaction: the entries commit with the checkpoint or not at all.
-                apply_ledger_changes(conn, ledger)
+                apply_ledger_changes(conn, ledger, packed)
             return doc
 
         doc = await self._db.write(record)
