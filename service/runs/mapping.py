@@ -10,7 +10,10 @@ run's error list): the profile id, the field, a code and a reason.
 from __future__ import annotations
 
 import sqlite3
+from array import array
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,20 +43,20 @@ class ErrorSample:
 
 
 class SeenKeys:
-    """The de-duplication keys a run has taken, in a private temporary SQLite file.
+    """The de-duplication keys a run has taken: exact, and flat in memory however many.
 
-    Memory stays flat however many keys a run takes (a set of a million e-mail strings
-    costs ~110 MB; this costs its 4 MB page cache). Keys are stored as 128-bit
-    fingerprints (two SipHash values: Python's ``hash`` of the key and of the key with
-    a suffix), so no personal data reaches the disk, and two different keys collide with
-    a probability around 2**-127 per pair: never, in practice. String hashes are salted
-    per process, which is fine: the set lives and is rebuilt within one process. The
-    file is SQLite's own temporary database (deleted when closed), with no journal.
+    Every key is kept as a 128-bit fingerprint (two SipHash values: Python's ``hash`` of
+    the key and of the key with a suffix; two keys collide with a probability around
+    2**-127 per pair, i.e. never, and no personal data reaches the disk) in a private
+    temporary SQLite file (SQLite's own, deleted when closed, no journal), which a
+    thread of its own fills: SQLite's work there runs beside the mapping, without the GIL.
 
-    Each key is stored with the number of the call that took it (``taken``), so that a
-    chunk of keys costs one statement, one step, in the usual case of all of them new:
-    ``INSERT ... RETURNING`` stepped once per row it returned, taking the GIL back each
-    time, and during a run each of those waits could last a thread switch interval.
+    In memory, a table of 32-bit tags (4 bytes a key, open addressing) answers first: a
+    key whose tag is not there is new, which is almost every key. A key whose tag is
+    there (a duplicate, or about one new key in ``2**32 / keys`` whose tag matches
+    another's) is looked up in the file, once what was handed to the thread is written.
+    A million keys cost 8 MB of tags; a set of a million e-mail strings costs ~110 MB.
+    String hashes are salted per process, which is fine: the set lives within one.
     """
 
     def __init__(self) -> None:
@@ -64,19 +67,26 @@ class SeenKeys:
         self._db.execute("PRAGMA synchronous = OFF")
         self._db.execute(
             "CREATE TABLE seen (high INTEGER NOT NULL, low INTEGER NOT NULL, "
-            "taken INTEGER NOT NULL, PRIMARY KEY (high, low)) WITHOUT ROWID"
+            "PRIMARY KEY (high, low)) WITHOUT ROWID"
         )
         self._db.execute("BEGIN")  # never committed: the table dies with the run
+        self._tags = array("I", bytes(4 * _FIRST_SLOTS))
+        self._used = 0
         self._count = 0
-        self._calls = 0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segport-seen-keys")
+        self._pending: deque[Future[None]] = deque()
+        """Chunks handed to the writing thread, oldest first."""
         self._inserts: dict[int, str] = {}
         self._finds: dict[int, str] = {}
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
-        found = self._db.execute(_FIND_KEY, (hash(key), hash(key + "\x1f"))).fetchone()
-        return found is not None
+        pair = (hash(key), hash(key + "\x1f"))
+        if not self._tagged(_tag(pair)):
+            return False
+        self._flush()
+        return self._db.execute(_FIND_KEY, pair).fetchone() is not None
 
     def add_if_new(self, key: str) -> bool:
         """Remember ``key``; False when it was already there."""
@@ -84,56 +94,117 @@ class SeenKeys:
 
     def add_many(self, keys: Sequence[str]) -> list[bool]:
         """Remember each of ``keys`` in order; for each, False when it was there already
-        (earlier, or earlier in ``keys``). One statement for them all when every key is
-        new (the SQLite module lets go of the GIL around each statement's step)."""
+        (earlier, or earlier in ``keys``). At most :data:`MAX_KEYS_PER_STATEMENT` keys."""
         if not keys:
             return []
-        self._calls += 1
-        call = self._calls
         pairs = [(hash(key), hash(key + "\x1f")) for key in keys]
+        fresh = [True] * len(pairs)
+        firsts: dict[tuple[int, int], int] = {}
+        tagged: list[int] = []
+        for position, pair in enumerate(pairs):
+            if pair in firsts:
+                fresh[position] = False  # earlier in this chunk
+            else:
+                firsts[pair] = position
+                if not self._tag_if_new(_tag(pair)):
+                    tagged.append(position)
+        if tagged:
+            # Seen before, or only a tag alike: the file knows (once it has every key).
+            self._flush()
+            asked = [pairs[position] for position in tagged]
+            find = self._finds.get(len(asked))
+            if find is None:
+                find = self._finds[len(asked)] = _FIND_MANY.format(marks(len(asked)))
+            found = set(self._db.execute(find, [part for pair in asked for part in pair]))
+            for position, pair in zip(tagged, asked, strict=True):
+                if pair in found:
+                    fresh[position] = False
+        new = [pair for pair, taken in zip(pairs, fresh, strict=True) if taken]
+        self._count += len(new)
+        if new:
+            self._store(new)
+        return fresh
+
+    def _store(self, pairs: list[tuple[int, int]]) -> None:
+        while len(self._pending) >= _MOST_PENDING:
+            self._pending.popleft().result()
         insert = self._inserts.get(len(pairs))
         if insert is None:
-            insert = self._inserts[len(pairs)] = _INSERT_MANY.format(
-                rows=",".join(["(?,?)"] * len(pairs))
-            )
-        before = self._db.total_changes
-        self._db.execute(insert, [call, *(part for pair in pairs for part in pair)])
-        added = self._db.total_changes - before
-        self._count += added
-        if added == len(pairs):
-            return [True] * len(pairs)
-        # Some were there already (or came twice): the keys this call took are new.
-        find = self._finds.get(len(pairs))
-        if find is None:
-            find = self._finds[len(pairs)] = _FIND_MANY.format(
-                rows=",".join(["(?,?)"] * len(pairs))
-            )
-        rows = self._db.execute(find, [call, *(part for pair in pairs for part in pair)])
-        new = {(high, low) for high, low in rows}
-        fresh: list[bool] = []
-        for pair in pairs:
-            taken = pair in new
-            if taken:
-                new.discard(pair)  # only its first occurrence is new
-            fresh.append(taken)
-        return fresh
+            insert = self._inserts[len(pairs)] = _INSERT_MANY.format(marks(len(pairs)))
+        parameters = [part for pair in pairs for part in pair]
+        self._pending.append(self._writer.submit(self._write, insert, parameters))
+
+    def _write(self, insert: str, parameters: list[int]) -> None:
+        self._db.execute(insert, parameters)
+
+    def _flush(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def _tagged(self, tag: int) -> bool:
+        tags, mask = self._tags, len(self._tags) - 1
+        slot = tag & mask
+        while (found := tags[slot]) != 0:
+            if found == tag:
+                return True
+            slot = (slot + 1) & mask
+        return False
+
+    def _tag_if_new(self, tag: int) -> bool:
+        """Add ``tag``; False when the table had it already."""
+        tags, mask = self._tags, len(self._tags) - 1
+        slot = tag & mask
+        while (found := tags[slot]) != 0:
+            if found == tag:
+                return False
+            slot = (slot + 1) & mask
+        tags[slot] = tag
+        self._used += 1
+        if self._used * 3 > len(tags) * 2:
+            self._grow()
+        return True
+
+    def _grow(self) -> None:
+        old = self._tags
+        tags = self._tags = array("I", bytes(8 * len(old)))
+        mask = len(tags) - 1
+        for tag in old:
+            if tag:
+                slot = tag & mask
+                while tags[slot] != 0:
+                    slot = (slot + 1) & mask
+                tags[slot] = tag
 
     def __len__(self) -> int:
         return self._count
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._flush()
+        finally:
+            self._writer.shutdown(wait=True)
+            self._db.close()
 
 
+def _tag(pair: tuple[int, int]) -> int:
+    """A key's tag: 32 bits of its fingerprint, never 0 (0 marks an empty slot)."""
+    return (pair[1] & 0xFFFFFFFF) or 1
+
+
+def marks(count: int) -> str:
+    return ",".join(["(?,?)"] * count)
+
+
+_FIRST_SLOTS = 1 << 16
+"""Tag slots to begin with (256 KB); the table doubles when two thirds are taken."""
+_MOST_PENDING = 8
+"""Chunks handed to the writing thread and not yet written, at most."""
 _FIND_KEY = "SELECT 1 FROM seen WHERE high = ? AND low = ?"
-_INSERT_MANY = (
-    "INSERT OR IGNORE INTO seen (high, low, taken) SELECT column1, column2, ? FROM (VALUES {rows})"
-)
-_FIND_MANY = "SELECT high, low FROM seen WHERE taken = ? AND (high, low) IN (VALUES {rows})"
-"""The keys of a chunk that its own call took (SQLite 3.15 or later: row values)."""
+_INSERT_MANY = "INSERT OR IGNORE INTO seen (high, low) VALUES {}"
+_FIND_MANY = "SELECT high, low FROM seen WHERE (high, low) IN (VALUES {})"
+"""Row values: SQLite 3.15 or later."""
 MAX_KEYS_PER_STATEMENT = 400
-"""Keys per statement at most: two parameters each (and one more), within SQLite's
-default of 999."""
+"""Keys per statement at most: two parameters each, within SQLite's default of 999."""
 
 
 class RecordMapper:

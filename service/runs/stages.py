@@ -192,11 +192,13 @@ async def _replay(
 ) -> None:
     """Rebuild the de-duplication state of the profiles already checkpointed."""
     async for profiles in _members(store, settings, export, None):
-        for profile in profiles:
-            if profile.id > upto:
-                return
-            mapper.map(profile)  # takes the key of every record that was sent
-        await asyncio.sleep(0)
+        done = [profile for profile in profiles if profile.id <= upto]
+        for start in range(0, len(done), YIELD_EVERY):
+            # Takes the key of every record that was sent, a chunk at a time.
+            mapper.map_many(done[start : start + YIELD_EVERY])
+            await asyncio.sleep(0)
+        if len(done) < len(profiles):
+            return
 
 
 async def _assemble(

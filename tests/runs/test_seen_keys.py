@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.runs import mapping
 from service.runs.mapping import SeenKeys
 
 
@@ -44,4 +47,35 @@ def test_chunks_taken_at_once_behave_exactly_like_one_key_at_a_time(
             reference.add(key)
         assert keys.add_many(chunk) == expected
     assert len(keys) == len(reference)
+    keys.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.text(max_size=6), max_size=40)), st.lists(st.text(max_size=6)))
+def test_exact_when_many_keys_share_a_tag(chunks: list[list[str]], asked: list[str]) -> None:
+    """Three tags for every key: nearly every key is looked up in the file, and still every
+    answer is a set's."""
+    with patch.object(mapping, "_tag", lambda pair: (pair[1] & 3) or 1):
+        keys = SeenKeys()
+        reference: set[str] = set()
+        for chunk in chunks:
+            expected = []
+            for key in chunk:
+                expected.append(key not in reference)
+                reference.add(key)
+            assert keys.add_many(chunk) == expected
+        assert [key in keys for key in asked] == [key in reference for key in asked]
+        assert len(keys) == len(reference)
+        keys.close()
+
+
+def test_the_tag_table_grows_and_forgets_nothing() -> None:
+    keys = SeenKeys()
+    emails = [f"person{i}@example.com" for i in range(200_000)]  # past two doublings
+    chunks = [emails[start : start + 400] for start in range(0, len(emails), 400)]
+    assert all(all(keys.add_many(chunk)) for chunk in chunks)
+    assert not any(any(keys.add_many(chunk)) for chunk in chunks)
+    assert len(keys) == 200_000
+    assert "person199999@example.com" in keys
+    assert "someone.else@example.com" not in keys
     keys.close()

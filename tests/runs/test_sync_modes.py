@@ -9,8 +9,10 @@ phase resumes with exact counts and an exact list.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from service.domain import (
 from service.runs.lifecycle import execute_run
 from service.runs.preview import preview_export
 from service.runs.whole_list import CONFIRMATION_SECONDS, ConfirmationError, confirmed_cap
+from service.store.mongo.ledger import JOURNAL_FIELD
 from tests.runs.cc_world import NEWSLETTER_LIST, ConstantContactPlugin, fast_cc_settings
 from tests.runs.cc_world import seed_cc_export as seed_export
 from tests.support.records import make_segment
@@ -347,3 +350,20 @@ async def test_a_whole_list_mirror_removes_every_member_outside_the_segments_onc
     assert (c.removed_from_list, c.removals_failed) == (3, 0)
     assert fake.state.list_members(NEWSLETTER_LIST) == {email(i) for i in members}
     assert len(fake.state.contacts) == PROFILES + 3 + 2  # off the list, not the account
+
+
+async def test_a_finished_run_leaves_nothing_journalled(
+    services: Services, fake: RunningFake, tmp_path: Path
+) -> None:
+    """What a run journalled is folded into its ledger once the run has ended, not left for
+    the next run (or reader) to merge."""
+    export = await seeded(services, fake, SyncMode.SEND_CHANGES)
+    await run_now(services, export)
+    if services.settings.database_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(tmp_path / "sync.db")) as db:
+            left = db.execute("SELECT COUNT(*) FROM ledger_journal").fetchone()[0]
+    else:
+        runs = services.store._db["runs"]  # type: ignore[attr-defined]
+        left = await runs.count_documents({JOURNAL_FIELD: {"$exists": True}})
+    assert left == 0
+    assert await services.store.count_ledger(export.id) == PROFILES
