@@ -183,13 +183,17 @@ async def floor(
 ) -> tuple[float, int]:
     """Read + map + encode + batch the whole segment without sending; returns (seconds, batches)."""
     started = time.perf_counter()
+    # As a run does: the segment's (maintained) member count sizes the mapper's key set.
+    expected = await services.store.count_segment_members(export.segment_ids)
     envelope = destination.batch_envelope_size(export.settings)
     batcher = ContactBatcher(destination.limits, envelope)
     batches = 0
     # As a run streams: the objects from before it left out of full collections.
     with (
         FrozenHeap().held(),
-        RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper,
+        RecordMapper(
+            destination, export.field_mapping, envelope_size=envelope, expected=expected
+        ) as mapper,
     ):
         async for profiles in services.store.iter_segment_members(
             export.segment_ids, batch_size=services.settings.run_read_batch_size

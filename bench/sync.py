@@ -60,8 +60,12 @@ CHUNK = 20_000
 async def floor(services: Services, export: Export, destination: ConstantContact) -> float:
     """Read + map + encode + fingerprint the whole segment, sending nothing."""
     started = time.perf_counter()
+    # As a run does: the segment's (maintained) member count sizes the mapper's key set.
+    expected = await services.store.count_segment_members(export.segment_ids)
     envelope = destination.batch_envelope_size(export.settings)
-    with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+    with RecordMapper(
+        destination, export.field_mapping, envelope_size=envelope, expected=expected
+    ) as mapper:
         async for profiles in services.store.iter_segment_members(
             export.segment_ids, batch_size=services.settings.run_read_batch_size
         ):

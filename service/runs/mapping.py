@@ -59,10 +59,12 @@ class SeenKeys:
     String hashes are salted per process, which is fine: the set lives within one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int = 0) -> None:
+        """``expected``: about how many keys will come (the table is made for them at
+        once, growing only past them)."""
         # An empty name is SQLite's private, self-deleting temporary database on disk.
         self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA cache_size = -4096")
+        self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
         self._db.execute(
@@ -70,7 +72,7 @@ class SeenKeys:
             "PRIMARY KEY (high, low)) WITHOUT ROWID"
         )
         self._db.execute("BEGIN")  # never committed: the table dies with the run
-        self._tags = array("I", bytes(4 * _FIRST_SLOTS))
+        self._tags = array("I", bytes(4 * max(_FIRST_SLOTS, int(expected / _MOST_USED) + 1)))
         self._used = 0
         self._count = 0
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segport-seen-keys")
@@ -142,37 +144,39 @@ class SeenKeys:
             self._pending.popleft().result()
 
     def _tagged(self, tag: int) -> bool:
-        tags, mask = self._tags, len(self._tags) - 1
-        slot = tag & mask
+        tags = self._tags
+        size = len(tags)
+        slot = tag % size
         while (found := tags[slot]) != 0:
             if found == tag:
                 return True
-            slot = (slot + 1) & mask
+            slot = slot + 1 if slot + 1 < size else 0
         return False
 
     def _tag_if_new(self, tag: int) -> bool:
         """Add ``tag``; False when the table had it already."""
-        tags, mask = self._tags, len(self._tags) - 1
-        slot = tag & mask
+        tags = self._tags
+        size = len(tags)
+        slot = tag % size
         while (found := tags[slot]) != 0:
             if found == tag:
                 return False
-            slot = (slot + 1) & mask
+            slot = slot + 1 if slot + 1 < size else 0
         tags[slot] = tag
         self._used += 1
-        if self._used * 3 > len(tags) * 2:
+        if self._used > size * _MOST_USED:
             self._grow()
         return True
 
     def _grow(self) -> None:
         old = self._tags
-        tags = self._tags = array("I", bytes(8 * len(old)))
-        mask = len(tags) - 1
+        tags = self._tags = array("I", bytes(4 * 2 * len(old)))
+        size = len(tags)
         for tag in old:
             if tag:
-                slot = tag & mask
+                slot = tag % size
                 while tags[slot] != 0:
-                    slot = (slot + 1) & mask
+                    slot = slot + 1 if slot + 1 < size else 0
                 tags[slot] = tag
 
     def __len__(self) -> int:
@@ -195,8 +199,13 @@ def marks(count: int) -> str:
     return ",".join(["(?,?)"] * count)
 
 
+_CACHE_KIB = 1024
+"""The temporary file's page cache: only the writing thread and the rare look-ups use it."""
 _FIRST_SLOTS = 1 << 16
-"""Tag slots to begin with (256 KB); the table doubles when two thirds are taken."""
+"""Tag slots at least (256 KB)."""
+_MOST_USED = 0.75
+"""The share of the tag slots in use at most (linear probing stays short under it); the
+table doubles past it."""
 _MOST_PENDING = 8
 """Chunks handed to the writing thread and not yet written, at most."""
 _FIND_KEY = "SELECT 1 FROM seen WHERE high = ? AND low = ?"
@@ -219,13 +228,15 @@ class RecordMapper:
         field_mapping: Sequence[FieldMapping],
         *,
         envelope_size: int = 0,
+        expected: int = 0,
     ) -> None:
+        """``expected``: about how many profiles will be mapped (0: not known)."""
         self.destination = destination
         # (source attribute, target) pairs, looked up once per profile.
         self._pairs = [(m.source, m.target) for m in field_mapping]
         # A record must fit in a request on its own: envelope + record < the byte limit.
         self._max_record_bytes = destination.limits.batch_max_bytes - envelope_size - 1
-        self._seen = SeenKeys()
+        self._seen = SeenKeys(expected)
         self.warnings: Sequence[FieldWarning] = ()
         """The field warnings of the profile :meth:`map` last mapped (see
         :mod:`service.runs.warnings`)."""

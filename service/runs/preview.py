@@ -97,7 +97,10 @@ async def preview_export(
 
     reader = asyncio.create_task(read())
     try:
-        with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+        expected = await store.count_segment_members(export.segment_ids)
+        with RecordMapper(
+            destination, export.field_mapping, envelope_size=envelope, expected=expected
+        ) as mapper:
             await _walk(plan, mapper, batches, preview)
             if plan.removes and reset is not LedgerReset.CLEAR:
                 async for keys, _ in leavers(store, ctx.seal, export.id, mapper.seen, NO_RUN):

@@ -59,7 +59,10 @@ async def stream_run(
     batches under way are committed."""
     limits = destination.limits
     envelope = destination.batch_envelope_size(export.settings)
-    with RecordMapper(destination, export.field_mapping, envelope_size=envelope) as mapper:
+    expected = state.counts.profiles_total
+    with RecordMapper(
+        destination, export.field_mapping, envelope_size=envelope, expected=expected
+    ) as mapper:
         if state.last_profile_id is not None:
             await _replay(store, settings, export, mapper, state.last_profile_id)
         batcher = ContactBatcher(limits, envelope)

@@ -199,6 +199,12 @@ class SQLiteDatabase:
         """``fn`` on the writer, in one write transaction."""
         return await self._writer.call(in_transaction(fn))
 
+    async def release_writer_cache(self) -> None:
+        """Let go of the writer's cached pages (``PRAGMA shrink_memory``): after writes that
+        nothing reads back soon, such as a run's ledger journal, which would otherwise fill
+        the page cache (16 MiB) in proportion to the run's size."""
+        await self._writer.call(lambda conn: conn.execute("PRAGMA shrink_memory").close())
+
 
 def _create_private(path: Path) -> None:
     """Make ``path`` an empty file (an empty SQLite database) of :data:`FILE_MODE` unless it

@@ -187,6 +187,9 @@ class SQLiteRuns:
             return doc
 
         doc = await self._db.write(record)
+        if packed is not None and packed.entries != b"[]":
+            # The journal's pages are read again only when it is merged, after the run.
+            await self._db.release_writer_cache()
         return None if doc is None else run_rec.run_from_doc(doc)
 
     async def request_run_cancel(self, run_id: str) -> ExportRun | None:
