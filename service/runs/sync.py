@@ -9,7 +9,8 @@ fingerprint (the contacts are still on the list, but their records would differ)
 run then sends everything and says why.
 
 For each read batch of profiles, :meth:`SyncPlan.classify` maps them (de-duplication
-included) and looks their keys up in the ledger in one query: a record whose
+included) and looks their keys up in the ledger as the run found it
+(:class:`~service.runs.ledger_index.LedgerIndex`, held in memory): a record whose
 fingerprint equals the ledger's is *unchanged* and not sent (``SEND_CHANGES``,
 ``MIRROR``, unless the run is a full resync). The fingerprint is 64 bits of BLAKE2b
 over the record's encoded bytes, exactly as they would be sent.
