@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +133,20 @@ class Classified:
 
 
 @dataclass(slots=True)
+class _Keyed:
+    """A batch's records to send, column by column: their positions in the batch, their
+    de-duplication keys, key ids and fingerprints."""
+
+    positions: list[int]
+    keys: list[str]
+    key_ids: list[int]
+    values: list[int]
+
+    def __iter__(self) -> Iterator[tuple[int, str, int, int]]:
+        return zip(self.positions, self.keys, self.key_ids, self.values, strict=True)
+
+
+@dataclass(slots=True)
 class SyncPlan:
     """How one run uses the export's ledger."""
 
@@ -221,50 +235,36 @@ class SyncPlan:
                 outcomes.append(out)
                 warnings.append(found)
         classified = Classified(outcomes, warnings, entries=[None] * len(outcomes))
-        key_ids = list(map(self.seal.key_id, keys))
+        keyed = _Keyed(positions, keys, list(map(self.seal.key_id, keys)), values)
         if len(self.index) == 0:
-            await self._all_new(classified, positions, keys, key_ids, values)
+            await self._all_new(classified, keyed)
         else:
-            await self._decide(classified, positions, keys, key_ids, values)
+            await self._decide(classified, keyed)
         return classified
 
-    async def _all_new(
-        self,
-        classified: Classified,
-        positions: list[int],
-        keys: list[str],
-        key_ids: list[int],
-        values: list[int],
-    ) -> None:
+    async def _all_new(self, classified: Classified, keyed: _Keyed) -> None:
         """:meth:`_decide` for a ledger with no entries: every record is new."""
-        if keys and self.removes and self.members is None:
+        if keyed.keys and self.removes and self.members is None:
             await self._first_new()
         seal = self.seal.seal
         entries = classified.entries
         plain = self.cannot_add is None and self.members is None
-        for position, key, identifier, value in zip(positions, keys, key_ids, values, strict=True):
+        for position, key, identifier, value in keyed:
             entries[position] = (identifier, seal(key, identifier), value)
             if not plain:
                 outcome = self._outcome(identifier, None)
                 if outcome is not LedgerOutcome.SENT:
                     classified.marked[position] = outcome
-        classified.added = len(keys)
+        classified.added = len(keyed.keys)
 
-    async def _decide(
-        self,
-        classified: Classified,
-        positions: list[int],
-        keys: list[str],
-        key_ids: list[int],
-        values: list[int],
-    ) -> None:
+    async def _decide(self, classified: Classified, keyed: _Keyed) -> None:
         """Decide each record to send against the ledger as the run found it."""
         outcomes, entries = classified.outcomes, classified.entries
         forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
         find = self.index.get
         cannot_add = self.cannot_add
         skip_unchanged = self.skip_unchanged
-        for position, key, identifier, value in zip(positions, keys, key_ids, values, strict=True):
+        for position, key, identifier, value in keyed:
             entry = find(identifier)
             if entry is not None:
                 unchanged = entry[0] == value and not forgotten

@@ -90,15 +90,18 @@ writes upserts in time that grows with the collection (10,000 take minutes, 1,00
 code is the same for both."""
 
 
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database of the store the fixture is parametrized with."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mc.db'}"
+    return str(request.getfixturevalue("mongo_database_url"))
+
+
 @pytest.fixture(params=["sqlite", "mongo"])
 async def live(
     request: pytest.FixtureRequest, tmp_path: Path, fake: RunningFake
 ) -> AsyncIterator[Live]:
-    database_url = (
-        f"sqlite:///{tmp_path / 'mc.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("mongo_database_url")
-    )
+    database_url = store_url(request, tmp_path)
     settings = make_settings(database_url, run_read_batch_size=1000)
     async with serve_live(settings, fake) as running:
         running.profiles = PROFILES[request.param]
@@ -110,11 +113,7 @@ async def live_without_app(
     request: pytest.FixtureRequest, tmp_path: Path, fake: RunningFake
 ) -> AsyncIterator[Live]:
     """As ``live``, but no OAuth2 app is registered (no SEGPORT_MAILCHIMP_CLIENT_ID)."""
-    database_url = (
-        f"sqlite:///{tmp_path / 'mc.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("mongo_database_url")
-    )
+    database_url = store_url(request, tmp_path)
     async with serve_live(make_settings(database_url), fake, oauth_app=False) as running:
         yield running
 
