@@ -52,10 +52,13 @@ def create_app(state: FakeMailchimp) -> Starlette:
                 answer = refusal
             else:
                 try:
-                    delay = state.extra_delay()
-                    if delay:
-                        await asyncio.sleep(delay)
+                    # A call takes ``latency_seconds`` in all, the fake's own work included
+                    # (as a server's answer time does), not that work on top of it.
+                    due = asyncio.get_running_loop().time() + state.extra_delay()
                     answer = work(request, found, raw)
+                    left = due - asyncio.get_running_loop().time()
+                    if left > 0:
+                        await asyncio.sleep(left)
                 finally:
                     state.leave(found)
             body = answer.body if isinstance(answer.body, dict) else {}

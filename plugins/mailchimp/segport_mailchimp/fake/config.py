@@ -21,7 +21,8 @@ class FakeConfig:
     max_batch_members: int = 500
     """Members per batch subscribe call; more is refused whole (400)."""
     latency_seconds: float = 0.0
-    """Every API call answers only after this long (the benchmark uses 0.15)."""
+    """How long every API call takes, the fake's own work included (the benchmark uses
+    0.15)."""
     batch_polls_to_finish: int = 2
     """Polls of a batch operation after which it reports ``finished``."""
     fake_domains: set[str] = field(default_factory=lambda: {"throwaway.example"})
