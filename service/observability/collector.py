@@ -53,7 +53,7 @@ def settle_after_start_up() -> None:
 CROWD_GONE = 200
 """Subscriptions that must have closed (and at least half of the most open since the last
 return) before memory is handed back."""
-RETURN_INTERVAL_SECONDS = 10.0
+RETURN_INTERVAL_SECONDS = 5.0
 """At most one return in that time (a full collection and a trim cost a few tens of
 milliseconds of the event loop: 18-40 ms measured after 500 and 1,000 subscriptions)."""
 QUIET_SECONDS = 1.0
