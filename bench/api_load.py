@@ -68,6 +68,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pages", default="exports,runs,node", help="which pages to drive")
     parser.add_argument("--record-reference", action="store_true")
     parser.add_argument(
+        "--segport-allocator",
+        choices=["pymalloc", "malloc"],
+        default="pymalloc",
+        help="PYTHONMALLOC of segport's server (malloc: glibc's, which malloc_trim can empty "
+        "after subscriptions close; the control keeps Python's default)",
+    )
+    parser.add_argument(
         "--ws",
         default=os.environ.get("SEGPORT_BENCH_WS", "auto"),
         help="uvicorn's websocket implementation for both apps (auto, websockets-sansio, ...)",
@@ -87,8 +94,11 @@ def free_port() -> int:
         return port
 
 
-def settings_env(database: Path, redis_url: str | None) -> dict[str, str]:
+def settings_env(
+    database: Path, redis_url: str | None, allocator: str = "pymalloc"
+) -> dict[str, str]:
     env = {
+        "PYTHONMALLOC": allocator,
         "SEGPORT_DATABASE_URL": f"sqlite:///{database}",
         "SEGPORT_JWT_SECRET": JWT_SECRET,
         "SEGPORT_ENCRYPTION_KEY": ENCRYPTION_KEY,
@@ -476,14 +486,16 @@ def main(argv: list[str] | None = None) -> None:
         answers_file.write_text(json.dumps({**found, "channel": CHANNEL}))
         print(
             f"load: {os.getloadavg()[0]:.2f} (1-minute load average before the run), "
-            f"{os.cpu_count()} CPUs"
+            f"{os.cpu_count()} CPUs; segport served with PYTHONMALLOC={args.segport_allocator}"
         )
         with started("bare", ["--answers", str(answers_file)], {}) as bare:
             bare_found = answers(bare.url, None)
             for name in found:
                 same = "identical" if bare_found[name] == found[name] else "DIFFERENT"
                 print(f"the bare control's {name} answer: {same}")
-            with started("segport", [], settings_env(database, None)) as segport:
+            with started(
+                "segport", [], settings_env(database, None, args.segport_allocator)
+            ) as segport:
                 load_table(
                     segport,
                     bare,
@@ -498,7 +510,9 @@ def main(argv: list[str] | None = None) -> None:
         with redis_process() as redis_url:
             extra = ["--answers", str(answers_file), "--redis-url", redis_url]
             with (
-                started("segport", [], settings_env(database, redis_url)) as segport,
+                started(
+                    "segport", [], settings_env(database, redis_url, args.segport_allocator)
+                ) as segport,
                 started("bare", extra, {}) as bare,
             ):
                 subscription_table(

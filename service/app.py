@@ -39,11 +39,12 @@ from service.api.destination_answers import DestinationAnswers
 from service.api.graphql_http import GraphQLView
 from service.api.operation_limits import OperationLimits
 from service.api.schema import create_schema
+from service.api.subscription_slots import SubscriptionSlots
 from service.api.transport_limits import BodyReadTimeoutMiddleware, HeaderSizeLimitMiddleware
 from service.api.websocket import TokenBoundTransportWSHandler
 from service.connections.oauth import oauth_callback
 from service.core import Services, open_services
-from service.observability.collector import settle_after_start_up
+from service.observability.collector import FreedMemoryReturn, settle_after_start_up
 from service.observability.metrics import metrics_endpoint
 from service.runs.embedded import in_process_runs
 from service.runs.preview import preview_export
@@ -251,6 +252,8 @@ def api_parts(services: Services) -> ApiParts:
         destination_answers=DestinationAnswers.of(services.settings),
         previewer=partial(preview_export, services.run_context),
         whole_list_check=partial(confirmed_cap, services.run_context.seal),
+        # Memory back to the system once a crowd of subscriptions has gone.
+        subscription_slots=SubscriptionSlots(on_change=FreedMemoryReturn().watch),
     )
 
 

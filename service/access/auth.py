@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,13 +49,43 @@ def parse_bearer(header: str | None) -> str:
     return token.strip()
 
 
+VERIFIED_TOKENS_REMEMBERED = 1024
+"""Tokens whose signature and claims were verified, remembered until they expire."""
+
+
 class TokenVerifier:
+    """Verifies bearer tokens; with the shared secret (HS256), remembers those verified.
+
+    A frontend polling a page sends the same token with every request, and
+    decoding it (the signature, the key checks PyJWT makes of the secret, the
+    claims) was a few percent of a small page's CPU. A token verified once
+    stays valid, with the same secret and the same claims, until its ``exp``,
+    which is checked on every use as PyJWT would (a token seen again after
+    it is decoded afresh, and refused the same way). With a JWKS the keys may
+    change, so every token is decoded.
+    """
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+        self._verified: OrderedDict[str, Principal] = OrderedDict()
 
     async def verify(self, authorization: str | None) -> Principal:
         token = parse_bearer(authorization)
+        known = self._verified.get(token)
+        if known is not None:
+            if not known.expired(datetime.now(UTC)):
+                self._verified.move_to_end(token)
+                return known
+            del self._verified[token]
+        principal = await self._decode(token)
+        if self._jwks is None:
+            self._verified[token] = principal
+            while len(self._verified) > VERIFIED_TOKENS_REMEMBERED:
+                self._verified.popitem(last=False)
+        return principal
+
+    async def _decode(self, token: str) -> Principal:
         try:
             if self._jwks is not None:
                 key = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key

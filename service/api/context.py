@@ -188,6 +188,12 @@ class RequestContext:
             connection = await self.load_connection(export.connection_id)
         return can_edit_export(self.principal, export, connection)
 
+    def may_edit_export_given(
+        self, export: domain.Export, connection: domain.Connection | None
+    ) -> bool:
+        """:meth:`may_edit_export` with the export's stored connection already read."""
+        return can_edit_export(self.principal, export, connection)
+
     # -- reads memoized for the operation ------------------------------------------------
 
     async def load_connection(self, connection_id: str) -> domain.Connection | None:

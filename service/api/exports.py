@@ -28,7 +28,8 @@ from service.api.destination_calls import DestinationUnanswered, call_destinatio
 from service.api.errors import UserError, UserInputError, user_error
 from service.api.ids import expect_global_id
 from service.api.input_checks import json_object_problems, search_text, text_problems
-from service.api.nodes import Export
+from service.api.nodes import Export, read_for_exports
+from service.api.page_reads import Selected
 from service.api.pagination import ListConnection, page_args
 from service.api.sync_modes import SYNC_MODE_DEFAULT as _SYNC_MODE_DEFAULT
 from service.api.sync_modes import sync_mode_errors
@@ -146,7 +147,9 @@ class Query:
         page = await info.context.parts.store.list_exports(
             args.first, after=args.after, search=search_text(search)
         )
-        return ListConnection.of(page, Export.of)
+        selected = Selected.inside(info).under("edges").under("node")
+        reads = await read_for_exports(info, page.items, selected)
+        return ListConnection.of(page, lambda export: Export.of(export, reads))
 
 
 @strawberry.type

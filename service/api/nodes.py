@@ -9,6 +9,7 @@ context (``info.context.may_...``, which applies :mod:`service.access.permission
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -37,6 +38,7 @@ from service.api.descriptors import (
 )
 from service.api.errors import FORBIDDEN, bad_user_input
 from service.api.ids import to_global_id
+from service.api.page_reads import PageReads, Selected, unique
 from service.api.pagination import ListConnection, page_args
 from service.api.pickers import account_mapping_targets
 from service.connections.destinations import auth_kind_of
@@ -81,9 +83,11 @@ class Segment(Node):
     created_at: datetime
     updated_at: datetime
     record: strawberry.Private[domain.Segment]
+    known_member_count: strawberry.Private[int | None] = None
+    """Read with the page the segment is on (:mod:`service.api.page_reads`), or None."""
 
     @classmethod
-    def of(cls, segment: domain.Segment) -> Segment:
+    def of(cls, segment: domain.Segment, member_count: int | None = None) -> Segment:
         return cls(
             id=strawberry.ID(to_global_id("Segment", segment.id)),
             name=segment.name,
@@ -91,11 +95,14 @@ class Segment(Node):
             created_at=segment.created_at,
             updated_at=segment.updated_at,
             record=segment,
+            known_member_count=member_count,
         )
 
-    @strawberry.field(description="How many profiles belong to the segment.")
-    async def member_count(self, info: Info) -> int:
-        return await info.context.member_counts.load(self.record.id)
+    @strawberry.field(description="How many profiles belong to the segment.", graphql_type=int)
+    def member_count(self, info: Info) -> int | Awaitable[int]:
+        if self.known_member_count is not None:
+            return self.known_member_count
+        return info.context.member_counts.load(self.record.id)
 
 
 @strawberry.type(
@@ -249,9 +256,11 @@ class Export(Node):
     created_at: datetime
     updated_at: datetime
     record: strawberry.Private[domain.Export]
+    reads: strawberry.Private[PageReads | None] = None
+    """What the page the export is on read for it (:mod:`service.api.page_reads`), or None."""
 
     @classmethod
-    def of(cls, export: domain.Export) -> Export:
+    def of(cls, export: domain.Export, reads: PageReads | None = None) -> Export:
         return cls(
             id=strawberry.ID(to_global_id("Export", export.id)),
             display_name=export.display_name,
@@ -264,6 +273,7 @@ class Export(Node):
             created_at=export.created_at,
             updated_at=export.updated_at,
             record=export,
+            reads=reads,
         )
 
     @strawberry.field(graphql_type=JSON, description='E.g. {"listId": "..."}.')
@@ -274,26 +284,52 @@ class Export(Node):
     def attached(self) -> bool:
         return self.record.connection_id is not None
 
-    @strawberry.field(description="Null when detached, or when your role may not see it.")
-    async def connection(self, info: Info) -> Connection | None:
-        if self.record.connection_id is None:
+    # The fields below answer from the page's reads when the node carries them, and read
+    # for themselves otherwise (service.api.page_reads says why).
+
+    @strawberry.field(
+        description="Null when detached, or when your role may not see it.",
+        graphql_type=Connection | None,
+    )
+    def connection(self, info: Info) -> Connection | Awaitable[Connection | None] | None:
+        connection_id = self.record.connection_id
+        if connection_id is None:
             return None
-        connection = await info.context.load_connection(self.record.connection_id)
-        if connection is None or not info.context.may_see_connection(connection):
-            return None
-        return Connection.of(connection)
+        if self.reads is not None and self.reads.connections is not None:
+            return _visible_connection(info, self.reads.connections.get(connection_id))
+        return self._read_connection(info, connection_id)
+
+    async def _read_connection(self, info: Info, connection_id: str) -> Connection | None:
+        return _visible_connection(info, await info.context.load_connection(connection_id))
 
     @strawberry.field
     def destination_type(self, info: Info) -> DestinationType:
         return operation_destination_type(info, self.record.destination_type)
 
-    @strawberry.field
-    async def segments(self, info: Info) -> list[Segment]:
+    @strawberry.field(graphql_type=list[Segment])
+    def segments(self, info: Info) -> list[Segment] | Awaitable[list[Segment]]:
+        reads = self.reads
+        if reads is not None and reads.segments is not None:
+            known, counts = reads.segments, reads.member_counts
+            return [
+                Segment.of(known[i], None if counts is None else counts.get(i, 0))
+                for i in self.record.segment_ids
+                if i in known
+            ]
+        return self._read_segments(info)
+
+    async def _read_segments(self, info: Info) -> list[Segment]:
         found = await info.context.segments.load_many(self.record.segment_ids)
         return [Segment.of(s) for s in found if s is not None]
 
-    @strawberry.field
-    async def last_run(self, info: Info) -> ExportRun | None:
+    @strawberry.field(graphql_type="ExportRun | None")
+    def last_run(self, info: Info) -> ExportRun | Awaitable[ExportRun | None] | None:
+        if self.reads is not None and self.reads.last_runs is not None:
+            run = self.reads.last_runs.get(self.record.id)
+            return ExportRun.of(run) if run else None
+        return self._read_last_run(info)
+
+    async def _read_last_run(self, info: Info) -> ExportRun | None:
         run = await info.context.last_runs.load(self.record.id)
         return ExportRun.of(run) if run else None
 
@@ -305,17 +341,34 @@ class Export(Node):
 
     @strawberry.field(
         description="When a schedule next runs this export (its own recurrence or the system "
-        "refresh); null when its schedule is off, the refresh schedule is off, or it is detached."
+        "refresh); null when its schedule is off, the refresh schedule is off, or it is detached.",
+        graphql_type=datetime | None,
     )
-    async def next_run_at(self, info: Info) -> datetime | None:
+    def next_run_at(self, info: Info) -> datetime | Awaitable[datetime | None] | None:
         if self.record.connection_id is None:
             return None
-        followed = export_recurrence(self.record, await info.context.load_refresh_schedule())
+        if self.reads is not None and self.reads.refresh_schedule is not None:
+            return self._next_run_at(self.reads.refresh_schedule)
+        return self._read_next_run_at(info)
+
+    def _next_run_at(self, refresh: domain.RefreshSchedule) -> datetime | None:
+        followed = export_recurrence(self.record, refresh)
         return next_due(followed[0], domain.utcnow()) if followed else None
 
-    @strawberry.field(description="Whether your role may edit, run and remove this export.")
-    async def can_edit(self, info: Info) -> bool:
-        return await info.context.may_edit_export(self.record)
+    async def _read_next_run_at(self, info: Info) -> datetime | None:
+        return self._next_run_at(await info.context.load_refresh_schedule())
+
+    @strawberry.field(
+        description="Whether your role may edit, run and remove this export.", graphql_type=bool
+    )
+    def can_edit(self, info: Info) -> bool | Awaitable[bool]:
+        connection_id = self.record.connection_id
+        if connection_id is None:
+            return info.context.may_edit_export_given(self.record, None)
+        if self.reads is not None and self.reads.connections is not None:
+            connection = self.reads.connections.get(connection_id)
+            return info.context.may_edit_export_given(self.record, connection)
+        return info.context.may_edit_export(self.record)
 
 
 @strawberry.type
@@ -333,9 +386,11 @@ class ExportRun(Node):
     )
     cancel_requested: bool
     record: strawberry.Private[domain.ExportRun]
+    reads: strawberry.Private[PageReads | None] = None
+    """What the page the run is on read for it (:mod:`service.api.page_reads`), or None."""
 
     @classmethod
-    def of(cls, run: domain.ExportRun) -> ExportRun:
+    def of(cls, run: domain.ExportRun, reads: PageReads | None = None) -> ExportRun:
         return cls(
             id=strawberry.ID(to_global_id("ExportRun", run.id)),
             status=run.status,
@@ -349,10 +404,18 @@ class ExportRun(Node):
             message=run.message,
             cancel_requested=run.cancel_requested,
             record=run,
+            reads=reads,
         )
 
-    @strawberry.field(description="Null when the export was removed.")
-    async def export(self, info: Info) -> Export | None:
+    @strawberry.field(description="Null when the export was removed.", graphql_type=Export | None)
+    def export(self, info: Info) -> Export | Awaitable[Export | None] | None:
+        reads = self.reads
+        if reads is not None and reads.exports is not None:
+            export = reads.exports.get(self.record.export_id)
+            return Export.of(export, reads.nested) if export else None
+        return self._read_export(info)
+
+    async def _read_export(self, info: Info) -> Export | None:
         export = await info.context.exports.load(self.record.export_id)
         return Export.of(export) if export else None
 
@@ -402,4 +465,58 @@ async def list_runs(
     page = await info.context.parts.store.list_runs(
         args.first, after=args.after, export_id=export_id
     )
-    return ListConnection.of(page, ExportRun.of)
+    selected = Selected.inside(info).under("edges").under("node")
+    reads = await read_for_runs(info, page.items, selected)
+    return ListConnection.of(page, lambda run: ExportRun.of(run, reads))
+
+
+def _visible_connection(info: Info, connection: domain.Connection | None) -> Connection | None:
+    if connection is None or not info.context.may_see_connection(connection):
+        return None
+    return Connection.of(connection)
+
+
+# -- what a page's nodes read, for all of them at once (service.api.page_reads) ----------
+
+
+async def read_for_exports(
+    info: Info, exports: Sequence[domain.Export], selected: Selected
+) -> PageReads:
+    """What the fields ``selected`` of Export nodes show for ``exports``, one read of each kind.
+
+    ``selected``: the fields asked for on the Export nodes (e.g. under ``edges.node``).
+    """
+    reads = PageReads()
+    names = selected.names()
+    store = info.context.parts.store
+    if "segments" in names:
+        ids = unique(i for export in exports for i in export.segment_ids)
+        reads.segments = {s.id: s for s in await store.get_segments(ids)} if ids else {}
+        if "memberCount" in selected.under("segments").names():
+            found = list(reads.segments)
+            reads.member_counts = await store.segment_member_counts(found) if found else {}
+    if "lastRun" in names:
+        ids = [export.id for export in exports]
+        reads.last_runs = await store.latest_runs(ids) if ids else {}
+    if "connection" in names or "canEdit" in names:
+        reads.connections = {
+            connection_id: await info.context.load_connection(connection_id)
+            for connection_id in unique(
+                e.connection_id for e in exports if e.connection_id is not None
+            )
+        }
+    if "nextRunAt" in names and any(e.connection_id is not None for e in exports):
+        reads.refresh_schedule = await info.context.load_refresh_schedule()
+    return reads
+
+
+async def read_for_runs(
+    info: Info, runs: Sequence[domain.ExportRun], selected: Selected
+) -> PageReads | None:
+    """What the fields ``selected`` of ExportRun nodes show for ``runs``."""
+    if "export" not in selected.names():
+        return None
+    ids = unique(run.export_id for run in runs)
+    exports = {e.id: e for e in await info.context.parts.store.get_exports(ids)} if ids else {}
+    nested = await read_for_exports(info, list(exports.values()), selected.under("export"))
+    return PageReads(exports=exports, nested=nested)

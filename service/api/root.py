@@ -17,7 +17,10 @@ from service.api.nodes import (
     Node,
     RefreshSchedule,
     Segment,
+    read_for_exports,
+    read_for_runs,
 )
+from service.api.page_reads import Selected
 
 
 @strawberry.type
@@ -54,10 +57,16 @@ class Query:
                 return Connection.of(connection)
             case "Export":
                 export = await store.get_export(raw_id)
-                return Export.of(export) if export else None
+                if export is None:
+                    return None
+                return Export.of(
+                    export, await read_for_exports(info, [export], Selected.inside(info))
+                )
             case "ExportRun":
                 run = await store.get_run(raw_id)
-                return ExportRun.of(run) if run else None
+                if run is None:
+                    return None
+                return ExportRun.of(run, await read_for_runs(info, [run], Selected.inside(info)))
             case "RefreshSchedule" if raw_id == REFRESH_SCHEDULE_ID:
                 return RefreshSchedule.of(await store.get_refresh_schedule())
         return None

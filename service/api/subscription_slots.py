@@ -9,7 +9,7 @@ API process: several replicas each allow the cap.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -27,8 +27,11 @@ class TooManySubscriptions(Exception):
 class SubscriptionSlots:
     """Open subscriptions per user (token ``sub``) in this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[int], None] | None = None) -> None:
         self._open: Counter[str] = Counter()
+        self._total = 0
+        self._on_change = on_change
+        """Told the number open in all after each change (the process's memory return)."""
 
     def open_for(self, sub: str) -> int:
         return self._open[sub]
@@ -42,9 +45,16 @@ class SubscriptionSlots:
         if self._open[sub] >= limit:
             raise TooManySubscriptions(limit)
         self._open[sub] += 1
+        self._changed(+1)
         try:
             yield
         finally:
             self._open[sub] -= 1
             if self._open[sub] <= 0:
                 del self._open[sub]
+            self._changed(-1)
+
+    def _changed(self, by: int) -> None:
+        self._total += by
+        if self._on_change is not None:
+            self._on_change(self._total)
