@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from typing import Any, Protocol, TypeAlias
 
@@ -133,6 +133,12 @@ class RequestContext:
     @cached_property
     def _refresh_schedule(self) -> DataLoader[str, domain.RefreshSchedule]:
         return DataLoader(load_fn=partial(_load_refresh_schedule, self.parts.store))
+
+    def for_operation(self) -> RequestContext:
+        """This context with nothing read yet (its loaders and memos made anew): a websocket
+        keeps one context for all its operations and every event of its subscriptions, and
+        what one of them read must not answer for the next."""
+        return replace(self, destination_types={})
 
     def authorization(self) -> str | None:
         """The ``Bearer ...`` string: the HTTP header, or ``connectionParams.Authorization``."""

@@ -30,6 +30,7 @@ from graphql import ExecutionResult, OperationType
 from graphql.pyutils import RefMap
 from graphql.pyutils.gather_with_cancel import gather_with_cancel
 from graphql.type import GraphQLResolveInfoHelpers
+from starlette.websockets import WebSocket
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from service.access.permissions import visibility_key
@@ -67,6 +68,9 @@ class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         context = self.context_value
+        if isinstance(context, RequestContext) and isinstance(context.request, WebSocket):
+            # Each operation and each event over a websocket reads afresh.
+            context = self.context_value = context.for_operation()
         if (
             self.operation.operation is not OperationType.SUBSCRIPTION
             or not isinstance(context, RequestContext)

@@ -172,6 +172,37 @@ async def test_contributors_share_nothing_where_their_sub_decides_what_they_may_
     assert (server.shared.executions - executions, server.shared.reused - reused) == (2, 1)
 
 
+async def test_each_event_reads_afresh_what_it_shows(server: Server) -> None:
+    """A websocket keeps one context for all its operations: what one event read (the run's
+    export, its connection) must not answer for the next one."""
+    connection = make_connection(usable_by=ConnectionUsableBy.ADMINS, display_name="Before")
+    await server.services.store.save_connection(connection)
+    export = make_export(connection_id=connection.id, display_name="Weekly")
+    await server.services.store.save_export(export)
+    run = make_run(export.id)
+    await server.services.store.insert_run(run)
+
+    async with AsyncExitStack() as stack:
+        admin = await server.watcher(stack, Role.ADMIN, "admin", run.id)
+        await server.services.events.publish(replace(run, status=ExportRunStatus.RUNNING))
+        first = await admin.next()
+        await server.services.store.save_export(replace(export, display_name="Daily"))
+        await server.services.store.save_connection(replace(connection, display_name="After"))
+        await server.services.events.publish(
+            replace(run, status=ExportRunStatus.RUNNING, progress=0.5)
+        )
+        second = await admin.next()
+
+    assert (first["export"]["displayName"], first["export"]["connection"]["displayName"]) == (
+        "Weekly",
+        "Before",
+    )
+    assert (second["export"]["displayName"], second["export"]["connection"]["displayName"]) == (
+        "Daily",
+        "After",
+    )
+
+
 def test_a_shared_message_is_the_text_strawberry_would_send() -> None:
     shared = SharedSubscriptionWork()
     payload: dict[str, Any] = {"data": {"exportRun": {"id": "RXhw", "name": 'Zoë "q"'}}}
