@@ -206,8 +206,9 @@ _FIRST_SLOTS = 1 << 16
 _MOST_USED = 0.75
 """The share of the tag slots in use at most (linear probing stays short under it); the
 table doubles past it."""
-_MOST_PENDING = 8
-"""Chunks handed to the writing thread and not yet written, at most."""
+_MOST_PENDING = 64
+"""Chunks handed to the writing thread and not yet written, at most (25,600 keys, about
+2 MB): the thread falls behind while other work has the second core, and catches up."""
 _FIND_KEY = "SELECT 1 FROM seen WHERE high = ? AND low = ?"
 _INSERT_MANY = "INSERT OR IGNORE INTO seen (high, low) VALUES {}"
 _FIND_MANY = "SELECT high, low FROM seen WHERE (high, low) IN (VALUES {})"

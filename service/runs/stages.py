@@ -228,40 +228,51 @@ async def _assemble(
         # Maps the batch in chunks (yielding to the event loop between them, so requests
         # the rate limiter admitted go out now) and asks the ledger once.
         classified = await plan.classify(mapper, profiles)
-        entries, marked = classified.entries, classified.marked
-        for position, (profile, out, warnings) in enumerate(
-            zip(profiles, classified.outcomes, classified.warnings, strict=True)
-        ):
-            if out is UNCHANGED:
+        entries, marked, found = classified.entries, classified.marked, classified.warnings
+        # The run's hottest loop after the mapping: what every record adds to ``work`` is
+        # counted here and added when the stretch ends (a batch closes, or this one ends).
+        begun = sent = 0  # where the stretch of ``work`` begins in this batch; its records
+        add_entry, add_profile = work.entries.append, work.entry_profiles.append
+        for position, out in enumerate(classified.outcomes):
+            if isinstance(out, EncodedRecord):
+                closed = batcher.add(out)
+                if closed is not None:
+                    # The batch closed before this record: the stretch ends before it.
+                    work.sent += sent
+                    work.read += position - begun
+                    if position > begun:
+                        work.last_profile_id = profiles[position - 1].id
+                    begun, sent = position, 0
+                    await emit(closed)
+                    add_entry, add_profile = work.entries.append, work.entry_profiles.append
+                entry = entries[position]
+                if entry is not None:
+                    add_entry(entry)
+                    add_profile(out.profile_id)
+                    if marked and position in marked:
+                        work.entry_marks.append((out.profile_id, entry[0], marked[position]))
+                sent += 1
+                if warnings := found[position]:
+                    work.field_warnings += len(warnings)
+                    for error in warning_errors(profiles[position].id, warnings):
+                        sample(error)
+            elif out is UNCHANGED:
                 work.unchanged += 1
             elif isinstance(out, Unchanged):
                 work.unchanged += 1
                 work.cannot_add += out.cannot_add
                 if out.mark is not None:
                     work.marks.append(out.mark)
-            elif isinstance(out, EncodedRecord):
-                closed = batcher.add(out)
-                if closed is not None:
-                    await emit(closed)
-                entry = entries[position]
-                if entry is not None:  # after emit: it belongs to the batch being filled
-                    work.entries.append(entry)
-                    work.entry_profiles.append(out.profile_id)
-                    if marked and position in marked:
-                        work.entry_marks.append((out.profile_id, entry[0], marked[position]))
-                work.sent += 1
-                if warnings:
-                    work.field_warnings += len(warnings)
-                    for error in warning_errors(profile.id, warnings):
-                        sample(error)
             elif out.code == "DUPLICATE":
                 work.duplicate += 1
                 sample(out)
             else:
                 work.invalid += 1
                 sample(out)
-            work.read += 1
-            work.last_profile_id = profile.id
+        work.sent += sent
+        work.read += len(profiles) - begun
+        if len(profiles) > begun:
+            work.last_profile_id = profiles[-1].id
         if batcher.pending == 0 and work.read:
             # A stretch of skipped profiles only: checkpoint it without a request.
             await emit(None)

@@ -235,7 +235,7 @@ class SyncPlan:
                 outcomes.append(out)
                 warnings.append(found)
         classified = Classified(outcomes, warnings, entries=[None] * len(outcomes))
-        keyed = _Keyed(positions, keys, list(map(self.seal.key_id, keys)), values)
+        keyed = _Keyed(positions, keys, self.seal.key_ids(keys), values)
         if len(self.index) == 0:
             await self._all_new(classified, keyed)
         else:
@@ -246,11 +246,11 @@ class SyncPlan:
         """:meth:`_decide` for a ledger with no entries: every record is new."""
         if keyed.keys and self.removes and self.members is None:
             await self._first_new()
-        seal = self.seal.seal
         entries = classified.entries
         plain = self.cannot_add is None and self.members is None
-        for position, key, identifier, value in keyed:
-            entries[position] = (identifier, seal(key, identifier), value)
+        sealed = self.seal.seal_many(keyed.keys, keyed.key_ids)
+        for (position, _, identifier, value), seal in zip(keyed, sealed, strict=True):
+            entries[position] = (identifier, seal, value)
             if not plain:
                 outcome = self._outcome(identifier, None)
                 if outcome is not LedgerOutcome.SENT:

@@ -41,3 +41,13 @@ def test_a_sealed_key_opens_with_an_older_key_after_rotation_and_not_without() -
         LedgerSeal([OTHER]).open(sealed, key_id)
     with pytest.raises(LedgerSealError):
         old.open(sealed, key_id + 1)  # bound to its key id
+
+
+def test_a_batch_gets_the_key_ids_and_sealed_keys_one_at_a_time_would() -> None:
+    seal = LedgerSeal([KEY])
+    keys = [ADDRESS, "", "zoë@example.com", ADDRESS.upper()]
+    key_ids = seal.key_ids(keys)
+    assert key_ids == [seal.key_id(key) for key in keys]
+    sealed = seal.seal_many(keys, key_ids)
+    assert sealed == [seal.seal(key, key_id) for key, key_id in zip(keys, key_ids, strict=True)]
+    assert [seal.open(s, i) for s, i in zip(sealed, key_ids, strict=True)] == keys
