@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.runs.heap import FrozenHeap
+from service.runs.heap import RUN_YOUNG_THRESHOLD, FrozenHeap
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +58,19 @@ def test_a_process_frozen_before_its_runs_is_frozen_again_after_them() -> None:
     # what is left again, so that serving keeps its small passes.
     assert watch() is None
     assert gc.get_freeze_count() > 0
+
+
+def test_young_passes_are_spaced_while_runs_stream_and_put_back_after() -> None:
+    before = gc.get_threshold()
+    heap = FrozenHeap()
+    with heap.held():
+        young, middle, old = gc.get_threshold()
+        assert young == max(before[0], RUN_YOUNG_THRESHOLD)
+        assert (middle, old) == before[1:]
+        with heap.held():
+            assert gc.get_threshold()[0] == young
+        assert gc.get_threshold()[0] == young  # one run still streams
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), heap.held():
+        raise RuntimeError("the run failed")
+    assert gc.get_threshold() == before
