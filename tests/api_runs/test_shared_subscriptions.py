@@ -251,7 +251,7 @@ def tracked_objects() -> int:
     references: the sqlite3 module keeps one for each cursor a connection made and prunes
     them only every 200 cursors, so their number follows how many reads the events made
     (each event reads afresh), within that bound."""
-    dead = sum(1 for o in gc.get_objects() if isinstance(o, weakref.ref) and o() is None)
+    dead = sum(1 for o in gc.get_objects() if type(o) is weakref.ReferenceType and o() is None)
     return len(gc.get_objects()) - dead + gc.get_freeze_count()
 
 
