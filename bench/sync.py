@@ -48,6 +48,7 @@ from segport_constant_contact import ConstantContact
 from service.core import Services, open_services
 from service.domain import Export, ExportRunTrigger, Profile, SyncMode
 from service.plugins import EncodedRecord
+from service.runs.heap import FrozenHeap
 from service.runs.mapping import RecordMapper
 from service.runs.preview import preview_export
 from service.runs.sync import YIELD_EVERY, fingerprint
@@ -63,9 +64,14 @@ async def floor(services: Services, export: Export, destination: ConstantContact
     # As a run does: the segment's (maintained) member count sizes the mapper's key set.
     expected = await services.store.count_segment_members(export.segment_ids)
     envelope = destination.batch_envelope_size(export.settings)
-    with RecordMapper(
-        destination, export.field_mapping, envelope_size=envelope, expected=expected
-    ) as mapper:
+    # As a run streams: the objects from before it out of full collections, young passes
+    # spaced (service/runs/heap.py).
+    with (
+        FrozenHeap().held(),
+        RecordMapper(
+            destination, export.field_mapping, envelope_size=envelope, expected=expected
+        ) as mapper,
+    ):
         async for profiles in services.store.iter_segment_members(
             export.segment_ids, batch_size=services.settings.run_read_batch_size
         ):

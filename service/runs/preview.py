@@ -98,9 +98,13 @@ async def preview_export(
     reader = asyncio.create_task(read())
     try:
         expected = await store.count_segment_members(export.segment_ids)
-        with RecordMapper(
-            destination, export.field_mapping, envelope_size=envelope, expected=expected
-        ) as mapper:
+        # A walk streams the segment as a run does, with a run's collector settings.
+        with (
+            ctx.heap.held(),
+            RecordMapper(
+                destination, export.field_mapping, envelope_size=envelope, expected=expected
+            ) as mapper,
+        ):
             await _walk(plan, mapper, batches, preview)
             if plan.removes and reset is not LedgerReset.CLEAR:
                 async for keys, _ in leavers(store, ctx.seal, export.id, mapper.seen, NO_RUN):
