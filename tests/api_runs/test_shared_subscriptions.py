@@ -30,7 +30,14 @@ from service.api.subscription_sharing import SharedSubscriptionWork
 from service.api.subscription_slots import SubscriptionSlots
 from service.app import create_app
 from service.core import Services, open_services
-from service.domain import ConnectionUsableBy, ExportRunStatus, Role
+from service.domain import (
+    Connection,
+    ConnectionUsableBy,
+    Export,
+    ExportRun,
+    ExportRunStatus,
+    Role,
+)
 from tests.support.records import make_connection, make_export, make_run
 from tests.support.settings import make_settings
 
@@ -108,15 +115,23 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
             await task
 
 
-async def test_callers_with_different_roles_get_their_own_answers_from_shared_executions(
-    server: Server,
-) -> None:
-    connection = make_connection(usable_by=ConnectionUsableBy.ADMINS, display_name="Admins only")
+async def a_watched_run(
+    server: Server, connection_name: str
+) -> tuple[Connection, Export, ExportRun]:
+    """An admins-only connection so named, its export "Weekly" and a queued run of it."""
+    connection = make_connection(usable_by=ConnectionUsableBy.ADMINS, display_name=connection_name)
     await server.services.store.save_connection(connection)
     export = make_export(connection_id=connection.id, display_name="Weekly")
     await server.services.store.save_export(export)
     run = make_run(export.id)
     await server.services.store.insert_run(run)
+    return connection, export, run
+
+
+async def test_callers_with_different_roles_get_their_own_answers_from_shared_executions(
+    server: Server,
+) -> None:
+    connection, export, run = await a_watched_run(server, "Admins only")
 
     async with AsyncExitStack() as stack:
         admins = [await server.watcher(stack, Role.ADMIN, f"admin-{i}", run.id) for i in range(3)]
@@ -176,12 +191,7 @@ async def test_contributors_share_nothing_where_their_sub_decides_what_they_may_
 async def test_each_event_reads_afresh_what_it_shows(server: Server) -> None:
     """A websocket keeps one context for all its operations: what one event read (the run's
     export, its connection) must not answer for the next one."""
-    connection = make_connection(usable_by=ConnectionUsableBy.ADMINS, display_name="Before")
-    await server.services.store.save_connection(connection)
-    export = make_export(connection_id=connection.id, display_name="Weekly")
-    await server.services.store.save_export(export)
-    run = make_run(export.id)
-    await server.services.store.insert_run(run)
+    connection, export, run = await a_watched_run(server, "Before")
 
     async with AsyncExitStack() as stack:
         admin = await server.watcher(stack, Role.ADMIN, "admin", run.id)

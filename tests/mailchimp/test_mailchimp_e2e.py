@@ -132,6 +132,12 @@ async def connect(live: Live, api_key: str) -> dict[str, Any]:
     return dict(data["createConnection"])
 
 
+async def run_to_its_end(live: Live, token: str, export_id: str) -> list[dict[str, Any]]:
+    """Runs the export and follows the run over the API; every state it went through."""
+    run = await client.request_run(live.url, token, export_id)
+    return [state async for state in client.follow_run(live.url, token, run["id"])]
+
+
 async def create_export(live: Live, connection_id: str, segment_id: str) -> str:
     data = await live.graphql(
         CREATE_EXPORT,
@@ -240,8 +246,7 @@ async def test_a_key_that_stops_working_needs_reauthorization_until_an_admin_rep
     assert node["status"] == "NEEDS_REAUTHORIZATION"
     assert "API Key Invalid" in node["statusMessage"]
     # Until then a run says what to do for an API-key connection: replace the key.
-    waiting = await client.request_run(live.url, token, export_id)
-    states = [s async for s in client.follow_run(live.url, token, waiting["id"])]
+    states = await run_to_its_end(live, token, export_id)
     assert states[-1]["status"] == "FAILED"
     assert "An admin must replace its key (replaceConnectionSecrets)." in states[-1]["message"]
 
@@ -449,8 +454,7 @@ async def test_a_revoked_oauth_grant_needs_reauthorization_and_authorizing_again
     node = (await live.graphql(CONNECTION, id=connection["id"]))["node"]
     assert node["status"] == "NEEDS_REAUTHORIZATION"
     assert node["authKind"] == "OAUTH2"
-    waiting = await client.request_run(live.url, token, export_id)
-    states = [s async for s in client.follow_run(live.url, token, waiting["id"])]
+    states = await run_to_its_end(live, token, export_id)
     assert states[-1]["status"] == "FAILED"
     assert "An admin must authorize it again." in states[-1]["message"]
 
