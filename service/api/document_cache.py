@@ -21,43 +21,17 @@ still refused before anything is validated.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Generic, TypeVar
 
 from graphql import DocumentNode
 from strawberry.extensions import SchemaExtension
 
-K = TypeVar("K")
-V = TypeVar("V")
+from service.api.lru import Lru
 
 CACHED_DOCUMENTS = 256
 """Distinct query texts remembered (parsed and validated)."""
 LARGEST_CACHED_TEXT = 20_000
 """Characters of query text (and of its variables) past which nothing is remembered."""
-
-
-class Lru(Generic[K, V]):
-    """A small least-recently-used map (no locking: used from the event loop only)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class DocumentMemory:

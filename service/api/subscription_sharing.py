@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from graphql import ExecutionResult
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
+from service.api.lru import Lru
+
 T = TypeVar("T")
 
 EVENTS_REMEMBERED = 64
@@ -44,42 +43,15 @@ MESSAGES_REMEMBERED = 64
 """Recent encoded payloads kept."""
 
 
-class _Lru(Generic[K, V]):
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def values(self) -> list[V]:
-        return list(self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 class SharedSubscriptionWork:
     """What the subscriptions of one process share (one per process, on ApiParts)."""
 
     def __init__(self) -> None:
-        self._nodes: _Lru[bytes, object] = _Lru(EVENTS_REMEMBERED)
+        self._nodes: Lru[bytes, object] = Lru(EVENTS_REMEMBERED)
         self._roots: dict[int, object] = {}
         """The root objects in ``_nodes`` by id: what a per-event execution may share."""
-        self._results: _Lru[tuple[Any, ...], _SharedResult] = _Lru(RESULTS_REMEMBERED)
-        self._messages: _Lru[int, tuple[object, str]] = _Lru(MESSAGES_REMEMBERED)
+        self._results: Lru[tuple[Any, ...], _SharedResult] = Lru(RESULTS_REMEMBERED)
+        self._messages: Lru[int, tuple[object, str]] = Lru(MESSAGES_REMEMBERED)
         self.executions = 0
         """Per-event executions run (shared or not), for tests and the benchmark."""
         self.reused = 0
