@@ -25,6 +25,21 @@ from tests.console.conftest import (
 
 NewPage = Callable[..., Awaitable[Page]]
 
+
+async def weekly_export(console: Console, connection_id: str, segment_id: str) -> str:
+    """The export "Weekly" of the segment to the Newsletter list, e-mail only; its id."""
+    created = await console.gql(
+        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
+        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
+        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
+        "{ export { id } userErrors { message } } }",
+        {"c": connection_id, "s": segment_id},
+    )
+    assert created["createExport"]["userErrors"] == []
+    export_id: str = created["createExport"]["export"]["id"]
+    return export_id
+
+
 RUN_COUNTS = """
 query($id: ID!) { node(id: $id) { ... on ExportRun { status counts {
   profilesTotal profilesRead contactsSent acceptedByDestination rejectedByDestination
@@ -131,13 +146,7 @@ async def test_an_admin_renames_a_connection_and_removes_it_detaching_its_export
 ) -> None:
     segment_id = await sample_data(console, profiles=2)
     connection_id = await connected_connection(console)
-    await console.gql(
-        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
-        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
-        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
-        "{ userErrors { message } } }",
-        {"c": connection_id, "s": segment_id},
-    )
+    await weekly_export(console, connection_id, segment_id)
     page = await new_page()
     await signed_in(page, console, Role.ADMIN, "alice")
     await page.get_by_role("link", name="Connections").click()
@@ -273,13 +282,7 @@ async def test_a_viewer_sees_everything_and_can_change_nothing(
 ) -> None:
     segment_id = await sample_data(console, profiles=3)
     connection_id = await connected_connection(console)
-    await console.gql(
-        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
-        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
-        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
-        "{ userErrors { message } } }",
-        {"c": connection_id, "s": segment_id},
-    )
+    await weekly_export(console, connection_id, segment_id)
     page = await new_page()
     await signed_in(page, console, Role.VIEWER, "victor")
 
@@ -440,14 +443,7 @@ async def test_a_run_s_rejected_records_are_listed_with_reasons_and_download_as_
         },
     )
     connection_id = await connected_connection(console)
-    created = await console.gql(
-        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
-        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
-        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
-        "{ export { id } userErrors { message } } }",
-        {"c": connection_id, "s": segment_id},
-    )
-    export_id = created["createExport"]["export"]["id"]
+    export_id = await weekly_export(console, connection_id, segment_id)
     queued = await console.gql(
         "mutation($id: ID!) { runExport(input: {exportId: $id}) { exportRun { id } } }",
         {"id": export_id},
@@ -483,14 +479,7 @@ async def test_a_contributor_watches_a_run_move_live_and_cancels_it(
 ) -> None:
     segment_id = await sample_data(console, profiles=5)
     connection_id = await connected_connection(console)
-    created = await console.gql(
-        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
-        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
-        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
-        "{ export { id } userErrors { message } } }",
-        {"c": connection_id, "s": segment_id},
-    )
-    export_id = created["createExport"]["export"]["id"]
+    export_id = await weekly_export(console, connection_id, segment_id)
     # The destination's import never finishes: the run stays RUNNING until cancelled.
     console.fake.state.configure(imports_stall=True)
     page = await new_page()
@@ -560,13 +549,7 @@ async def test_an_admin_duplicates_detaches_attaches_and_removes_an_export_from_
 ) -> None:
     segment_id = await sample_data(console, profiles=2)
     connection_id = await connected_connection(console)
-    await console.gql(
-        'mutation($c: ID!, $s: ID!) { createExport(input: {displayName: "Weekly", '
-        f'connectionId: $c, settings: {{listId: "{NEWSLETTER}"}}, fieldMapping: '
-        '[{source: "EmailAddress", target: "email"}], segmentIds: [$s]}) '
-        "{ userErrors { message } } }",
-        {"c": connection_id, "s": segment_id},
-    )
+    await weekly_export(console, connection_id, segment_id)
     page = await new_page()
     await signed_in(page, console, Role.ADMIN, "alice")
     await page.get_by_role("button", name="Duplicate Weekly").click()
