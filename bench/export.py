@@ -118,7 +118,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def load(services: Services, fake_url: str, count: int) -> Export:
+async def seed_profiles(
+    services: Services, count: int, *, email_domain: str = "example.com"
+) -> Segment:
+    """``count`` profiles (e-mail, first and last name) in one new segment."""
     now = utcnow()
     segment = Segment(
         id=new_id(), name="Everyone", description=None, created_at=now, updated_at=now
@@ -129,7 +132,7 @@ async def load(services: Services, fake_url: str, count: int) -> Export:
             Profile(
                 id=f"p{i:08d}",
                 attributes={
-                    "EmailAddress": f"person{i}@example.com",
+                    "EmailAddress": f"person{i}@{email_domain}",
                     "FirstName": f"First{i}",
                     "LastName": f"Last{i}",
                 },
@@ -138,36 +141,38 @@ async def load(services: Services, fake_url: str, count: int) -> Export:
             for i in range(start, min(count, start + LOAD_CHUNK))
         ]
         await services.store.upsert_profiles(chunk)
-    async with httpx.AsyncClient() as http:
-        answer = (await http.post(f"{fake_url}/__fake__/tokens")).json()
+    return segment
+
+
+async def save_bench_export(
+    services: Services,
+    segment: Segment,
+    destination_type: str,
+    credentials: str,
+    settings: dict[str, Any],
+    mapping: list[tuple[str, str]],
+) -> Export:
+    """A connected connection with ``credentials`` and an export of ``segment`` through it."""
+    now = utcnow()
     connection = Connection(
         id=new_id(),
         display_name="Bench",
-        destination_type="constant_contact",
+        destination_type=destination_type,
         usable_by=ConnectionUsableBy.ADMINS,
         status=ConnectionStatus.CONNECTED,
         created_by="bench",
         created_at=now,
         updated_at=now,
-        credentials=seal_credentials(
-            services.cipher,
-            tokens=OAuthTokens(
-                access_token=answer["access_token"], refresh_token=answer.get("refresh_token")
-            ),
-        ),
+        credentials=credentials,
     )
     await services.store.save_connection(connection)
     export = Export(
         id=new_id(),
         display_name="Bench export",
         connection_id=connection.id,
-        destination_type="constant_contact",
-        settings={"listId": LIST_ID},
-        field_mapping=[
-            FieldMapping("EmailAddress", "email"),
-            FieldMapping("FirstName", "first_name"),
-            FieldMapping("LastName", "last_name"),
-        ],
+        destination_type=destination_type,
+        settings=settings,
+        field_mapping=[FieldMapping(source, target) for source, target in mapping],
         segment_ids=[segment.id],
         schedule=ExportSchedule(),
         created_by="bench",
@@ -176,6 +181,23 @@ async def load(services: Services, fake_url: str, count: int) -> Export:
     )
     await services.store.save_export(export)
     return export
+
+
+async def load(services: Services, fake_url: str, count: int) -> Export:
+    segment = await seed_profiles(services, count)
+    async with httpx.AsyncClient() as http:
+        answer = (await http.post(f"{fake_url}/__fake__/tokens")).json()
+    tokens = OAuthTokens(
+        access_token=answer["access_token"], refresh_token=answer.get("refresh_token")
+    )
+    return await save_bench_export(
+        services,
+        segment,
+        "constant_contact",
+        seal_credentials(services.cipher, tokens=tokens),
+        {"listId": LIST_ID},
+        [("EmailAddress", "email"), ("FirstName", "first_name"), ("LastName", "last_name")],
+    )
 
 
 async def floor(

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from export import Plugin, fake_process, peak_rss_mb
+from export import Plugin, fake_process, peak_rss_mb, save_bench_export, seed_profiles
 from segport_mailchimp import Mailchimp, MailchimpSettings
 from segport_mailchimp.fake import DEMO_API_KEY, NEWSLETTER_LIST_ID
 
@@ -39,21 +39,11 @@ from service.connections.credentials import seal_credentials
 from service.coordination.events import follow_run
 from service.core import Services, open_services
 from service.domain import (
-    Connection,
-    ConnectionStatus,
-    ConnectionUsableBy,
     Export,
     ExportRunTrigger,
-    ExportSchedule,
-    FieldMapping,
-    Profile,
-    Segment,
-    new_id,
-    utcnow,
 )
 from service.settings import Settings
 
-LOAD_CHUNK = 20_000
 MEMBERS_PER_CALL = 500
 IN_FLIGHT = 10
 
@@ -68,53 +58,15 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 async def load(services: Services, count: int) -> Export:
-    now = utcnow()
-    segment = Segment(id=new_id(), name="Everyone", description=None, created_at=now,
-                      updated_at=now)  # fmt: skip
-    await services.store.save_segment(segment)
-    for start in range(0, count, LOAD_CHUNK):
-        await services.store.upsert_profiles(
-            [
-                Profile(
-                    id=f"p{i:08d}",
-                    attributes={"EmailAddress": f"person{i}@shop.example", "FirstName": f"F{i}",
-                                "LastName": f"L{i}"},
-                    segment_ids=[segment.id],
-                )
-                for i in range(start, min(count, start + LOAD_CHUNK))
-            ]
-        )  # fmt: skip
-    connection = Connection(
-        id=new_id(),
-        display_name="Bench",
-        destination_type="mailchimp",
-        usable_by=ConnectionUsableBy.ADMINS,
-        status=ConnectionStatus.CONNECTED,
-        created_by="bench",
-        created_at=now,
-        updated_at=now,
-        credentials=seal_credentials(services.cipher, secrets={"apiKey": DEMO_API_KEY}),
+    segment = await seed_profiles(services, count, email_domain="shop.example")
+    return await save_bench_export(
+        services,
+        segment,
+        "mailchimp",
+        seal_credentials(services.cipher, secrets={"apiKey": DEMO_API_KEY}),
+        {"listId": NEWSLETTER_LIST_ID, "statusIfNew": "subscribed"},
+        [("EmailAddress", "email_address"), ("FirstName", "FNAME"), ("LastName", "LNAME")],
     )
-    await services.store.save_connection(connection)
-    export = Export(
-        id=new_id(),
-        display_name="Bench export",
-        connection_id=connection.id,
-        destination_type="mailchimp",
-        settings={"listId": NEWSLETTER_LIST_ID, "statusIfNew": "subscribed"},
-        field_mapping=[
-            FieldMapping("EmailAddress", "email_address"),
-            FieldMapping("FirstName", "FNAME"),
-            FieldMapping("LastName", "LNAME"),
-        ],
-        segment_ids=[segment.id],
-        schedule=ExportSchedule(),
-        created_by="bench",
-        created_at=now,
-        updated_at=now,
-    )
-    await services.store.save_export(export)
-    return export
 
 
 def _settings(database: Path) -> Settings:
