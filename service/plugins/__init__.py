@@ -38,6 +38,7 @@ from service.plugins.api import (
     hookimpl,
 )
 from service.plugins.demo import DEMO_PROFILE_ATTRIBUTES, DemoDestination, DemoExport, DemoFixture
+from service.plugins.fake_server import serve_app
 from service.plugins.service_info import ServiceInfo, ServiceMode
 from service.plugins.validation import is_uuid
 from service.plugins.version import PLUGIN_API_VERSION
@@ -81,4 +82,5 @@ __all__ = [
     "UploadBatch",
     "hookimpl",
     "is_uuid",
+    "serve_app",
 ]

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-
 from segport_constant_contact.fake.app import create_app
 from segport_constant_contact.fake.state import FakeConstantContact
-
-STARTUP_TIMEOUT_SECONDS = 10.0
+from service.plugins import serve_app
 
 
 @dataclass(frozen=True)
@@ -65,30 +59,10 @@ def run_fake(
     state = state or FakeConstantContact(**knobs)
     if state is not None and knobs:
         state.configure(**knobs)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(state), log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fake-constant-contact", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError(f"the fake Constant Contact did not start on {host}:{bound_port}")
-        time.sleep(0.01)
-    try:
-        yield RunningFake(f"http://{host}:{bound_port}", state)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=STARTUP_TIMEOUT_SECONDS)
-        sock.close()
+    with serve_app(
+        create_app(state), host=host, port=port, name="the fake Constant Contact"
+    ) as url:
+        yield RunningFake(url, state)
     # Every body and query sent to the fake must be valid under the published description
     # (the fake refuses what is not with a 400): a test that sends one on purpose says so.
     refused = state.refused_requests()

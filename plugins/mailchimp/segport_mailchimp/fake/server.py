@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-
 from segport_mailchimp.fake.app import create_app
 from segport_mailchimp.fake.state import DEMO_API_KEY, FakeMailchimp
-
-STARTUP_TIMEOUT_SECONDS = 10.0
+from service.plugins import serve_app
 
 
 @dataclass(frozen=True)
@@ -62,27 +56,5 @@ def run_fake(
         state = FakeMailchimp(**knobs)
     elif knobs:
         state.configure(**knobs)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(state), log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fake-mailchimp", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError(f"the fake Mailchimp did not start on {host}:{bound_port}")
-        time.sleep(0.01)
-    try:
-        yield RunningFake(f"http://{host}:{bound_port}", state)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=STARTUP_TIMEOUT_SECONDS)
-        sock.close()
+    with serve_app(create_app(state), host=host, port=port, name="the fake Mailchimp") as url:
+        yield RunningFake(url, state)
