@@ -118,14 +118,19 @@ async def live_without_app(
         yield running
 
 
+async def create_connection(live: Live, fields: dict[str, Any]) -> dict[str, Any]:
+    """``createConnection`` of a Mailchimp connection with ``fields``, the privacy terms
+    accepted; the whole answer."""
+    input_ = {"destinationType": "mailchimp", "acceptDataPrivacy": True, **fields}
+    return dict(await live.graphql(CREATE_CONNECTION, input=input_))
+
+
 async def connect(live: Live, api_key: str) -> dict[str, Any]:
-    data = await live.graphql(
-        CREATE_CONNECTION,
-        input={
-            "destinationType": "mailchimp",
+    data = await create_connection(
+        live,
+        {
             "displayName": "Marketing Mailchimp",
             "usableBy": "ADMINS_AND_CONTRIBUTORS",
-            "acceptDataPrivacy": True,
             "settings": {"apiKey": api_key},
         },
     )
@@ -399,14 +404,12 @@ async def authorize(live: Live, connection_id: str) -> dict[str, Any]:
 
 
 async def connect_by_oauth(live: Live) -> dict[str, Any]:
-    created = await live.graphql(
-        CREATE_CONNECTION,
-        input={
-            "destinationType": "mailchimp",
+    created = await create_connection(
+        live,
+        {
             "authKind": "OAUTH2",
             "displayName": "Mailchimp by OAuth",
             "usableBy": "ADMINS_AND_CONTRIBUTORS",
-            "acceptDataPrivacy": True,
         },
     )
     payload = created["createConnection"]
@@ -508,13 +511,11 @@ async def test_without_a_registered_app_oauth_is_refused_by_name_and_api_keys_st
     assert "SEGPORT_MAILCHIMP_CLIENT_ID" in by_oauth["configurationProblem"]
     assert by_oauth["connectionSettings"] == []
 
-    refused = await live.graphql(
-        CREATE_CONNECTION,
-        input={
-            "destinationType": "mailchimp",
+    refused = await create_connection(
+        live,
+        {
             "authKind": "OAUTH2",
             "displayName": "Mailchimp by OAuth",
-            "acceptDataPrivacy": True,
         },
     )
     payload = refused["createConnection"]
@@ -530,26 +531,22 @@ async def test_without_a_registered_app_oauth_is_refused_by_name_and_api_keys_st
 
 
 async def test_a_way_to_connect_mailchimp_does_not_offer_is_named(live: Live) -> None:
-    refused = await live.graphql(
-        CREATE_CONNECTION,
-        input={
-            "destinationType": "mailchimp",
+    refused = await create_connection(
+        live,
+        {
             "authKind": "NONE",
             "displayName": "Mailchimp without credentials",
-            "acceptDataPrivacy": True,
         },
     )
     [error] = refused["createConnection"]["userErrors"]
     assert (error["field"], error["code"]) == (["authKind"], "UNSUPPORTED_AUTH_KIND")
     assert "NONE" in error["message"]
     assert "API_KEY, OAUTH2" in error["message"]
-    with_key = await live.graphql(
-        CREATE_CONNECTION,
-        input={
-            "destinationType": "mailchimp",
+    with_key = await create_connection(
+        live,
+        {
             "authKind": "OAUTH2",
             "displayName": "Mailchimp by OAuth",
-            "acceptDataPrivacy": True,
             "settings": {"apiKey": DEMO_API_KEY},
         },
     )
