@@ -60,7 +60,11 @@ DATE_FORMATS = (
 SMS_RE = re.compile(r"\d{10}|\d{3}-\d{3}-\d{4}")
 ADDRESS_KIND_OF = {part: kind for kind, parts in ADDRESS_KINDS.items() for part in parts}
 """Which address a property belongs to (one look-up per property, not per kind)."""
-PHONE_SET = frozenset(PHONES)
+STRING_RULES = {
+    key: (limit, key in PHONES, ADDRESS_KIND_OF.get(key)) for key, limit in MAX_LENGTH.items()
+}
+"""Each string property's rule in one look-up: (maxLength, a phone?, the address it is
+part of or None)."""
 
 
 def schema_problem(contact: Any, custom_fields: Collection[str]) -> str | None:
@@ -68,13 +72,22 @@ def schema_problem(contact: Any, custom_fields: Collection[str]) -> str | None:
     if not isinstance(contact, dict):
         return "a contact must be an object"
     custom = phones = 0
-    addresses: set[str] = set()
+    addresses: set[str] | None = None
     for key, value in contact.items():
-        if key in PHONE_SET:
-            phones += 1
-        elif key in ADDRESS_KIND_OF:
-            addresses.add(ADDRESS_KIND_OF[key])
-        if key.startswith(CUSTOM_PREFIX):
+        rule = STRING_RULES.get(key)
+        if rule is not None:
+            limit, phone, address = rule
+            if not isinstance(value, str):
+                return f"{key} must be a string"
+            if len(value) > limit:
+                return f"{key} is longer than {limit} characters"
+            if phone:
+                phones += 1
+            elif address is not None:
+                if addresses is None:
+                    addresses = set()
+                addresses.add(address)
+        elif key.startswith(CUSTOM_PREFIX):
             name = key[len(CUSTOM_PREFIX) :]
             if name not in custom_fields:
                 return f"custom field {name!r} does not exist in this account"
@@ -84,18 +97,13 @@ def schema_problem(contact: Any, custom_fields: Collection[str]) -> str | None:
         elif key in INTEGERS:
             if isinstance(value, bool) or not isinstance(value, int):
                 return f"{key} must be an integer"
-        elif key in MAX_LENGTH:
-            if not isinstance(value, str):
-                return f"{key} must be a string"
-            if len(value) > MAX_LENGTH[key]:
-                return f"{key} is longer than {MAX_LENGTH[key]} characters"
         else:
             return f"unknown property {key!r}"
     if custom > MAX_CUSTOM_FIELDS:
         return f"{custom} custom fields; at most {MAX_CUSTOM_FIELDS} allowed"
     if phones > MAX_PHONES:
         return f"more than {MAX_PHONES} phone numbers"
-    if len(addresses) > MAX_ADDRESSES:
+    if addresses is not None and len(addresses) > MAX_ADDRESSES:
         return f"more than {MAX_ADDRESSES} addresses"
     sms = contact.get("sms_number")
     if sms is not None and not SMS_RE.fullmatch(sms):
