@@ -59,12 +59,14 @@ def test_chunks_taken_at_once_behave_exactly_like_one_key_at_a_time(
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(st.text(max_size=6), max_size=40)), st.lists(st.text(max_size=6)))
 def test_exact_when_many_keys_share_a_slot(chunks: list[list[str]], asked: list[str]) -> None:
-    """Three first halves for every key (each one distinct in its second half): nearly
-    every key probes past others, and still every answer is a set's."""
-    seconds: dict[str, int] = {}
+    """Every key in one of four neighbouring slots (distinct fingerprints, alike modulo
+    the table's size): nearly every key probes past others, and still every answer is a
+    set's."""
+    numbers: dict[str, int] = {}
 
-    def crowded(key: str) -> tuple[int, int]:
-        return (hash(key) & 3) or 1, seconds.setdefault(key, len(seconds))
+    def crowded(salted_key: str) -> int:
+        number = numbers.setdefault(salted_key, len(numbers) + 1)
+        return (number << 32) | (hash(salted_key) & 3)
 
     with patch.object(mapping, "_fingerprint", crowded):
         keys = SeenKeys()
@@ -84,3 +86,20 @@ def test_the_table_grows_and_forgets_nothing() -> None:
     assert "person199999@example.com" in keys
     assert "someone.else@example.com" not in keys
     keys.close()
+
+
+def test_each_set_fingerprints_a_key_its_own_way() -> None:
+    """The salt differs from set to set (from run to run), so two keys whose fingerprints
+    happen to match in one run do not match in the next, even with a fixed hash seed."""
+    given: list[str] = []
+
+    def recording(salted_key: str) -> int:
+        given.append(salted_key)
+        return (hash(salted_key) & 0xFFFF) or 1
+
+    with patch.object(mapping, "_fingerprint", recording):
+        first, second = SeenKeys(), SeenKeys()
+        assert first.add_if_new("person@example.com")
+        assert second.add_if_new("person@example.com")
+    assert given[0] != given[1]
+    assert all(salted.endswith("person@example.com") for salted in given)
