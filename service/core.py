@@ -31,6 +31,7 @@ from service.coordination.queue import InlineRunQueue, RunQueue, open_run_queue
 from service.coordination.redis import RedisClient, close_redis, connect_redis
 from service.coordination.run_requests import RunCoordinator
 from service.domain import Connection
+from service.observability.collector import map_large_blocks
 from service.observability.metrics import (
     Metrics,
     arq_queue_depth_refresher,
@@ -125,6 +126,7 @@ async def open_services(
     load_entry_points: bool = True,
 ) -> AsyncIterator[Services]:
     """Open every part for ``settings`` (secrets already resolved) and close them after."""
+    map_large_blocks()
     async with AsyncExitStack() as stack:
         store = await open_store(settings)
         stack.push_async_callback(store.close)
