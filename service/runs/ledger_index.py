@@ -34,13 +34,12 @@ class LedgerIndex:
     async def load(cls, store: Store, export_id: str) -> LedgerIndex:
         index = cls()
         ids, fingerprints, outcomes = index._ids, index._fingerprints, index._outcomes
-        async for rows in store.iter_ledger_digest(export_id, batch_size=LOAD_PAGE):
+        async for page in store.iter_ledger_digest(export_id, batch_size=LOAD_PAGE):
             # Key-id order: the arrays come out sorted. Only the three columns, no sealed
             # keys, and no object per entry.
-            key_ids, values, kinds = zip(*rows, strict=True)
-            ids.extend(key_ids)
-            fingerprints.extend(values)
-            outcomes.extend(kinds)
+            ids.extend(page.key_ids)
+            fingerprints.extend(page.fingerprints)
+            outcomes.extend(page.outcomes)
         return index
 
     def __len__(self) -> int:

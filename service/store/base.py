@@ -110,6 +110,17 @@ class LedgerEntry(NamedTuple):
     run_no: int
 
 
+class LedgerDigest(NamedTuple):
+    """A page of a ledger without its sealed keys, as columns: what a run's in-memory
+    index holds (three lists, no object per entry)."""
+
+    key_ids: list[int]
+    """In key-id order."""
+    fingerprints: list[int]
+    outcomes: list[int]
+    """:class:`LedgerOutcome` values."""
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerState:
     """What an export's ledger was built for, and the run that last started on it."""
@@ -346,9 +357,9 @@ class Store(Protocol):
 
     def iter_ledger_digest(
         self, export_id: str, *, batch_size: int = 10_000
-    ) -> AsyncIterator[list[tuple[int, int, int]]]:
-        """(key id, fingerprint, outcome value) of every entry in key-id order, in batches:
-        what a run's in-memory index holds, without the sealed keys."""
+    ) -> AsyncIterator[LedgerDigest]:
+        """Every entry's key id, fingerprint and outcome value, in key-id order, a page
+        of at most ``batch_size`` at a time (no empty page)."""
         ...
 
     async def count_ledger(self, export_id: str) -> int: ...

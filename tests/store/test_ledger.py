@@ -179,15 +179,17 @@ async def test_the_digest_holds_every_entry_in_key_order_without_sealed_keys(
     store: Store,
 ) -> None:
     export_id = await an_export(store)
-    assert [rows async for rows in store.iter_ledger_digest(export_id)] == []
+    assert [page async for page in store.iter_ledger_digest(export_id)] == []
     run = await running(store, export_id)
     await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
     pairs = [(2**63 - 1, 5), (-(2**63), 6), *((k, k * 10) for k in range(-3, 4))]
     changes = LedgerChanges(export_id, 1, sent=sent(*pairs), marked=[(0, LedgerOutcome.CANNOT_ADD)])
     await progress(store, run, changes)
-    pages = [rows async for rows in store.iter_ledger_digest(export_id, batch_size=4)]
-    assert [len(rows) for rows in pages] == [4, 4, 1]
-    flat = [row for rows in pages for row in rows]
+    pages = [page async for page in store.iter_ledger_digest(export_id, batch_size=4)]
+    assert [len(page.key_ids) for page in pages] == [4, 4, 1]
+    for page in pages:
+        assert len(page.fingerprints) == len(page.outcomes) == len(page.key_ids)
+    flat = [row for page in pages for row in zip(*page, strict=True)]
     expected = sorted((k, fp, 3 if k == 0 else 0) for k, fp in pairs)
     assert flat == expected
 

@@ -95,7 +95,9 @@ async def test_readers_see_a_running_runs_sends(sqlite_store: SQLiteStore) -> No
     await progress(store, run, LedgerChanges(export_id, 1, sent=sent_entries((2, 20), (1, 10))))
     assert await store.count_ledger(export_id) == 2
     assert await store.ledger_entries(export_id, [1, 2, 7]) == {1: entry(1, 10), 2: entry(2, 20)}
-    digest = [row async for rows in store.iter_ledger_digest(export_id) for row in rows]
+    digest = [
+        row async for page in store.iter_ledger_digest(export_id) for row in zip(*page, strict=True)
+    ]
     assert [key_id for key_id, *_ in digest] == [1, 2]
 
 

@@ -20,6 +20,7 @@ from pymongo import ASCENDING, DeleteOne, UpdateMany, UpdateOne
 
 from service.store.base import (
     LedgerChanges,
+    LedgerDigest,
     LedgerEntry,
     LedgerOutcome,
     LedgerReset,
@@ -154,7 +155,7 @@ class MongoLedger:
 
     async def iter_ledger_digest(
         self, export_id: str, *, batch_size: int = 10_000
-    ) -> AsyncIterator[list[tuple[int, int, int]]]:
+    ) -> AsyncIterator[LedgerDigest]:
         after: int | None = None
         while True:
             query: Doc = {"e": export_id}
@@ -169,7 +170,11 @@ class MongoLedger:
             )
             if not docs:
                 return
-            yield [(int(d["k"]), int(d["f"]), int(d["o"])) for d in docs]
+            yield LedgerDigest(
+                [int(d["k"]) for d in docs],
+                [int(d["f"]) for d in docs],
+                [int(d["o"]) for d in docs],
+            )
             if len(docs) < batch_size:
                 return
             after = int(docs[-1]["k"])
