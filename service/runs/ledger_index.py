@@ -3,9 +3,12 @@
 A run asks the ledger about every record it maps. Asking the store per read batch
 means thousands of random reads of the ledger's B-tree per batch (a million entries
 are ~70 MB on disk, far beyond SQLite's page cache); reading the ledger once, in key
-order, into three flat arrays costs 17 bytes per entry (17 MB for a million) and makes
-each lookup a binary search. The run's own writes never need to be seen: a key is
-taken once per run (de-duplication), so the index as loaded stays right for the run.
+order, into three flat arrays costs 17 bytes per entry, and a table of positions (open
+addressing on the key id's low bits, which are uniform: key ids are keyed hashes) makes
+each lookup one or two probes: 25 bytes per entry in all, 25 MB for a million. A binary
+search over the sorted ids had cost 2 microseconds a lookup, 2 s of a 1M preview.
+The run's own writes never need to be seen: a key is taken once per run
+(de-duplication), so the index as loaded stays right for the run.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class LedgerIndex:
         self._ids = array("q")
         self._fingerprints = array("q")
         self._outcomes = bytearray()
+        self._positions = array("I", [0])
+        """Slot -> 1 + the entry's position in the arrays (0: an empty slot)."""
+        self._mask = 0
 
     @classmethod
     async def load(cls, store: Store, export_id: str) -> LedgerIndex:
@@ -40,18 +46,34 @@ class LedgerIndex:
             ids.extend(page.key_ids)
             fingerprints.extend(page.fingerprints)
             outcomes.extend(page.outcomes)
+        index._place()
         return index
+
+    def _place(self) -> None:
+        """Build the table of positions: a power of two of slots, at most half used."""
+        ids = self._ids
+        size = 1 << max(4, (2 * len(ids)).bit_length())
+        mask = size - 1
+        positions = array("I", [0]) * size
+        for position, key_id in enumerate(ids, start=1):
+            slot = key_id & mask
+            while positions[slot]:
+                slot = (slot + 1) & mask
+            positions[slot] = position
+        self._positions, self._mask = positions, mask
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def get(self, key_id: int) -> tuple[int, LedgerOutcome] | None:
         """The entry's fingerprint and outcome, or None when the ledger has no such key."""
-        ids = self._ids
-        position = bisect_left(ids, key_id)
-        if position == len(ids) or ids[position] != key_id:
-            return None
-        return self._fingerprints[position], _OUTCOMES[self._outcomes[position]]
+        positions, ids, mask = self._positions, self._ids, self._mask
+        slot = key_id & mask
+        while position := positions[slot]:
+            if ids[position - 1] == key_id:
+                return self._fingerprints[position - 1], _OUTCOMES[self._outcomes[position - 1]]
+            slot = (slot + 1) & mask
+        return None
 
 
 class KeySet:
