@@ -151,6 +151,10 @@ class FreedMemoryReturn:
         self._last: float | None = None
         self._asked: float = 0.0
         self._pending: asyncio.TimerHandle | None = None
+        self._due_at = 0.0
+        """When the pending return is due: moved later while the crowd keeps leaving, the
+        timer itself left alone (a new timer per closing subscription made hundreds of
+        cancelled timers, each outliving the crowd in the loop's heap)."""
 
     def watch(self, open_now: int) -> None:
         """The number of subscriptions open now (after one opened or closed)."""
@@ -161,17 +165,24 @@ class FreedMemoryReturn:
         if self._pending is not None:
             if now - self._asked < self.interval:
                 # Still leaving: wait for the quiet after the last one.
-                self._pending.cancel()
-                self._pending = self._call_at(loop, self._due(now))
+                self._due_at = self._due(now)
             return
         if self._most - open_now < self.crowd or open_now > self._most // 2:
             return
         self._asked = now
-        self._pending = self._call_at(loop, self._due(now))
+        self._due_at = self._due(now)
+        self._pending = self._call_at(loop, self._due_at)
 
     def _call_at(self, loop: asyncio.AbstractEventLoop, when: float) -> asyncio.TimerHandle:
         # In a context of its own: not the closing request's (its request id, its logs).
-        return loop.call_at(when, self._return, context=contextvars.Context())
+        return loop.call_at(when, self._ring, context=contextvars.Context())
+
+    def _ring(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._due_at:
+            self._pending = self._call_at(loop, self._due_at)  # moved since it was set
+            return
+        self._return()
 
     def _due(self, now: float) -> float:
         soonest = now + self.quiet
