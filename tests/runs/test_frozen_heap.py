@@ -26,9 +26,14 @@ def test_the_first_run_freezes_and_the_last_unfreezes() -> None:
     with heap.held():
         frozen = gc.get_freeze_count()
         assert frozen > 0
+        # What a second freeze would take in:
+        made_since: list[list[int]] = [[] for _ in range(1000)]
         with heap.held():
-            assert gc.get_freeze_count() == frozen  # a second run freezes nothing more
-        assert gc.get_freeze_count() == frozen  # one run still streams
+            # A second run freezes nothing more. Frozen objects may die meanwhile (the
+            # count falls as they are freed, whoever frees them); none may join.
+            assert gc.get_freeze_count() <= frozen
+        assert 0 < gc.get_freeze_count() <= frozen  # one run still streams
+        assert len(made_since) == 1000
     assert gc.get_freeze_count() == 0
 
 
