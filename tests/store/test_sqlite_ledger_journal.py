@@ -7,13 +7,14 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from service.domain import ExportRun
-from service.store.base import LedgerChanges, LedgerReset
+from service.store.base import LedgerChanges, LedgerDigest, LedgerReset
 from service.store.sqlite import SQLiteStore
-from service.store.sqlite.ledger import pack_sent
+from service.store.sqlite.ledger import _digest_page, pack_sent
 from tests.store.test_ledger import BASIS, all_entries, an_export, entry, finish, progress, running
 from tests.store.test_ledger import sent as sent_entries
 
@@ -128,3 +129,27 @@ async def test_a_removed_export_takes_its_journal_with_it(
         table_rows(ledger_file, "ledger_journal"),
         table_rows(ledger_file, "ledger_entries"),
     ) == (0, 0)
+
+
+class Answering:
+    """A connection whose one statement answers the digest's three JSON arrays as given."""
+
+    def __init__(self, *columns: str) -> None:
+        self.columns = columns
+
+    def execute(self, sql: str, parameters: object) -> Answering:
+        return self
+
+    def fetchone(self) -> tuple[str, ...]:
+        return self.columns
+
+
+def test_a_digest_page_is_in_key_order_whatever_order_the_aggregate_took() -> None:
+    """SQLite does not promise an aggregate takes the subquery's order: a page that came
+    out of order is put in key order, each entry's columns together (the next page starts
+    after its last key id)."""
+    conn = cast(sqlite3.Connection, Answering("[5,-3,2]", "[50,-30,20]", "[0,3,1]"))
+    page = _digest_page(conn, number=1, after=None, limit=10)
+    assert page == LedgerDigest([-3, 2, 5], [-30, 20, 50], [3, 1, 0])
+    empty = cast(sqlite3.Connection, Answering("[]", "[]", "[]"))
+    assert _digest_page(empty, number=1, after=5, limit=10) is None

@@ -326,7 +326,14 @@ def _digest_page(
         _DIGEST_PAGE.format(since), (number, start, limit)
     ).fetchone()
     page = LedgerDigest(orjson.loads(key_ids), orjson.loads(fingerprints), orjson.loads(outcomes))
-    return page if page.key_ids else None
+    if not page.key_ids:
+        return None
+    if sorted(page.key_ids) != page.key_ids:
+        # An aggregate takes its rows in the subquery's order, which SQLite does not
+        # promise; the page (and where the next one starts) must be in key order.
+        rows = sorted(zip(*page, strict=True))
+        page = LedgerDigest(*(list(column) for column in zip(*rows, strict=True)))
+    return page
 
 
 def delete_ledger(conn: sqlite3.Connection, export_id: str) -> None:
