@@ -1,4 +1,4 @@
-"""The run's de-duplication set: a set's answers, kept as fingerprints in flat arrays."""
+"""The run's de-duplication set: a set's answers, kept as fingerprints in one flat table."""
 
 from __future__ import annotations
 
