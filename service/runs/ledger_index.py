@@ -86,6 +86,10 @@ class KeySet:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def key_ids(self) -> array[int]:
+        """The key ids, in order (the set's own array: do not change it)."""
+        return self._ids
+
     def __contains__(self, key_id: object) -> bool:
         if not isinstance(key_id, int):
             return False

@@ -187,6 +187,12 @@ class SyncPlan:
         """Learn the list's standing from the destination (nothing when it cannot tell)."""
         if self.standing is None:
             return
+        kept = await self._kept_members() if members else None
+        if kept is not None:  # a resumed run: the members as its first attempt found them
+            self.members = kept
+            members = False
+            if not self.skip_unchanged:
+                return
         # Only a run that skips unchanged records keeps its unsubscribed contacts from being
         # sent again; a run that sends everything has no use for them (and saves the reads).
         standing = await self.standing(members, self.skip_unchanged)
@@ -195,6 +201,20 @@ class SyncPlan:
             self.cannot_add = KeySet(key_id(key) for key in standing.cannot_add)
         if members:
             self.members = KeySet(key_id(key) for key in standing.members)
+            if self.run_no > 0:
+                # Kept before any record is judged by it (so before one is sent): a resume
+                # of this run must not take what its own earlier sends put on the list for
+                # memberships that were there before.
+                await self.store.keep_list_standing(
+                    self.export.id, self.run_no, self.members.key_ids()
+                )
+
+    async def _kept_members(self) -> KeySet | None:
+        """The members this run found before (it is resumed), as it kept them."""
+        if self.run_no <= 0:
+            return None
+        kept = await self.store.list_standing(self.export.id, self.run_no)
+        return None if kept is None else KeySet(kept)
 
     def _outcome(self, identifier: int, entry: tuple[int, LedgerOutcome] | None) -> LedgerOutcome:
         """The ledger outcome of a record about to be sent."""

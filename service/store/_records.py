@@ -13,6 +13,8 @@ documents are in :mod:`service.store._run_records`.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -291,3 +293,22 @@ def oauth_state_from_doc(doc: Mapping[str, Any]) -> OAuthState:
         created_at=as_utc(doc["created_at"]),
         allow_account_change=bool(doc.get("allow_account_change") or False),
     )
+
+
+def pack_key_ids(key_ids: Sequence[int]) -> bytes:
+    """Signed 64-bit key ids as bytes, 8 each, little-endian (the same on every machine)."""
+    packed = array("q", key_ids)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_key_ids(data: bytes) -> list[int]:
+    """The key ids of :func:`pack_key_ids`; ValueError if ``data`` is not whole ids."""
+    if len(data) % 8:
+        raise ValueError(f"{len(data)} bytes are not whole 8-byte key ids")
+    unpacked = array("q")
+    unpacked.frombytes(data)
+    if sys.byteorder == "big":
+        unpacked.byteswap()
+    return unpacked.tolist()

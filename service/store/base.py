@@ -364,6 +364,17 @@ class Store(Protocol):
 
     async def count_ledger(self, export_id: str) -> int: ...
 
+    async def keep_list_standing(self, export_id: str, run_no: int, key_ids: Sequence[int]) -> None:
+        """Keep the key ids of the list's members as run ``run_no`` of the export's ledger
+        found them before it first sent a record its ledger did not hold, so that a resume
+        of that run judges by them and not by a list its own sends have changed. Replaces
+        what the export kept before; written before the run sends such a record."""
+
+    async def list_standing(self, export_id: str, run_no: int) -> list[int] | None:
+        """What :meth:`keep_list_standing` kept for run ``run_no``, or None (it kept none,
+        or another run's is kept, or a write of it did not complete). What a run kept stays
+        until another run starts on the ledger (:meth:`start_ledger`) or the export goes."""
+
     async def settle_ledger(self, export_id: str) -> None:
         """Fold what the export's runs journalled into its entries, if a store journals
         (readers and writers of the ledger do it first anyway). A run calls it once it

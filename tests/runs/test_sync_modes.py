@@ -232,6 +232,41 @@ async def test_an_interrupted_mirror_run_resumes_with_exact_counts_and_an_exact_
     assert fake.state.list_members(NEWSLETTER_LIST) == {email(i) for i in members}
 
 
+async def test_a_mirror_run_resumed_after_an_unanswered_send_owns_what_it_sent(
+    services: Services, fake: RunningFake
+) -> None:
+    """Stopped once its first import was on the list but before Constant Contact's answer
+    came (so before its checkpoint), the run resumes judging memberships by the list as
+    it first found it: what its stopped attempt put there is the export's own, and a
+    mirror takes it off when its contacts leave."""
+    export = await seeded(services, fake, SyncMode.MIRROR)
+    put_on_list(fake, email(1))  # on the list before the export: not its own
+    # Every answer held back a second after the request was carried out.
+    fake.state.configure(slow_share=1.0, slow_seconds=1.0)
+    run = await services.runs.request_run(export.id, ExportRunTrigger.ON_DEMAND, "alice")
+    job = asyncio.create_task(execute_run(services.run_context, run.id))
+    while len(fake.state.list_members(NEWSLETTER_LIST)) < 40:  # the first import's 40
+        assert not job.done()
+        await asyncio.sleep(0.01)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    assert await services.store.count_ledger(export.id) == 0  # no answer, no checkpoint
+
+    fake.state.configure(slow_share=0.0)
+    done = await execute_run(services.run_context, run.id)
+    assert done is not None
+    assert done.status is ExportRunStatus.SUCCEEDED, done.message
+    assert (done.counts.contacts_sent, done.counts.accepted_by_destination) == (PROFILES, PROFILES)
+
+    # Five of the first import's contacts leave, and the one that was there before.
+    await services.store.upsert_profiles([replace(person(i), segment_ids=[]) for i in range(6)])
+    after = await run_now(services, export)
+    assert (after.counts.removed_from_list, after.counts.removals_failed) == (5, 0)
+    expected = {email(i) for i in range(6, PROFILES)} | {email(1)}
+    assert fake.state.list_members(NEWSLETTER_LIST) == expected
+
+
 def put_on_list(fake: RunningFake, address: str, *, unsubscribed: bool = False) -> None:
     """A contact of the fake account made before segport ran: on the list, or unsubscribed
     (then on no list)."""

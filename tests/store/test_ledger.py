@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from service.domain import ExportRun, ExportRunStatus, RunCounts, SyncMode, utcnow
+from service.store._records import pack_key_ids, unpack_key_ids
 from service.store.base import (
     LedgerChanges,
     LedgerEntry,
@@ -192,6 +195,52 @@ async def test_the_digest_holds_every_entry_in_key_order_without_sealed_keys(
     flat = [row for page in pages for row in zip(*page, strict=True)]
     expected = sorted((k, fp, 3 if k == 0 else 0) for k, fp in pairs)
     assert flat == expected
+
+
+async def test_a_run_keeps_the_list_standing_it_found_until_another_run_starts(
+    store: Store,
+) -> None:
+    export_id = await an_export(store)
+    first = await running(store, export_id)
+    state = await store.start_ledger(export_id, first.id, BASIS, LedgerReset.KEEP)
+    assert await store.list_standing(export_id, state.run_no) is None
+    members = [2**63 - 1, -(2**63), 0, -7, 12]
+    await store.keep_list_standing(export_id, state.run_no, members)
+    assert await store.list_standing(export_id, state.run_no) == members
+    assert await store.list_standing(export_id, state.run_no + 1) is None
+    # A second keep replaces the first; an empty list is kept as empty, not as none.
+    await store.keep_list_standing(export_id, state.run_no, [])
+    assert await store.list_standing(export_id, state.run_no) == []
+    await store.keep_list_standing(export_id, state.run_no, [5, 6])
+    # The run resumed: what it kept is there for it.
+    await store.start_ledger(export_id, first.id, BASIS, LedgerReset.KEEP)
+    assert await store.list_standing(export_id, state.run_no) == [5, 6]
+    await finish(store, first)
+    second = await running(store, export_id)
+    later = await store.start_ledger(export_id, second.id, BASIS, LedgerReset.KEEP)
+    assert await store.list_standing(export_id, state.run_no) is None
+    assert await store.list_standing(export_id, later.run_no) is None
+
+
+async def test_a_kept_list_standing_is_the_exports_own_and_goes_with_it(store: Store) -> None:
+    one, two = await an_export(store), await an_export(store)
+    for number, export_id in enumerate((one, two)):
+        run = await running(store, export_id)
+        await store.start_ledger(export_id, run.id, BASIS, LedgerReset.KEEP)
+        await store.keep_list_standing(export_id, 1, [number, 100 + number])
+    assert await store.list_standing(one, 1) == [0, 100]
+    assert await store.delete_export(one)
+    assert await store.list_standing(one, 1) is None
+    assert await store.list_standing(two, 1) == [1, 101]
+
+
+def test_key_ids_are_kept_as_eight_little_endian_bytes_each() -> None:
+    key_ids = [1, -1, 2**63 - 1, -(2**63)]
+    data = pack_key_ids(key_ids)
+    assert data == b"".join(k.to_bytes(8, "little", signed=True) for k in key_ids)
+    assert unpack_key_ids(data) == key_ids
+    with pytest.raises(ValueError, match="7 bytes are not whole 8-byte key ids"):
+        unpack_key_ids(data[:7])
 
 
 async def test_many_keys_are_looked_up_at_once(store: Store) -> None:

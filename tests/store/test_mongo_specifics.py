@@ -1,6 +1,6 @@
 """MongoDB adapter specifics: the database named by the URL, URL errors without secrets,
-the TTL index that keeps expired OAuth states for the grace period, and ledger journals
-a dead process left."""
+the TTL index that keeps expired OAuth states for the grace period, ledger journals a
+dead process left, and list standings kept in parts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pymongo import MongoClient
 from service.domain import ExportRunStatus, utcnow
 from service.store.base import LedgerChanges, LedgerReset
 from service.store.mongo import MongoStore
+from service.store.mongo import ledger as mongo_ledger
 from service.store.mongo.ledger import JOURNAL_FIELD, journal
 from service.store.rules import OAUTH_STATE_GRACE
 from tests.support.records import make_connection, make_export, make_run, make_segment
@@ -108,6 +109,31 @@ async def test_ledger_changes_journalled_but_not_applied_are_applied_by_the_next
         assert JOURNAL_FIELD not in stored
         await store.ledger_state(export.id)
         assert await store.count_ledger(export.id) == 2
+    finally:
+        await store.close()
+
+
+async def test_a_list_standing_is_kept_in_parts_and_a_part_missing_reads_as_none(
+    mongo_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past one document's worth of key ids the standing takes several documents; a write
+    that stopped before its last part is not taken for a whole standing."""
+    monkeypatch.setattr(mongo_ledger, "STANDING_PART", 2)
+    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
+    await store.open()
+    try:
+        export = make_export()
+        await store.save_export(export)
+        run = make_run(export.id, status=ExportRunStatus.RUNNING, started_at=utcnow())
+        await store.insert_run(run)
+        await store.start_ledger(export.id, run.id, {"b": 1}, LedgerReset.KEEP)
+        members = [5, -(2**63), 2**63 - 1, 0, 9]
+        await store.keep_list_standing(export.id, 1, members)
+        parts = store._db["ledger_standings"]
+        assert await parts.count_documents({"e": export.id}) == 3
+        assert await store.list_standing(export.id, 1) == members
+        await parts.delete_one({"e": export.id, "p": 2})
+        assert await store.list_standing(export.id, 1) is None
     finally:
         await store.close()
 

@@ -72,6 +72,7 @@ class MongoExports:
         result = await self._db["exports"].delete_one({"_id": export_id})
         await self._db["runs"].delete_many({"export_id": export_id})
         await self._db["ledger_entries"].delete_many({"e": export_id})
+        await self._db["ledger_standings"].delete_many({"e": export_id})
         await self._db["ledgers"].delete_one({"_id": export_id})
         return result.deleted_count > 0
 

@@ -52,4 +52,7 @@ async def create_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db["ledger_entries"].create_index(
         [("e", ASCENDING), ("r", ASCENDING)], name="entries_by_export_run"
     )
+    await db["ledger_standings"].create_index(
+        [("e", ASCENDING), ("r", ASCENDING), ("p", ASCENDING)], name="standing_by_export_run"
+    )
     await db["claims"].create_index("expires_at", expireAfterSeconds=0, name="expire")

@@ -18,6 +18,7 @@ from typing import Any
 from bson import Binary
 from pymongo import ASCENDING, DeleteOne, UpdateMany, UpdateOne
 
+from service.store._records import pack_key_ids, unpack_key_ids
 from service.store.base import (
     LedgerChanges,
     LedgerDigest,
@@ -27,6 +28,9 @@ from service.store.base import (
     LedgerState,
 )
 from service.store.mongo.database import Doc, MongoDatabase
+
+STANDING_PART = 1_000_000
+"""Key ids per document of a kept list standing (8 MB, under the 16 MB limit)."""
 
 JOURNAL_FIELD = "ledger_journal"
 """The field of a run document that holds ledger changes not yet applied."""
@@ -109,6 +113,7 @@ class MongoLedger:
             return _state(new)
         if doc.get("run_id") == run_id:
             return _state(doc)
+        await self._forget_list_standing(export_id)
         entries = self._db["ledger_entries"]
         if reset is LedgerReset.CLEAR:
             await entries.delete_many({"e": export_id})
@@ -182,9 +187,38 @@ class MongoLedger:
     async def count_ledger(self, export_id: str) -> int:
         return int(await self._db["ledger_entries"].count_documents({"e": export_id}))
 
-    async def delete_ledger(self, export_id: str) -> None:
-        await self._db["ledger_entries"].delete_many({"e": export_id})
-        await self._db["ledgers"].delete_one({"_id": export_id})
+    async def keep_list_standing(self, export_id: str, run_no: int, key_ids: Sequence[int]) -> None:
+        if await self._db["ledgers"].find_one({"_id": export_id}, {"_id": 1}) is None:
+            raise ValueError(f"export {export_id!r} has no ledger to keep a standing for")
+        await self._forget_list_standing(export_id)
+        # Parts under MongoDB's 16 MB document limit, each naming how many there are: a
+        # write that stopped part way is seen as none (list_standing checks the count).
+        parts = [key_ids[i : i + STANDING_PART] for i in range(0, len(key_ids), STANDING_PART)]
+        docs = [
+            {
+                "_id": f"{export_id}/{run_no}/{number}",
+                "e": export_id,
+                "r": run_no,
+                "p": number,
+                "n": max(len(parts), 1),
+                "k": Binary(pack_key_ids(part)),
+            }
+            for number, part in enumerate(parts or [[]])
+        ]
+        await self._db["ledger_standings"].insert_many(docs, ordered=True)
+
+    async def list_standing(self, export_id: str, run_no: int) -> list[int] | None:
+        cursor = self._db["ledger_standings"].find({"e": export_id, "r": run_no}).sort("p", 1)
+        docs = [doc async for doc in cursor]
+        if not docs or len(docs) != int(docs[0]["n"]):
+            return None
+        key_ids: list[int] = []
+        for doc in docs:
+            key_ids += unpack_key_ids(bytes(doc["k"]))
+        return key_ids
+
+    async def _forget_list_standing(self, export_id: str) -> None:
+        await self._db["ledger_standings"].delete_many({"e": export_id})
 
 
 _FIELDS = {"_id": 0, "k": 1, "s": 1, "f": 1, "o": 1, "r": 1}

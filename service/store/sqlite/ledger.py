@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from service.store._records import pack_key_ids, unpack_key_ids
 from service.store.base import (
     LedgerChanges,
     LedgerDigest,
@@ -85,6 +86,7 @@ class SQLiteLedger:
             _settle(conn, number)
             if last_run == run_id:
                 return LedgerState(_basis(conn, export_id), run_id, run_no)
+            _forget_standing(conn, export_id)
             if reset is LedgerReset.CLEAR:
                 conn.execute("DELETE FROM ledger_entries WHERE ledger_no = ?", (number,))
             elif reset is LedgerReset.FORGET_FINGERPRINTS:
@@ -183,6 +185,41 @@ class SQLiteLedger:
             return int(conn.execute(sql, (number,)).fetchone()[0])
 
         return await self._db.read(count)
+
+    async def keep_list_standing(self, export_id: str, run_no: int, key_ids: Sequence[int]) -> None:
+        data = pack_key_ids(key_ids)
+
+        def keep(conn: sqlite3.Connection) -> None:
+            number = _number(conn, export_id)
+            if number is None:
+                raise ValueError(f"export {export_id!r} has no ledger to keep a standing for")
+            conn.execute(
+                "INSERT OR REPLACE INTO ledger_standings (ledger_no, run_no, key_ids) "
+                "VALUES (?, ?, ?)",
+                (number, run_no, data),
+            )
+
+        await self._db.write(keep)
+
+    async def list_standing(self, export_id: str, run_no: int) -> list[int] | None:
+        def read(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(
+                "SELECT s.key_ids FROM ledger_standings s JOIN ledgers l USING (ledger_no) "
+                "WHERE l.export_id = ? AND s.run_no = ?",
+                (export_id, run_no),
+            ).fetchone()
+            return None if row is None else bytes(row[0])
+
+        data = await self._db.read(read)
+        return None if data is None else unpack_key_ids(data)
+
+
+def _forget_standing(conn: sqlite3.Connection, export_id: str) -> None:
+    conn.execute(
+        "DELETE FROM ledger_standings WHERE ledger_no = "
+        "(SELECT ledger_no FROM ledgers WHERE export_id = ?)",
+        (export_id,),
+    )
 
 
 class PackedSent(NamedTuple):
@@ -340,6 +377,7 @@ def delete_ledger(conn: sqlite3.Connection, export_id: str) -> None:
     number = _number(conn, export_id)
     if number is not None:
         conn.execute("DELETE FROM ledger_journal WHERE ledger_no = ?", (number,))
+        conn.execute("DELETE FROM ledger_standings WHERE ledger_no = ?", (number,))
         conn.execute("DELETE FROM ledger_entries WHERE ledger_no = ?", (number,))
         conn.execute("DELETE FROM ledgers WHERE export_id = ?", (export_id,))
 

@@ -142,6 +142,13 @@ CREATE TABLE IF NOT EXISTS ledger_journal (
     run_no INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ledger_journal_by_ledger ON ledger_journal (ledger_no);
+-- The list's members (key ids, 8 bytes each) as a run found them before it first sent a
+-- record its ledger did not hold: what a resume of that run judges memberships by.
+CREATE TABLE IF NOT EXISTS ledger_standings (
+    ledger_no INTEGER PRIMARY KEY,
+    run_no INTEGER NOT NULL,
+    key_ids BLOB NOT NULL
+);
 """
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
