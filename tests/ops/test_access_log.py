@@ -17,12 +17,10 @@ from tests.support.logstream import json_lines, open_log_stream
 def log_stream() -> Iterator[io.StringIO]:
     with open_log_stream() as stream:
         configure_logging(Settings(log_format="json"), stream=stream)
-        # An in-process uvicorn of an earlier test may have set this logger's level.
-        access = logging.getLogger("uvicorn.access")
-        level = access.level
-        access.setLevel(logging.INFO)
+        # An in-process uvicorn of an earlier test may have set this logger's level (the
+        # stream puts it back afterwards, with every other logger's).
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
         yield stream
-        access.setLevel(level)
 
 
 def events(stream: io.StringIO) -> list[str]:

@@ -14,18 +14,33 @@ import structlog
 
 @contextmanager
 def open_log_stream() -> Iterator[io.StringIO]:
-    """A stream for ``configure_logging(..., stream=...)``. On exit no handler writes to it
-    any more and structlog is back to its defaults, so later tests log as usual."""
+    """A stream for ``configure_logging(..., stream=...)``. On exit every logger is as it
+    was before (level, handlers, filters, propagation: ``configure_logging`` sets the
+    root to INFO, and pytest's capture would then keep every INFO record of later tests)
+    and structlog is back to its defaults, so later tests log as usual."""
     stream = io.StringIO()
+    saved = [(logger, _state(logger)) for logger in _loggers()]
     try:
         yield stream
     finally:
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            if getattr(handler, "stream", None) is stream:
-                root.removeHandler(handler)
+        for logger, (level, propagate, handlers, filters) in saved:
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.handlers[:] = handlers
+            logger.filters[:] = filters
         structlog.reset_defaults()
         structlog.contextvars.clear_contextvars()
+
+
+def _loggers() -> list[logging.Logger]:
+    made = logging.Logger.manager.loggerDict.values()
+    return [logging.getLogger(), *(lg for lg in made if isinstance(lg, logging.Logger))]
+
+
+def _state(
+    logger: logging.Logger,
+) -> tuple[int, bool, list[logging.Handler], list[Any]]:
+    return logger.level, logger.propagate, list(logger.handlers), list(logger.filters)
 
 
 def json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
