@@ -242,6 +242,27 @@ async def _run(ctx: RunContext, state: RunState) -> None:
     if state.cancel_seen:
         raise RunCancelled()
 
+    # The ledger is read into memory while the destination is asked about its list (a
+    # million entries take a second or two; so may Constant Contact's export of a list).
+    loading = asyncio.create_task(plan.load_index())
+    try:
+        await _send(ctx, state, export, connection, destination, plan, loading)
+    finally:
+        loading.cancel()  # when the run ended before it was needed
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await loading
+
+
+async def _send(
+    ctx: RunContext,
+    state: RunState,
+    export: Export,
+    connection: Connection,
+    destination: Destination,
+    plan: SyncPlan,
+    loading: asyncio.Task[None],
+) -> None:
+    """Open the destination, learn the list's standing, and stream the run through it."""
     destination_ctx = await ctx.open_destination(
         connection, export.settings, PipelineReporter(state)
     )
@@ -252,6 +273,7 @@ async def _run(ctx: RunContext, state: RunState) -> None:
             # end): the pipeline's watcher does not beat yet.
             async with state.beating(ctx.settings.run_heartbeat_seconds):
                 await _learn_standing(plan, session)
+        await loading
         with ctx.heap.held():
             await stream_run(
                 ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan
@@ -271,8 +293,9 @@ async def _learn_standing(plan: SyncPlan, session: DestinationSession) -> None:
 
     plan.standing = standing
     # Only a mirror needs to know which memberships were there before it (it leaves those
-    # when their contacts leave); other modes save the list's export.
-    members_now = plan.removes and not len(plan.index)
+    # when their contacts leave); other modes save the list's export. (The index may be
+    # loading still: the store counts the entries.)
+    members_now = plan.removes and not await plan.store.count_ledger(plan.export.id)
     if plan.skip_unchanged or members_now:
         await plan.read_standing(members=members_now)
 

@@ -177,6 +177,10 @@ class SyncPlan:
     """A whole-list mirror run (service.runs.whole_list): how many members outside the
     export its preview showed (None: an ordinary run)."""
 
+    async def load_index(self) -> None:
+        """Read the ledger as the run finds it into :attr:`index`."""
+        self.index = await LedgerIndex.load(self.store, self.export.id)
+
     def asked_already(self, key_id: int) -> bool:
         """Whether the ordinary removal phase handles ``key_id`` (a ledger entry the export
         created, as the run found the ledger)."""
@@ -359,13 +363,14 @@ class SyncPlan:
 async def start_sync(
     store: Store, seal: LedgerSeal, export: Export, run_id: str, *, full_resync: bool
 ) -> SyncPlan:
-    """Begin (or resume) run ``run_id`` on the export's ledger."""
+    """Begin (or resume) run ``run_id`` on the export's ledger. The plan's index is
+    empty until :meth:`SyncPlan.load_index` (which the run overlaps with its first
+    questions to the destination)."""
     basis = ledger_basis(export, seal)
     previous = await store.ledger_state(export.id)
     reset, why = ledger_reset(previous, basis)
     resumed = previous is not None and previous.run_id == run_id
     state = await store.start_ledger(export.id, run_id, basis, reset)
-    index = await LedgerIndex.load(store, export.id)
     sends_changes = export.sync_mode in (SyncMode.SEND_CHANGES, SyncMode.MIRROR)
     cleared = not resumed and reset is not LedgerReset.KEEP
     note = reset_note(why) if cleared and why is not None and sends_changes else None
@@ -377,5 +382,4 @@ async def start_sync(
         skip_unchanged=sends_changes and not full_resync,
         removes=export.sync_mode is SyncMode.MIRROR,
         note=note,
-        index=index,
     )

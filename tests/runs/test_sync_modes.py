@@ -34,6 +34,7 @@ from service.domain import (
 from service.runs.lifecycle import execute_run
 from service.runs.preview import preview_export
 from service.runs.whole_list import CONFIRMATION_SECONDS, ConfirmationError, confirmed_cap
+from service.store.base import LedgerDigest
 from service.store.mongo.ledger import JOURNAL_FIELD
 from tests.runs.cc_world import NEWSLETTER_LIST, ConstantContactPlugin, fast_cc_settings
 from tests.runs.cc_world import seed_cc_export as seed_export
@@ -175,6 +176,38 @@ async def test_a_second_run_sends_exactly_what_changed_and_a_mirror_removes_the_
     third = await run_now(services, export)
     assert (third.counts.contacts_sent, third.counts.skipped_unchanged) == (0, 98)
     assert third.counts.removed_from_list == 0
+
+
+@pytest.mark.parametrize("mode", [SyncMode.SEND_CHANGES, SyncMode.MIRROR])
+async def test_the_ledger_is_read_while_constant_contact_is_asked_about_the_list(
+    services: Services, fake: RunningFake, mode: SyncMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's two slow starts overlap: its ledger's index is read while Constant
+    Contact exports the unsubscribed contacts. The ledger read here waits for that export
+    to be asked for, so a run doing one after the other would never start streaming."""
+    export = await seeded(services, fake, mode)
+    await run_now(services, export)
+    await services.store.upsert_profiles(
+        [replace(person(0, "Changed"), segment_ids=export.segment_ids)]
+    )
+    store = services.store
+    read_digest = store.iter_ledger_digest
+    asked = ("POST", "/v3/activities/contact_exports")
+    before = fake.state.requests_to(*asked)  # the first run's
+
+    async def digest_once_asked(export_id: str, **paging: int) -> AsyncIterator[LedgerDigest]:
+        deadline = time.monotonic() + 10
+        while fake.state.requests_to(*asked) == before:
+            assert time.monotonic() < deadline, "the ledger was read before the list"
+            await asyncio.sleep(0.01)
+        async for page in read_digest(export_id, **paging):
+            yield page
+
+    monkeypatch.setattr(store, "iter_ledger_digest", digest_once_asked)
+    second = await run_now(services, export)
+    assert fake.state.requests_to(*asked) == before + 1
+    c = second.counts
+    assert (c.contacts_sent, c.skipped_unchanged) == (1, PROFILES - 1)
 
 
 async def test_a_full_resync_sends_everything_and_a_changed_list_resets_the_ledger(
