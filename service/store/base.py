@@ -368,7 +368,8 @@ class Store(Protocol):
         """Keep the key ids of the list's members as run ``run_no`` of the export's ledger
         found them before it first sent a record its ledger did not hold, so that a resume
         of that run judges by them and not by a list its own sends have changed. Replaces
-        what the export kept before; written before the run sends such a record."""
+        what the export kept before; written before the run sends such a record. Raises
+        ValueError when the export has no ledger (no run started on it)."""
 
     async def list_standing(self, export_id: str, run_no: int) -> list[int] | None:
         """What :meth:`keep_list_standing` kept for run ``run_no``, or None (it kept none,

@@ -201,6 +201,8 @@ async def test_a_run_keeps_the_list_standing_it_found_until_another_run_starts(
     store: Store,
 ) -> None:
     export_id = await an_export(store)
+    with pytest.raises(ValueError, match="has no ledger"):
+        await store.keep_list_standing(export_id, 1, [1])
     first = await running(store, export_id)
     state = await store.start_ledger(export_id, first.id, BASIS, LedgerReset.KEEP)
     assert await store.list_standing(export_id, state.run_no) is None

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from pymongo import MongoClient
 
-from service.domain import ExportRunStatus, utcnow
+from service.domain import Export, ExportRun, ExportRunStatus, utcnow
 from service.store.base import LedgerChanges, LedgerReset
 from service.store.mongo import MongoStore
 from service.store.mongo import ledger as mongo_ledger
@@ -88,11 +88,7 @@ async def test_ledger_changes_journalled_but_not_applied_are_applied_by_the_next
     store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
     await store.open()
     try:
-        export = make_export()
-        await store.save_export(export)
-        run = make_run(export.id, status=ExportRunStatus.RUNNING, started_at=utcnow())
-        await store.insert_run(run)
-        await store.start_ledger(export.id, run.id, {"b": 1}, LedgerReset.KEEP)
+        export, run = await a_running_ledger(store)
         changes = LedgerChanges(export.id, 1, sent=[(7, b"sealed-7", 70), (8, b"sealed-8", 80)])
         # What record_run_progress writes first, without what it does next.
         left = journal(changes)
@@ -122,11 +118,7 @@ async def test_a_list_standing_is_kept_in_parts_and_a_part_missing_reads_as_none
     store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
     await store.open()
     try:
-        export = make_export()
-        await store.save_export(export)
-        run = make_run(export.id, status=ExportRunStatus.RUNNING, started_at=utcnow())
-        await store.insert_run(run)
-        await store.start_ledger(export.id, run.id, {"b": 1}, LedgerReset.KEEP)
+        export, _ = await a_running_ledger(store)
         members = [5, -(2**63), 2**63 - 1, 0, 9]
         await store.keep_list_standing(export.id, 1, members)
         parts = store._db["ledger_standings"]
@@ -156,3 +148,13 @@ async def test_a_connection_document_stored_before_ways_to_connect_reads_without
         assert stored.display_name == connection.display_name
     finally:
         await store.close()
+
+
+async def a_running_ledger(store: MongoStore) -> tuple[Export, ExportRun]:
+    """An export whose run is RUNNING and has started on its ledger."""
+    export = make_export()
+    await store.save_export(export)
+    run = make_run(export.id, status=ExportRunStatus.RUNNING, started_at=utcnow())
+    await store.insert_run(run)
+    await store.start_ledger(export.id, run.id, {"b": 1}, LedgerReset.KEEP)
+    return export, run
