@@ -25,7 +25,6 @@ from service.domain import (
 from service.plugins.api import Destination, EncodedRecord
 from service.runs.context import RunContext
 from service.runs.errors import RunFailed
-from service.runs.ledger_index import LedgerIndex
 from service.runs.mapping import RecordMapper, SeenKeys
 from service.runs.removals import leavers
 from service.runs.sync import SyncPlan, Unchanged, ledger_basis, ledger_reset, reset_note
@@ -80,7 +79,7 @@ async def preview_export(
         pending_reset=reset,
     )
     if reset is not LedgerReset.CLEAR:
-        plan.index = await LedgerIndex.load(store, export.id)
+        await plan.load_index()
     preview = SyncPreview()
     if sends_changes and why is not None:
         preview.note = reset_note(why)
