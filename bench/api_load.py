@@ -77,7 +77,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ws",
         default=os.environ.get("SEGPORT_BENCH_WS", "auto"),
-        help="uvicorn's websocket implementation for both apps (auto, websockets-sansio, ...)",
+        help="uvicorn's websocket implementation (auto, websockets-sansio, ...): the bare "
+        "control's; segport's too when not auto (auto: segport's own, as `segport serve`)",
     )
     # Internal: serve one app (the benchmark starts itself in a subprocess).
     parser.add_argument("--serve", choices=["segport", "bare"], help=argparse.SUPPRESS)
@@ -117,25 +118,33 @@ def settings_env(
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from service.api.socket_protocol import server_config
+
+    options: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": args.port,
+        "log_level": "warning",
+        "access_log": False,
+    }
     if args.serve == "segport":
         from service.app import create_app_from_settings
         from service.settings import Settings
 
-        app: Any = create_app_from_settings(Settings())
+        # As `segport serve` runs it (its websocket protocol, no permessage-deflate).
+        config = server_config(create_app_from_settings(Settings()), **options)
+        if args.ws != "auto":
+            config.ws = args.ws
     else:
         import api_bare
 
-        app = api_bare.make_app(args.answers, args.redis_url)
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        # Both apps as `segport serve` runs: no permessage-deflate (docs/performance.md).
-        ws_per_message_deflate=False,
-        ws=args.ws,
-    )
+        # uvicorn's own websocket protocol, without permessage-deflate as segport.
+        config = uvicorn.Config(
+            api_bare.make_app(args.answers, args.redis_url),
+            ws=args.ws,
+            ws_per_message_deflate=False,
+            **options,
+        )
+    uvicorn.Server(config).run()
 
 
 @dataclass

@@ -198,6 +198,7 @@ def serve(
     listener = bind_or_exit(host, port)
     import uvicorn
 
+    from service.api.socket_protocol import server_config
     from service.app import create_app_from_settings
 
     asgi_app = create_app_from_settings(settings)
@@ -218,12 +219,7 @@ def serve(
         typer.echo(f"Use it as the header  Authorization: Bearer {token}")
     else:
         typer.echo(f"Console: {url.removesuffix('/graphql')}/console/")
-    # No permessage-deflate: its compressor state is most of an idle subscription's memory
-    # (run events are small JSON; see docs/performance.md).
-    config = uvicorn.Config(
-        asgi_app, host=host, port=port, log_config=None, ws_per_message_deflate=False
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(asgi_app, host=host, port=port, log_config=None))
     server.run(sockets=[listener])
     if not server.started:  # the app failed to start; uvicorn has logged why
         raise typer.Exit(3)

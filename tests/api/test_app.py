@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from service.api.socket_protocol import server_config
 from service.app import create_app
 from service.core import open_services
 from tests.api import destination_fixture
@@ -128,7 +129,7 @@ async def test_unexpected_errors_are_masked_with_the_request_id(api: ApiClient) 
 
 
 async def test_a_real_uvicorn_server_answers_graphql_over_http(api: ApiClient) -> None:
-    config = uvicorn.Config(create_app(api.services), host="127.0.0.1", port=0, log_level="warning")
+    config = server_config(create_app(api.services), host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

@@ -19,6 +19,7 @@ from segport_constant_contact.fake import RunningFake, run_fake
 
 from service.access.auth import mint_token
 from service.api.ids import to_global_id
+from service.api.socket_protocol import server_config
 from service.app import create_app
 from service.core import Services, open_services
 from service.domain import Role
@@ -72,7 +73,7 @@ async def live(tmp_path: Path, fake: RunningFake) -> AsyncIterator[Live]:
         ) as services,
         in_process_runs(services.run_context),
     ):
-        config = uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
+        config = server_config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         try:

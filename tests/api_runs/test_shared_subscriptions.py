@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from service.access.auth import mint_token
 from service.api.ids import to_global_id
+from service.api.socket_protocol import server_config
 from service.api.subscription_sharing import SharedSubscriptionWork
 from service.api.subscription_slots import SubscriptionSlots
 from service.app import create_app
@@ -96,7 +97,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     settings = make_settings(f"sqlite:///{tmp_path / 'shared.db'}")
     async with open_services(settings, load_entry_points=False) as services:
         app = create_app(services)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        config = server_config(app, host="127.0.0.1", port=0, log_level="warning")
         running = uvicorn.Server(config)
         task = asyncio.create_task(running.serve())
         try:

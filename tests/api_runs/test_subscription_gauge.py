@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from service.access.auth import mint_token
 from service.api.ids import to_global_id
+from service.api.socket_protocol import server_config
 from service.app import create_app
 from service.core import Services, open_services
 from service.domain import (
@@ -75,7 +76,7 @@ class Server:
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     settings = make_settings(f"sqlite:///{tmp_path / 'gauge.db'}")
     async with open_services(settings, load_entry_points=False) as services:
-        config = uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
+        config = server_config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
         running = uvicorn.Server(config)
         task = asyncio.create_task(running.serve())
         try:

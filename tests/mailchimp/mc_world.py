@@ -14,6 +14,7 @@ from segport_mailchimp import Mailchimp, MailchimpSettings
 from segport_mailchimp.fake import RunningFake
 
 from service.access.auth import mint_token
+from service.api.socket_protocol import server_config
 from service.app import create_app
 from service.core import Services, open_services
 from service.domain import Profile, Role
@@ -92,7 +93,7 @@ async def serve_live(
         open_services(settings, extra_plugins=[plugin], load_entry_points=False) as services,
         in_process_runs(services.run_context),
     ):
-        config = uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
+        config = server_config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         try:

@@ -12,6 +12,7 @@ import httpx
 import uvicorn
 
 from service.access.auth import mint_token
+from service.api.socket_protocol import server_config
 from service.app import create_app
 from service.core import Services
 from service.domain import Role
@@ -22,7 +23,7 @@ async def serving(services: Services, port: int = 0) -> AsyncIterator[int]:
     """The app of ``services`` behind uvicorn on a free loopback port (or ``port``, when the
     services' public URL must name it beforehand), in this event loop (the services belong
     to it); yields the port. The one way tests serve the app."""
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
+    config = server_config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
