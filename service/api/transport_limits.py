@@ -10,11 +10,16 @@ between requests), so these ASGI middlewares do it, whatever the server:
 * :class:`BodyReadTimeoutMiddleware`: a body not received in full within
   ``SEGPORT_REQUEST_BODY_TIMEOUT_SECONDS`` answers 408 and the connection
   closes, so half-sent bodies do not hold the server.
+
+What they let through, they hand on without a frame of their own (``__call__`` returns
+the inner app's awaitable): a websocket holds every middleware frame it went through
+for as long as it is open, and a dashboard keeps hundreds open.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import structlog
 from starlette.responses import JSONResponse
@@ -39,10 +44,12 @@ class HeaderSizeLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] not in ("http", "websocket") or head_size(scope) <= self.max_bytes:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)  # no frame of its own (module doc)
+        return self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         log.warning("request_headers_too_large", size=head_size(scope), limit=self.max_bytes)
         if scope["type"] == "websocket":
             await WebSocketClose(code=POLICY_VIOLATION)(scope, receive, send)
@@ -70,10 +77,12 @@ class BodyReadTimeoutMiddleware:
         self.app = app
         self.seconds = seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)  # no frame of its own (module doc)
+        return self._timed(scope, receive, send)
+
+    async def _timed(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.seconds
         body_done = False

@@ -48,15 +48,18 @@ class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._expiry_timer: asyncio.Task[None] | None = None
+        # A timer, not a task asleep until the expiry: a dashboard keeps hundreds of
+        # sockets open, and a sleeping task costs each about 1.5 KiB (docs/performance.md).
+        self._expiry: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
-        if not self.connection_acknowledged or self._expiry_timer is not None:
+        if not self.connection_acknowledged or self._expiry is not None or self._closing:
             return
         expires_at = self.context.principal.expires_at
         if expires_at is not None:
-            self._expiry_timer = asyncio.create_task(self.close_when_expired(expires_at))
+            self.close_when_expired(expires_at)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and self.context.principal.expired(domain.utcnow()):
@@ -64,10 +67,14 @@ class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
             return
         await super().handle_subscribe(message)
 
-    async def close_when_expired(self, expires_at: datetime) -> None:
-        """Wait for ``expires_at``, then close the socket."""
-        await asyncio.sleep(max(0.0, (expires_at - domain.utcnow()).total_seconds()))
-        await self.close_expired()
+    def close_when_expired(self, expires_at: datetime) -> None:
+        """Close the socket once ``expires_at`` has passed."""
+        delay = max(0.0, (expires_at - domain.utcnow()).total_seconds())
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
+
+    def _expired(self) -> None:
+        self._expiry = None
+        self._closing = asyncio.get_running_loop().create_task(self.close_expired())
 
     async def close_expired(self) -> None:
         # Operations stop first, so none of them sends on a closing socket.
@@ -92,9 +99,12 @@ class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
         await super().send_message(message)
 
     async def shutdown(self) -> None:
-        timer, self._expiry_timer = self._expiry_timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
+        expiry, self._expiry = self._expiry, None
+        if expiry is not None:
+            expiry.cancel()
+        closing, self._closing = self._closing, None
+        if closing is not None and closing is not asyncio.current_task():
+            closing.cancel()
             with suppress(asyncio.CancelledError):
-                await timer
+                await closing
         await super().shutdown()

@@ -197,10 +197,10 @@ class RunSubscription:
         self.export_id = export_id
         self._attach = attach
         self._detach = detach
-        # A deque and a future made only while waiting, not an asyncio.Queue: a dashboard
-        # keeps a thousand of these open, and a Queue is four deques and an Event (about
-        # 3 KiB each, idle; docs/performance.md).
-        self._pending: deque[ExportRun | None] = deque()
+        # A deque made only while something is pending and a future only while waiting,
+        # not an asyncio.Queue: a dashboard keeps a thousand of these open, and a Queue is
+        # four deques and an Event (about 3 KiB each, idle; docs/performance.md).
+        self._pending: deque[ExportRun | None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._started = False
         self._closed = False
@@ -219,6 +219,8 @@ class RunSubscription:
         self._put(None)
 
     def _put(self, item: ExportRun | None) -> None:
+        if self._pending is None:
+            self._pending = deque()
         self._pending.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -231,7 +233,10 @@ class RunSubscription:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._pending.popleft()
+        item = self._pending.popleft()
+        if not self._pending:
+            self._pending = None
+        return item
 
     async def start(self) -> RunSubscription:
         if not self._started:
