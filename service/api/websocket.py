@@ -53,6 +53,18 @@ class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
         self._expiry: asyncio.TimerHandle | None = None
         self._closing: asyncio.Task[None] | None = None
 
+    def on_request_accepted(self) -> None:
+        super().on_request_accepted()
+        if self.connection_init_timeout_task is not None:
+            self.connection_init_timeout_task.add_done_callback(self._forget_init_timeout)
+
+    def _forget_init_timeout(self, task: asyncio.Task[None]) -> None:
+        # strawberry cancels the wait for connection_init when it comes, and keeps the
+        # cancelled task, whose CancelledError holds the task's frames: about 1.2 KiB for
+        # as long as the socket is open. Once done, nothing needs it.
+        if self.connection_init_timeout_task is task:
+            self.connection_init_timeout_task = None
+
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
         if not self.connection_acknowledged or self._expiry is not None or self._closing:

@@ -13,16 +13,20 @@ import json
 import tracemalloc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from service.access.auth import mint_token
 from service.api.socket_protocol import LeanWebSocketProtocol, ReceiveQueue, server_config
-from service.app import create_app
+from service.api.websocket import TokenBoundTransportWSHandler
+from service.app import SegportGraphQL, create_app
 from service.core import Services, open_services
 from service.domain import Role
 from tests.support.settings import make_settings
@@ -87,9 +91,17 @@ async def test_two_waiting_gets_each_get_one_item() -> None:
 
 
 @asynccontextmanager
-async def served(services: Services, ws: str | None = None) -> AsyncIterator[uvicorn.Server]:
-    """``services``' app behind uvicorn as segport serves it (or with uvicorn's ``ws``)."""
-    config = server_config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
+async def served(
+    services: Services, ws: str | None = None, init_wait: timedelta | None = None
+) -> AsyncIterator[uvicorn.Server]:
+    """``services``' app behind uvicorn as segport serves it (or with uvicorn's ``ws``;
+    ``init_wait``: how long a socket may wait before its ``connection_init``)."""
+    app = create_app(services)
+    if init_wait is not None:
+        [view] = [route.app for route in app.routes if isinstance(route, WebSocketRoute)]
+        assert isinstance(view, SegportGraphQL)
+        view.connection_init_wait_timeout = init_wait
+    config = server_config(app, host="127.0.0.1", port=0, log_level="warning")
     if ws is not None:
         config.ws = ws
     server = uvicorn.Server(config)
@@ -145,6 +157,35 @@ async def test_an_open_socket_keeps_no_handshake_and_still_talks(services: Servi
         assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"id": "1", "type": "complete"}
         await ws.send(json.dumps({"type": "ping"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "pong"}
+
+
+def open_handlers() -> list[TokenBoundTransportWSHandler]:
+    return [o for o in gc.get_objects() if isinstance(o, TokenBoundTransportWSHandler)]
+
+
+async def test_an_acknowledged_socket_keeps_no_finished_wait_for_its_init(
+    services: Services,
+) -> None:
+    token = mint_token(services.settings, "viewer", [Role.VIEWER])
+    async with served(services) as server, AsyncExitStack() as stack:
+        await open_socket(stack, ws_url(server), token)
+        await asyncio.sleep(0.05)  # the cancelled wait finishes
+        [handler] = open_handlers()
+        assert handler.connection_acknowledged
+        assert handler.connection_init_timeout_task is None
+
+
+async def test_a_socket_that_never_sends_its_init_is_still_closed_with_4408(
+    services: Services,
+) -> None:
+    async with (
+        served(services, init_wait=timedelta(milliseconds=200)) as server,
+        connect(ws_url(server), subprotocols=["graphql-transport-ws"]) as ws,  # type: ignore[list-item]
+    ):
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 4408
+        assert ws.close_reason == "Connection initialisation timeout"
 
 
 IDLE_SOCKETS = 20
