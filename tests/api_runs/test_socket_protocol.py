@@ -143,6 +143,11 @@ async def test_an_open_socket_keeps_no_handshake_and_still_talks(services: Servi
     token = mint_token(services.settings, "viewer", [Role.VIEWER])
     async with served(services) as server, AsyncExitStack() as stack:
         ws = await open_socket(stack, ws_url(server), token)
+        # The client offered permessage-deflate; segport serves without it.
+        assert ws.request is not None
+        assert ws.response is not None
+        assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
         [protocol] = server.server_state.connections
         assert isinstance(protocol, LeanWebSocketProtocol)
         assert protocol.request is None
