@@ -48,10 +48,7 @@ class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # A timer, not a task asleep until the expiry: a dashboard keeps hundreds of
-        # sockets open, and a sleeping task costs each about 1.5 KiB (docs/performance.md).
-        self._expiry: asyncio.TimerHandle | None = None
-        self._closing: asyncio.Task[None] | None = None
+        self._expiry_timer: asyncio.Task[None] | None = None
 
     def on_request_accepted(self) -> None:
         super().on_request_accepted()
@@ -67,11 +64,14 @@ class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
-        if not self.connection_acknowledged or self._expiry is not None or self._closing:
+        if not self.connection_acknowledged or self._expiry_timer is not None:
             return
         expires_at = self.context.principal.expires_at
         if expires_at is not None:
-            self.close_when_expired(expires_at)
+            # A task, not loop.call_later: a cancelled timer stays in asyncio's heap until
+            # its time, holding a copy of the socket's context, for as long as a token
+            # lives; a cancelled task is gone.
+            self._expiry_timer = asyncio.create_task(self.close_when_expired(expires_at))
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and self.context.principal.expired(domain.utcnow()):
@@ -79,14 +79,10 @@ class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
             return
         await super().handle_subscribe(message)
 
-    def close_when_expired(self, expires_at: datetime) -> None:
-        """Close the socket once ``expires_at`` has passed."""
-        delay = max(0.0, (expires_at - domain.utcnow()).total_seconds())
-        self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
-
-    def _expired(self) -> None:
-        self._expiry = None
-        self._closing = asyncio.get_running_loop().create_task(self.close_expired())
+    async def close_when_expired(self, expires_at: datetime) -> None:
+        """Wait for ``expires_at``, then close the socket."""
+        await asyncio.sleep(max(0.0, (expires_at - domain.utcnow()).total_seconds()))
+        await self.close_expired()
 
     async def close_expired(self) -> None:
         # Operations stop first, so none of them sends on a closing socket.
@@ -111,12 +107,9 @@ class TokenBoundTransportWSHandler(QuerySizeLimitedHandler):
         await super().send_message(message)
 
     async def shutdown(self) -> None:
-        expiry, self._expiry = self._expiry, None
-        if expiry is not None:
-            expiry.cancel()
-        closing, self._closing = self._closing, None
-        if closing is not None and closing is not asyncio.current_task():
-            closing.cancel()
+        timer, self._expiry_timer = self._expiry_timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
             with suppress(asyncio.CancelledError):
-                await closing
+                await timer
         await super().shutdown()

@@ -165,7 +165,10 @@ async def test_an_open_socket_keeps_no_handshake_and_still_talks(services: Servi
 
 
 def open_handlers() -> list[TokenBoundTransportWSHandler]:
-    return [o for o in gc.get_objects() if isinstance(o, TokenBoundTransportWSHandler)]
+    """The socket handlers alive (``type``, not ``isinstance``: a dead weak proxy among the
+    objects would raise)."""
+    gc.collect()
+    return [o for o in gc.get_objects() if type(o) is TokenBoundTransportWSHandler]
 
 
 async def test_an_acknowledged_socket_keeps_no_finished_wait_for_its_init(

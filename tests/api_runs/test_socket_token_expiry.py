@@ -128,7 +128,7 @@ async def test_a_mutation_sent_after_the_token_expired_is_refused(
 ) -> None:
     # Without the closing timer, the socket stays open past the expiry: what arrives
     # then must be refused by the check every operation gets.
-    def never_close(self: TokenBoundTransportWSHandler, expires_at: datetime) -> None:
+    async def never_close(self: TokenBoundTransportWSHandler, expires_at: datetime) -> None:
         return None
 
     monkeypatch.setattr(TokenBoundTransportWSHandler, "close_when_expired", never_close)
