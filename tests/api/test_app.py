@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any
 
 import httpx
-import uvicorn
 
-from service.api.socket_protocol import server_config
 from service.app import create_app
 from service.core import open_services
 from tests.api import destination_fixture
 from tests.api.conftest import MAX_PAGE_SIZE, MAX_QUERY_DEPTH, ApiClient
 from tests.api.destination_fixture import CRASH_DETAIL, CRASHING_LIST_ID
 from tests.api.operations import CREATE_EXPORT, export_input, make_connection, make_segment
+from tests.support.served import serving
 from tests.support.settings import make_settings
 
 
@@ -129,22 +127,15 @@ async def test_unexpected_errors_are_masked_with_the_request_id(api: ApiClient) 
 
 
 async def test_a_real_uvicorn_server_answers_graphql_over_http(api: ApiClient) -> None:
-    config = server_config(create_app(api.services), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            response = await http.post(
-                "/graphql",
-                json={"query": "{ viewer { sub roles } }"},
-                headers={"Authorization": f"Bearer {api.token('viewer', sub='vera')}"},
-            )
-            unauthenticated = await http.post("/graphql", json={"query": "{ viewer { sub } }"})
-    finally:
-        server.should_exit = True
-        await task
+    async with (
+        serving(api.services) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+    ):
+        response = await http.post(
+            "/graphql",
+            json={"query": "{ viewer { sub roles } }"},
+            headers={"Authorization": f"Bearer {api.token('viewer', sub='vera')}"},
+        )
+        unauthenticated = await http.post("/graphql", json={"query": "{ viewer { sub } }"})
     assert response.json() == {"data": {"viewer": {"sub": "vera", "roles": ["viewer"]}}}
     assert unauthenticated.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

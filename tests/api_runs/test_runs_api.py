@@ -3,7 +3,6 @@ websocket (graphql-transport-ws), the real Constant Contact plugin against its f
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -12,15 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from rich.console import Console
 from segport_constant_contact import ConstantContact
 from segport_constant_contact.fake import RunningFake, run_fake
 
 from service.access.auth import mint_token
 from service.api.ids import to_global_id
-from service.api.socket_protocol import server_config
-from service.app import create_app
 from service.core import Services, open_services
 from service.domain import Role
 from service.runs import client
@@ -33,6 +29,7 @@ from tests.runs.cc_world import (
     fast_cc_settings,
     seed_cc_export,
 )
+from tests.support.served import serving
 from tests.support.settings import make_settings
 
 
@@ -72,18 +69,9 @@ async def live(tmp_path: Path, fake: RunningFake) -> AsyncIterator[Live]:
             settings, extra_plugins=[ConstantContactPlugin(destination)], load_entry_points=False
         ) as services,
         in_process_runs(services.run_context),
+        serving(services) as port,
     ):
-        config = server_config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            yield Live(services, fake, f"http://127.0.0.1:{port}/graphql")
-        finally:
-            server.should_exit = True
-            await task
+        yield Live(services, fake, f"http://127.0.0.1:{port}/graphql")
 
 
 RUN = client.RUN_EXPORT

@@ -21,12 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from service.access.auth import mint_token
 from service.api.ids import to_global_id
-from service.api.socket_protocol import server_config
 from service.api.subscription_sharing import SharedSubscriptionWork
 from service.api.subscription_slots import SubscriptionSlots
 from service.app import create_app
@@ -40,6 +38,7 @@ from service.domain import (
     Role,
 )
 from tests.support.records import make_connection, make_export, make_run
+from tests.support.served import port_of, serving_app
 from tests.support.settings import make_settings
 
 WATCH = """
@@ -97,23 +96,14 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     settings = make_settings(f"sqlite:///{tmp_path / 'shared.db'}")
     async with open_services(settings, load_entry_points=False) as services:
         app = create_app(services)
-        config = server_config(app, host="127.0.0.1", port=0, log_level="warning")
-        running = uvicorn.Server(config)
-        task = asyncio.create_task(running.serve())
-        try:
-            while not running.started:
-                await asyncio.sleep(0.01)
-            port = running.servers[0].sockets[0].getsockname()[1]
+        async with serving_app(app) as running:
             parts = app.state.api_parts
             yield Server(
                 services,
-                f"ws://127.0.0.1:{port}/graphql",
+                f"ws://127.0.0.1:{port_of(running)}/graphql",
                 parts.shared_subscriptions,
                 parts.subscription_slots,
             )
-        finally:
-            running.should_exit = True
-            await task
 
 
 async def a_watched_run(

@@ -24,11 +24,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from service.access.auth import mint_token
-from service.api.socket_protocol import LeanWebSocketProtocol, ReceiveQueue, server_config
+from service.api.socket_protocol import LeanWebSocketProtocol, ReceiveQueue
 from service.api.websocket import TokenBoundTransportWSHandler
 from service.app import SegportGraphQL, create_app
 from service.core import Services, open_services
 from service.domain import Role
+from tests.support.served import port_of, serving_app
 from tests.support.settings import make_settings
 
 # -- the receive queue ------------------------------------------------------------------
@@ -101,23 +102,12 @@ async def served(
         [view] = [route.app for route in app.routes if isinstance(route, WebSocketRoute)]
         assert isinstance(view, SegportGraphQL)
         view.connection_init_wait_timeout = init_wait
-    config = server_config(app, host="127.0.0.1", port=0, log_level="warning")
-    if ws is not None:
-        config.ws = ws
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+    async with serving_app(app, ws=ws) as server:
         yield server
-    finally:
-        server.should_exit = True
-        await task
 
 
 def ws_url(server: uvicorn.Server) -> str:
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return f"ws://127.0.0.1:{port}/graphql"
+    return f"ws://127.0.0.1:{port_of(server)}/graphql"
 
 
 async def open_socket(stack: AsyncExitStack, url: str, token: str) -> ClientConnection:

@@ -16,13 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from service.access.auth import mint_token
 from service.api.ids import to_global_id
-from service.api.socket_protocol import server_config
-from service.app import create_app
 from service.core import Services, open_services
 from service.domain import (
     Export,
@@ -34,6 +31,7 @@ from service.domain import (
     new_id,
     utcnow,
 )
+from tests.support.served import serving
 from tests.support.settings import make_settings
 
 GAUGE = "segport_active_subscriptions"
@@ -75,18 +73,11 @@ class Server:
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     settings = make_settings(f"sqlite:///{tmp_path / 'gauge.db'}")
-    async with open_services(settings, load_entry_points=False) as services:
-        config = server_config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
-        running = uvicorn.Server(config)
-        task = asyncio.create_task(running.serve())
-        try:
-            while not running.started:
-                await asyncio.sleep(0.01)
-            port = running.servers[0].sockets[0].getsockname()[1]
-            yield Server(services, f"http://127.0.0.1:{port}")
-        finally:
-            running.should_exit = True
-            await task
+    async with (
+        open_services(settings, load_entry_points=False) as services,
+        serving(services) as port,
+    ):
+        yield Server(services, f"http://127.0.0.1:{port}")
 
 
 async def open_subscription(

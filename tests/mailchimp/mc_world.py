@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 from segport_mailchimp import Mailchimp, MailchimpSettings
 from segport_mailchimp.fake import RunningFake
 
 from service.access.auth import mint_token
-from service.api.socket_protocol import server_config
-from service.app import create_app
 from service.core import Services, open_services
 from service.domain import Profile, Role
 from service.plugins import Destination, hookimpl
 from service.runs.embedded import in_process_runs
 from service.settings import Settings
+from tests.support.served import serving
 
 
 def fast_mc_settings(fake: RunningFake, *, oauth_app: bool = True) -> MailchimpSettings:
@@ -92,18 +89,9 @@ async def serve_live(
     async with (
         open_services(settings, extra_plugins=[plugin], load_entry_points=False) as services,
         in_process_runs(services.run_context),
+        serving(services) as port,
     ):
-        config = server_config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            yield Live(services, fake, f"http://127.0.0.1:{port}/graphql")
-        finally:
-            server.should_exit = True
-            await task
+        yield Live(services, fake, f"http://127.0.0.1:{port}/graphql")
 
 
 CITY_MISSING = range(500, 10_000, 1000)

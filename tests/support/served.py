@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from service.access.auth import mint_token
 from service.api.socket_protocol import server_config
@@ -19,11 +20,15 @@ from service.domain import Role
 
 
 @asynccontextmanager
-async def serving(services: Services, port: int = 0) -> AsyncIterator[int]:
-    """The app of ``services`` behind uvicorn on a free loopback port (or ``port``, when the
-    services' public URL must name it beforehand), in this event loop (the services belong
-    to it); yields the port. The one way tests serve the app."""
-    config = server_config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
+async def serving_app(
+    app: ASGIApp, port: int = 0, ws: str | None = None
+) -> AsyncIterator[uvicorn.Server]:
+    """``app`` behind uvicorn as ``segport serve`` serves it (``server_config``), on a free
+    loopback port (or ``port``), in this event loop; yields the running server. ``ws``:
+    one of uvicorn's own websocket protocols instead of segport's."""
+    config = server_config(app, host="127.0.0.1", port=port, log_level="warning")
+    if ws is not None:
+        config.ws = ws
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -32,10 +37,24 @@ async def serving(services: Services, port: int = 0) -> AsyncIterator[int]:
                 task.result()  # raises why it did not start
                 raise RuntimeError("the server stopped before it started")
             await asyncio.sleep(0.01)
-        yield int(server.servers[0].sockets[0].getsockname()[1])
+        yield server
     finally:
         server.should_exit = True
         await task
+
+
+def port_of(server: uvicorn.Server) -> int:
+    """The port a server from :func:`serving_app` listens on."""
+    return int(server.servers[0].sockets[0].getsockname()[1])
+
+
+@asynccontextmanager
+async def serving(services: Services, port: int = 0) -> AsyncIterator[int]:
+    """The app of ``services`` behind uvicorn on a free loopback port (or ``port``, when the
+    services' public URL must name it beforehand), in this event loop (the services belong
+    to it); yields the port. The one way tests serve the app."""
+    async with serving_app(create_app(services), port) as server:
+        yield port_of(server)
 
 
 @asynccontextmanager
