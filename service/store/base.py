@@ -210,6 +210,11 @@ class Store(Protocol):
     async def count_segment_members(self, segment_ids: Sequence[str]) -> int:
         """Distinct profiles that belong to any of ``segment_ids``."""
 
+    async def segment_member_at(self, segment_ids: Sequence[str], position: int) -> str | None:
+        """The id of the profile at ``position`` (from 0) among the distinct profiles of any
+        of ``segment_ids`` in profile-id order, as :meth:`iter_segment_members` streams them;
+        None past the last (or for no segments). Where a segment is cut in two parts."""
+
     async def segment_member_counts(self, segment_ids: Sequence[str]) -> dict[str, int]:
         """How many profiles belong to each of ``segment_ids`` (0 for none or an unknown id).
 

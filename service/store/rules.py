@@ -28,6 +28,12 @@ def require_at_least_one(name: str, value: int) -> None:
         raise ValueError(f"{name} must be at least 1, got {value}")
 
 
+def require_position(position: int) -> None:
+    """Refuse a position below 0 (positions count from 0)."""
+    if position < 0:
+        raise ValueError(f"position must be at least 0, got {position}")
+
+
 def in_batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """``items`` in consecutive slices of at most ``size`` (the store's write batch size)."""
     for start in range(0, len(items), size):

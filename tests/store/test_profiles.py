@@ -166,6 +166,30 @@ async def test_members_of_an_exact_multiple_of_the_batch_size_end_without_an_emp
     assert [len(b) for b in batches] == [3, 3]
 
 
+async def test_the_member_at_a_position_is_the_one_the_stream_has_there(store: Store) -> None:
+    s1, s2, s3 = new_id(), new_id(), new_id()
+    await store.upsert_profiles(
+        [
+            Profile("a", {}, [s1]),
+            Profile("b", {}, [s1, s2]),
+            Profile("c", {}, [s2]),
+            Profile("d", {}, [s1, s2, s3]),
+            Profile("e", {}, [s3]),
+            Profile("f", {}, [s2, s1]),
+        ]
+    )
+    streamed = [p.id for b in await collect(store, [s1, s2]) for p in b]
+
+    found = [await store.segment_member_at([s1, s2, s1], n) for n in range(len(streamed) + 1)]
+
+    assert found == [*streamed, None]  # shared members once, in id order; None past the end
+    assert [await store.segment_member_at([s3], n) for n in range(3)] == ["d", "e", None]
+    assert await store.segment_member_at([], 0) is None
+    assert await store.segment_member_at(["unknown"], 0) is None
+    with pytest.raises(ValueError, match="position must be at least 0, got -1"):
+        await store.segment_member_at([s1], -1)
+
+
 async def test_members_of_no_or_unknown_segments_are_nothing(store: Store) -> None:
     await store.upsert_profiles([Profile("p1", {}, ["s1"])])
 

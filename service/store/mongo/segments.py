@@ -67,6 +67,22 @@ class MongoSegments:
         # documents counts each once (once per run, not per page).
         return await self._db["profiles"].count_documents({"segment_ids": {"$in": ids}})
 
+    async def segment_member_at(self, segment_ids: Sequence[str], position: int) -> str | None:
+        rules.require_position(position)
+        ids = unique_in_order(segment_ids)
+        if not ids:
+            return None
+        membership: Any = ids[0] if len(ids) == 1 else {"$in": ids}
+        cursor = (
+            self._db["profiles"]
+            .find({"segment_ids": membership}, {"_id": 1})
+            .sort("_id", 1)
+            .skip(position)
+            .limit(1)
+        )
+        found = await cursor.to_list()
+        return str(found[0]["_id"]) if found else None
+
     async def segment_member_counts(self, segment_ids: Sequence[str]) -> dict[str, int]:
         ids = unique_in_order(segment_ids)
         return await read_counts(self._db.database, ids) if ids else {}

@@ -88,6 +88,20 @@ class SQLiteSegments:
         count = await self._db.read(lambda conn: conn.execute(sql, ids).fetchone()[0])
         return int(count)
 
+    async def segment_member_at(self, segment_ids: Sequence[str], position: int) -> str | None:
+        rules.require_position(position)
+        ids = unique_in_order(segment_ids)
+        if not ids:
+            return None
+        # The memberships' (segment, profile) index gives each segment's ids in order; with
+        # several segments, SQLite merges them and skips the shared ones.
+        sql = (
+            "SELECT DISTINCT profile_id FROM segment_members "
+            f"WHERE segment_id IN ({marks(len(ids))}) ORDER BY profile_id LIMIT 1 OFFSET ?"
+        )
+        row = await self._db.read(lambda conn: conn.execute(sql, [*ids, position]).fetchone())
+        return None if row is None else str(row[0])
+
     async def segment_member_counts(self, segment_ids: Sequence[str]) -> dict[str, int]:
         ids = unique_in_order(segment_ids)
         if not ids:
