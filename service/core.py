@@ -104,6 +104,7 @@ class Services:
             metrics=self.metrics,
             http=self.http,
             seal=self.seal,
+            helper_settings=self.settings,
         )
         if isinstance(self.queue, InlineRunQueue):
             # In-process jobs carry runs here, with this process's parts.

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # runs
     run_read_batch_size: int = Field(default=5000, ge=1)
     run_queue_size: int = Field(default=4, ge=1)
+    split_min_profiles: int = Field(default=200_000, ge=0)
+    """A preview of at least this many profiles maps half of them in a helper process, on
+    another core (0: never)."""
     job_timeout_seconds: int = Field(default=6 * 3600, ge=60)
     job_max_tries: int = Field(default=5, ge=1)
     job_retry_base_seconds: float = Field(default=5.0, gt=0)

@@ -48,6 +48,7 @@ class RunSettings:
     job_max_tries: int
     job_retry_base_seconds: float
     notify_webhook_url: str | None
+    split_min_profiles: int = 0
 
     @classmethod
     def of(cls, settings: Settings) -> RunSettings:
@@ -59,6 +60,7 @@ class RunSettings:
             job_max_tries=settings.job_max_tries,
             job_retry_base_seconds=settings.job_retry_base_seconds,
             notify_webhook_url=settings.notify_webhook_url,
+            split_min_profiles=settings.split_min_profiles,
         )
 
 
@@ -81,6 +83,9 @@ class RunContext:
     """The shared HTTP client (failure notifications go out through it)."""
     seal: LedgerSeal
     """Key ids and sealed keys of the export ledgers."""
+    helper_settings: Settings | None = None
+    """What a helper process opens the store and the ledger seal with (the service's
+    settings, secrets resolved); None: work stays in this process."""
     heap: FrozenHeap = field(default_factory=FrozenHeap)
     """Keeps the collector's full collections to a run's own objects while runs stream."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

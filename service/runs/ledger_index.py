@@ -62,6 +62,15 @@ class LedgerIndex:
             positions[slot] = position
         self._positions, self._mask = positions, mask
 
+    def __getstate__(self) -> tuple[array[int], array[int], bytearray]:
+        # What travels to a helper process (service.runs.split_run): the three columns;
+        # the table of positions (a third of the size) is built again there.
+        return self._ids, self._fingerprints, self._outcomes
+
+    def __setstate__(self, state: tuple[array[int], array[int], bytearray]) -> None:
+        self._ids, self._fingerprints, self._outcomes = state
+        self._place()
+
     def __len__(self) -> int:
         return len(self._ids)
 

@@ -125,6 +125,8 @@ class Classified:
     resent: int = 0
     """Records sent although the ledger holds them as they are (SEND_ALL, a full resync):
     their entries stay as they are, so a run over unchanged contacts writes nothing."""
+    keyed: Keyed | None = None
+    """The records taken (sent or unchanged), column by column, when asked for."""
 
     @property
     def changed(self) -> int:
@@ -133,8 +135,8 @@ class Classified:
 
 
 @dataclass(slots=True)
-class _Keyed:
-    """A batch's records to send, column by column: their positions in the batch, their
+class Keyed:
+    """A batch's records taken, column by column: their positions in the batch, their
     de-duplication keys, key ids and fingerprints."""
 
     positions: list[int]
@@ -231,8 +233,11 @@ class SyncPlan:
             return LedgerOutcome.PRE_EXISTING
         return LedgerOutcome.SENT
 
-    async def classify(self, mapper: RecordMapper, profiles: Sequence[Profile]) -> Classified:
-        """Map ``profiles`` (taking their keys for de-duplication) and decide each one.
+    async def classify(
+        self, mapper: RecordMapper, profiles: Sequence[Profile], *, keep_keyed: bool = False
+    ) -> Classified:
+        """Map ``profiles`` (taking their keys for de-duplication) and decide each one;
+        ``keep_keyed``: keep the records taken on the result (:attr:`Classified.keyed`).
 
         The per-record work is the run's hottest loop after the mapping itself: key ids
         and fingerprints are made in one pass over the batch's records, and a ledger with
@@ -259,14 +264,16 @@ class SyncPlan:
                 outcomes.append(out)
                 warnings.append(found)
         classified = Classified(outcomes, warnings, entries=[None] * len(outcomes))
-        keyed = _Keyed(positions, keys, self.seal.key_ids(keys), values)
+        keyed = Keyed(positions, keys, self.seal.key_ids(keys), values)
+        if keep_keyed:
+            classified.keyed = keyed
         if len(self.index) == 0:
             await self._all_new(classified, keyed)
         else:
             await self._decide(classified, keyed)
         return classified
 
-    async def _all_new(self, classified: Classified, keyed: _Keyed) -> None:
+    async def _all_new(self, classified: Classified, keyed: Keyed) -> None:
         """:meth:`_decide` for a ledger with no entries: every record is new."""
         if keyed.keys and self.removes and self.members is None:
             await self._first_new()
@@ -281,7 +288,7 @@ class SyncPlan:
                     classified.marked[position] = outcome
         classified.added = len(keyed.keys)
 
-    async def _decide(self, classified: Classified, keyed: _Keyed) -> None:
+    async def _decide(self, classified: Classified, keyed: Keyed) -> None:
         """Decide each record to send against the ledger as the run found it."""
         outcomes, entries = classified.outcomes, classified.entries
         forgotten = self.pending_reset is LedgerReset.FORGET_FINGERPRINTS
@@ -307,7 +314,9 @@ class SyncPlan:
                     blocked = unchanged
                 if unchanged and skip_unchanged:
                     marks = blocked and kind is not LedgerOutcome.CANNOT_ADD
-                    outcomes[position] = Unchanged(blocked, identifier if marks else None)
+                    outcomes[position] = (
+                        Unchanged(blocked, identifier if marks else None) if blocked else UNCHANGED
+                    )
                     continue
                 if unchanged and kind in _KEPT:
                     classified.resent += 1

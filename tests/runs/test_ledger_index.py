@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -79,3 +80,15 @@ async def test_a_large_ledger_from_many_pages() -> None:
     assert index.get(-(2**40)) == (0, LedgerOutcome.SENT)
     assert index.get(49_999 * 7919 - 2**40) == (49_999, LedgerOutcome.SENT)
     assert index.get(1) is None
+
+
+async def test_an_index_that_travels_to_a_helper_answers_alike_there() -> None:
+    outcomes = list(LedgerOutcome)
+    entries = {k << 20: (k * 31, outcomes[k % len(outcomes)]) for k in range(-300, 300)}
+    index = await loaded(entries, page=50)
+
+    copy = pickle.loads(pickle.dumps(index))  # noqa: S301
+
+    assert len(copy) == len(index) == 600
+    for key_id in [*entries, 1, -1, 5 << 20 | 1, 400 << 20]:
+        assert copy.get(key_id) == index.get(key_id)
