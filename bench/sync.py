@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -184,6 +185,8 @@ async def phase(name: str, database: Path, fake_url: str, count: int) -> dict[st
                 },
                 "preview_seconds": round(time.perf_counter() - started, 2),
                 "preview_peak_rss_mb": round(peak_rss_mb(), 1),
+                # The helper process that walked half of it (0: none did).
+                "preview_helper_peak_rss_mb": round(children_peak_rss_mb(), 1),
             }
         if name == "changes":
             before = await requests_by_path(services, fake_url)
@@ -195,6 +198,8 @@ async def phase(name: str, database: Path, fake_url: str, count: int) -> dict[st
                 "changes_import_requests": after[f"POST {IMPORT_PATH}"]
                 - before[f"POST {IMPORT_PATH}"],
                 "changes_peak_rss_mb": round(peak_rss_mb(), 1),
+                # The helper process that walked its second half (0: none did).
+                "changes_helper_peak_rss_mb": round(children_peak_rss_mb(), 1),
             }
         await change(services, export, range(count - one_percent, count), leave=True)
         export.sync_mode = SyncMode.MIRROR
@@ -211,6 +216,11 @@ async def phase(name: str, database: Path, fake_url: str, count: int) -> dict[st
             "list_members_after": stats["lists"][LIST_ID]["members"],
             "mirror_peak_rss_mb": round(peak_rss_mb(), 1),
         }
+
+
+def children_peak_rss_mb() -> float:
+    """The largest peak RSS of this process's finished children (ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def run_phase(name: str, database: Path, fake_url: str, count: int) -> dict[str, Any]:

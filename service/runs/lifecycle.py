@@ -276,7 +276,15 @@ async def _send(
         await loading
         with ctx.heap.held():
             await stream_run(
-                ctx.store, ctx.settings, state, export, destination, session, ctx.stopping, plan
+                ctx.store,
+                ctx.settings,
+                state,
+                export,
+                destination,
+                session,
+                ctx.stopping,
+                plan,
+                ctx.helper_settings,
             )
     finally:
         with contextlib.suppress(Exception):

@@ -224,7 +224,7 @@ class RecordMapper:
         taken = iter(fresh)
         for out, warnings, key in staged:
             if key is not None and not next(taken):
-                out, key = _duplicate(out.profile_id), None
+                out, key = duplicate(out.profile_id), None
             outcomes.append((out, warnings, key))
         return outcomes
 
@@ -258,11 +258,11 @@ class RecordMapper:
         """
         out, key = self._build(profile)
         if key is not None and not self._seen.add_if_new(key):
-            return _duplicate(profile.id)
+            return duplicate(profile.id)
         return out
 
 
-def _duplicate(profile_id: str | None) -> RunError:
+def duplicate(profile_id: str | None) -> RunError:
     return RunError(
         code="DUPLICATE",
         message="another profile in this run has the same "

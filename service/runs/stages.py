@@ -14,7 +14,11 @@ them, to rebuild its de-duplication state (which is not stored).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from bisect import bisect_right
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+
+import structlog
 
 from service.domain import Export, Profile
 from service.plugins.api import (
@@ -27,15 +31,21 @@ from service.plugins.api import (
     UploadBatch,
 )
 from service.plugins.batching import ContactBatcher
+from service.runs import split_run
 from service.runs.committer import BatchWork, Committer
 from service.runs.context import RunSettings
 from service.runs.errors import RunCancelled, RunFailed, RunStopped
+from service.runs.helper import Done, HelperFailed, from_helper_process
 from service.runs.mapping import RecordMapper
 from service.runs.removals import remove_leavers
+from service.runs.split_run import RunPartTask, WalkedBatch, can_split, walk_run_part
 from service.runs.state import RunState
 from service.runs.sync import UNCHANGED, SyncPlan, Unchanged
 from service.runs.warnings import warning_errors
+from service.settings import Settings
 from service.store.base import Store
+
+log = structlog.get_logger(__name__)
 
 YIELD_EVERY = 256
 """Profiles mapped between two yields to the event loop (a few milliseconds of work)."""
@@ -50,10 +60,13 @@ async def stream_run(
     session: DestinationSession,
     stopping: asyncio.Event,
     plan: SyncPlan,
+    helper_settings: Settings | None = None,
 ) -> None:
     """Send the export's profiles after the checkpoint through ``session`` (those the
     ``plan`` does not skip as unchanged), committing as batches are acknowledged; then,
     for a mirror, remove the leavers. Returns when every batch is committed and confirmed.
+    ``helper_settings``: what a helper process that walks the second half of a large
+    changes run opens the store with (:mod:`service.runs.split_run`; None: no helper).
 
     Raises :class:`~service.runs.errors.RunStopped` once ``stopping`` is set and the
     batches under way are committed."""
@@ -66,7 +79,8 @@ async def stream_run(
         if state.last_profile_id is not None:
             await _replay(store, settings, export, mapper, state.last_profile_id)
         batcher = ContactBatcher(limits, envelope)
-        await _pipe(store, settings, state, export, mapper, batcher, session, stopping, plan)
+        reader = _Reader(store, settings, state, export, destination, plan, helper_settings)
+        await _pipe(reader, settings, state, mapper, batcher, session, stopping, plan)
         if plan.removes:
             batch = limits.removal_batch_max_records
             beat = settings.run_heartbeat_seconds
@@ -74,10 +88,9 @@ async def stream_run(
 
 
 async def _pipe(
-    store: Store,
+    reader: _Reader,
     settings: RunSettings,
     state: RunState,
-    export: Export,
     mapper: RecordMapper,
     batcher: ContactBatcher,
     session: DestinationSession,
@@ -85,14 +98,18 @@ async def _pipe(
     plan: SyncPlan,
 ) -> None:
     limits = mapper.destination.limits
-    profiles_q: asyncio.Queue[list[Profile] | None] = asyncio.Queue(settings.run_queue_size)
+    profiles_q: asyncio.Queue[list[Profile] | WalkedBatch | None] = asyncio.Queue(
+        settings.run_queue_size
+    )
     work_q: asyncio.Queue[BatchWork | None] = asyncio.Queue(1)
     uploaders = max(1, limits.max_concurrent_uploads)
     committer = Committer(state, session, window=2 * uploaders, plan=plan)
 
     async def read() -> None:
-        async for profiles in _members(store, settings, export, state.last_profile_id):
-            await profiles_q.put(profiles)
+        # Closed when the run stops or fails, so that a helper walking with it ends too.
+        async with aclosing(reader.batches()) as batches:
+            async for profiles in batches:
+                await profiles_q.put(profiles)
         await profiles_q.put(None)
 
     async def assemble() -> None:
@@ -183,11 +200,106 @@ def _raise_first(group: BaseExceptionGroup[BaseException]) -> None:
 
 async def _members(
     store: Store, settings: RunSettings, export: Export, after: str | None
-) -> AsyncIterator[list[Profile]]:
+) -> AsyncGenerator[list[Profile]]:
     async for profiles in store.iter_segment_members(
         export.segment_ids, after_profile_id=after, batch_size=settings.run_read_batch_size
     ):
         yield profiles
+
+
+class _Reader:
+    """The run's profiles after its checkpoint, batch by batch: read here, or, for the
+    second half of a large changes run, classified by a helper process
+    (:mod:`service.runs.split_run`) while this process maps the first."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: RunSettings,
+        state: RunState,
+        export: Export,
+        destination: Destination,
+        plan: SyncPlan,
+        helper_settings: Settings | None,
+    ) -> None:
+        self.store, self.settings, self.state, self.export = store, settings, state, export
+        self.destination, self.plan, self.helper_settings = destination, plan, helper_settings
+
+    async def batches(self) -> AsyncGenerator[list[Profile] | WalkedBatch]:
+        after = self.state.last_profile_id
+        task = await self._helper_task()
+        if task is None:
+            async for profiles in _members(self.store, self.settings, self.export, after):
+                yield profiles
+            return
+        last_here = task.after_profile_id
+        # The helper's batches, taken as they come while this process walks the first half.
+        walked: asyncio.Queue[WalkedBatch | Done | HelperFailed] = asyncio.Queue()
+        helper = asyncio.create_task(self._take(task, walked))
+        try:
+            members = _members(self.store, self.settings, self.export, after)
+            async with aclosing(members):
+                async for profiles in members:
+                    if profiles[-1].id > last_here:  # the first half ends in this batch
+                        ids = [p.id for p in profiles]
+                        if head := profiles[: bisect_right(ids, last_here)]:
+                            yield head
+                        break
+                    yield profiles
+            after = last_here
+            while not isinstance(item := await walked.get(), Done | HelperFailed):
+                after = item.last_profile_id
+                yield item
+            if isinstance(item, HelperFailed):
+                log.warning("run_helper_failed", run_id=self.state.run.id, error=str(item))
+            elif item.value:  # it walked to the end
+                return
+        finally:
+            helper.cancel()
+        async for profiles in _members(self.store, self.settings, self.export, after):
+            yield profiles
+
+    @staticmethod
+    async def _take(
+        task: RunPartTask, walked: asyncio.Queue[WalkedBatch | Done | HelperFailed]
+    ) -> None:
+        try:
+            async with aclosing(from_helper_process(walk_run_part, task)) as items:
+                async for item in items:
+                    assert isinstance(item, WalkedBatch | Done)
+                    walked.put_nowait(item)
+        except HelperFailed as exc:
+            walked.put_nowait(exc)
+        except Exception as exc:  # whatever went wrong, the run walks the rest itself
+            walked.put_nowait(HelperFailed(f"{type(exc).__name__}: {exc}"))
+
+    async def _helper_task(self) -> RunPartTask | None:
+        """The helper's part of the walk, when it has one: the second half."""
+        least, total = self.settings.split_min_profiles, self.state.counts.profiles_total
+        resumed = self.state.last_profile_id is not None
+        if (
+            self.helper_settings is None
+            or not least
+            or total < max(least, 2)
+            or not can_split(self.plan, self.destination, resumed=resumed)
+        ):
+            return None
+        here = total // 2
+        last_here = await self.store.segment_member_at(self.export.segment_ids, here - 1)
+        if last_here is None:  # the segment shrank since it was counted
+            return None
+        return RunPartTask(
+            self.helper_settings,
+            self.export,
+            self.destination,
+            self.plan.run_no,
+            self.plan.index,
+            self.plan.cannot_add,
+            after_profile_id=last_here,
+            expected=total - here,
+            batch_size=self.settings.run_read_batch_size,
+            most_to_send=split_run.MOST_TO_SEND,
+        )
 
 
 async def _replay(
@@ -205,7 +317,7 @@ async def _replay(
 
 
 async def _assemble(
-    profiles_q: asyncio.Queue[list[Profile] | None],
+    profiles_q: asyncio.Queue[list[Profile] | WalkedBatch | None],
     work_q: asyncio.Queue[BatchWork | None],
     mapper: RecordMapper,
     batcher: ContactBatcher,
@@ -225,9 +337,16 @@ async def _assemble(
         work = BatchWork(seq=seq, batch=None, last_profile_id=work.last_profile_id)
 
     while (profiles := await profiles_q.get()) is not None:
-        # Maps the batch in chunks (yielding to the event loop between them, so requests
-        # the rate limiter admitted go out now) and asks the ledger once.
-        classified = await plan.classify(mapper, profiles)
+        ids: Sequence[str] | _ProfileIds
+        if isinstance(profiles, WalkedBatch):  # the helper classified it (split_run)
+            classified, ids = profiles.classified(mapper.seen)
+            await asyncio.sleep(0)
+        else:
+            # Maps the batch in chunks (yielding to the event loop between them, so
+            # requests the rate limiter admitted go out now) and asks the ledger once.
+            classified = await plan.classify(mapper, profiles)
+            ids = _ProfileIds(profiles)
+        size = len(classified.outcomes)
         entries, marked, found = classified.entries, classified.marked, classified.warnings
         # The run's hottest loop after the mapping: what every record adds to ``work`` is
         # counted here and added when the stretch ends (a batch closes, or this one ends).
@@ -241,7 +360,7 @@ async def _assemble(
                     work.sent += sent
                     work.read += position - begun
                     if position > begun:
-                        work.last_profile_id = profiles[position - 1].id
+                        work.last_profile_id = ids[position - 1]
                     begun, sent = position, 0
                     await emit(closed)
                     add_entry, add_profile = work.entries.append, work.entry_profiles.append
@@ -254,7 +373,7 @@ async def _assemble(
                 sent += 1
                 if warnings := found[position]:
                     work.field_warnings += len(warnings)
-                    for error in warning_errors(profiles[position].id, warnings):
+                    for error in warning_errors(out.profile_id, warnings):
                         sample(error)
             elif out is UNCHANGED:
                 work.unchanged += 1
@@ -270,12 +389,24 @@ async def _assemble(
                 work.invalid += 1
                 sample(out)
         work.sent += sent
-        work.read += len(profiles) - begun
-        if len(profiles) > begun:
-            work.last_profile_id = profiles[-1].id
+        work.read += size - begun
+        if size > begun:
+            work.last_profile_id = ids[size - 1]
         if batcher.pending == 0 and work.read:
             # A stretch of skipped profiles only: checkpoint it without a request.
             await emit(None)
     last = batcher.flush()
     if last is not None or work.read:
         await emit(last)
+
+
+class _ProfileIds:
+    """The ids of a read batch's profiles, by position."""
+
+    __slots__ = ("_profiles",)
+
+    def __init__(self, profiles: Sequence[Profile]) -> None:
+        self._profiles = profiles
+
+    def __getitem__(self, position: int) -> str:
+        return self._profiles[position].id
