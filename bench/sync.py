@@ -234,6 +234,8 @@ def run_phase(name: str, database: Path, fake_url: str, count: int) -> dict[str,
          "--fake-url", fake_url, "-n", str(count)],
         check=True, stdout=subprocess.PIPE, text=True,
     ).stdout  # fmt: skip
+    if logs := os.environ.get("SEGPORT_BENCH_LOGS"):  # a folder for each phase's output
+        (Path(logs) / f"sync-{name}.log").write_text(output)
     last = [line for line in output.strip().splitlines() if line.startswith("{")][-1]
     return dict(json.loads(last))
 

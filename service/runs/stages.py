@@ -247,13 +247,16 @@ class _Reader:
                         break
                     yield profiles
             after = last_here
+            log.info("run_first_half_walked", run_id=self.state.run.id, waiting=walked.empty())
             while not isinstance(item := await walked.get(), Done | HelperFailed):
                 after = item.last_profile_id
                 yield item
             if isinstance(item, HelperFailed):
                 log.warning("run_helper_failed", run_id=self.state.run.id, error=str(item))
-            elif item.value:  # it walked to the end
-                return
+            else:
+                log.info("run_helper_joined", run_id=self.state.run.id, complete=item.value)
+                if item.value:  # it walked to the end
+                    return
         finally:
             helper.cancel()
         async for profiles in _members(self.store, self.settings, self.export, after):
@@ -288,6 +291,7 @@ class _Reader:
         last_here = await self.store.segment_member_at(self.export.segment_ids, here - 1)
         if last_here is None:  # the segment shrank since it was counted
             return None
+        log.info("run_helper_started", run_id=self.state.run.id, profiles_here=here)
         return RunPartTask(
             self.helper_settings,
             self.export,
