@@ -111,6 +111,7 @@ def start_worker(services: Services, fake: RunningFake, batch: int) -> subproces
         **os.environ,
         **fast_mc_environment(fake),
         "SEGPORT_DATABASE_URL": services.settings.database_url,
+        "SEGPORT_MONGODB_TIMEOUT_MS": str(services.settings.mongodb_timeout_ms),
         "SEGPORT_REDIS_URL": REDIS_URL,
         "SEGPORT_JWT_SECRET": TEST_JWT_SECRET,
         "SEGPORT_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,

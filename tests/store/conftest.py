@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.store.base import Store
+from tests.support.settings import MONGO_TEST_TIMEOUT_MS
 
 # Small, so multi-batch writes are exercised with few documents (and mongoeco stays fast).
 WRITE_BATCH_SIZE = 50
@@ -24,7 +25,7 @@ async def open_sqlite_store(path: Path) -> Store:
 async def open_mongo_store(url: str) -> Store:
     from service.store.mongo import MongoStore
 
-    store = MongoStore(url, write_batch_size=WRITE_BATCH_SIZE, timeout_ms=5000)
+    store = MongoStore(url, write_batch_size=WRITE_BATCH_SIZE, timeout_ms=MONGO_TEST_TIMEOUT_MS)
     await store.open()
     return store
 

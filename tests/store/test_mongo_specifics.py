@@ -16,10 +16,11 @@ from service.store.mongo import ledger as mongo_ledger
 from service.store.mongo.ledger import JOURNAL_FIELD, journal
 from service.store.rules import OAUTH_STATE_GRACE
 from tests.support.records import make_connection, make_export, make_run, make_segment
+from tests.support.settings import MONGO_TEST_TIMEOUT_MS
 
 
 async def test_the_store_uses_the_database_named_in_the_url(mongo_database_url: str) -> None:
-    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
+    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=MONGO_TEST_TIMEOUT_MS)
     await store.open()
     segment = make_segment()
     try:
@@ -67,7 +68,7 @@ def test_the_session_url_names_a_fresh_test_database(mongodb_url: str) -> None:
 async def test_expired_oauth_states_are_removed_after_the_grace_period(
     mongo_database_url: str,
 ) -> None:
-    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
+    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=MONGO_TEST_TIMEOUT_MS)
     await store.open()
     await store.close()
 
@@ -85,7 +86,7 @@ async def test_ledger_changes_journalled_but_not_applied_are_applied_by_the_next
 ) -> None:
     """A process that died between the run's write (checkpoint and journal, one document)
     and applying the journal: the confirmed changes are not lost, nor applied twice."""
-    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
+    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=MONGO_TEST_TIMEOUT_MS)
     await store.open()
     try:
         export, run = await a_running_ledger(store)
@@ -115,7 +116,7 @@ async def test_a_list_standing_is_kept_in_parts_and_a_part_missing_reads_as_none
     """Past one document's worth of key ids the standing takes several documents; a write
     that stopped before its last part is not taken for a whole standing."""
     monkeypatch.setattr(mongo_ledger, "STANDING_PART", 2)
-    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
+    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=MONGO_TEST_TIMEOUT_MS)
     await store.open()
     try:
         export, _ = await a_running_ledger(store)
@@ -133,7 +134,7 @@ async def test_a_list_standing_is_kept_in_parts_and_a_part_missing_reads_as_none
 async def test_a_connection_document_stored_before_ways_to_connect_reads_without_one(
     mongo_database_url: str,
 ) -> None:
-    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=5000)
+    store = MongoStore(mongo_database_url, write_batch_size=50, timeout_ms=MONGO_TEST_TIMEOUT_MS)
     await store.open()
     try:
         connection = make_connection(auth_kind="oauth2")
