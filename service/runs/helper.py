@@ -19,9 +19,11 @@ import os
 import pickle
 import struct
 import sys
+import tempfile
 from array import array
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -112,7 +114,19 @@ async def from_helper_process(
     ``emit`` as it comes (so the helper never waits for this process to have taken a
     whole answer, nor this one holds it twice, as bytes and as objects), and then
     :class:`Done` with what it returned. Closing the generator kills the helper."""
-    call = pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL)
+    async with aclosing(helper_messages(function, *args)) as messages:
+        async for message in messages:
+            yield message if isinstance(message, Done) else pickle.loads(message)  # noqa: S301
+
+
+async def helper_messages(
+    function: Callable[..., object], *args: Any
+) -> AsyncGenerator[bytes | Done]:
+    """As :func:`from_helper_process`, each item still pickled (for a :class:`Spool`)."""
+    # Large buffers of the call (a run's ledger index) travel out of band, written from
+    # where they are: no copy of them is made here, in a pickle or a pipe's buffer.
+    buffers: list[pickle.PickleBuffer] = []
+    call = pickle.dumps((function, args), protocol=5, buffer_callback=buffers.append)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -123,31 +137,161 @@ async def from_helper_process(
     assert process.stdin is not None
     assert process.stdout is not None
     try:
-        process.stdin.write(call)
-        del call  # the call can be large (a run's ledger index): not kept while it works
-        await process.stdin.drain()
-        process.stdin.close()
+        try:
+            views = [buffer.raw() for buffer in buffers]
+            sizes = [view.nbytes for view in views]
+            process.stdin.write(_CALL.pack(len(call), len(sizes)) + _sizes(sizes).tobytes())
+            process.stdin.write(call)
+            for view in views:
+                for start in range(0, view.nbytes, _CHUNK):
+                    process.stdin.write(view[start : start + _CHUNK])
+                    await process.stdin.drain()
+            await process.stdin.drain()
+            process.stdin.close()
+        finally:
+            for buffer in buffers:  # the call's objects can be resized again
+                buffer.release()
+            del call, buffers
         while True:
             try:
                 kind, size = _FRAME.unpack(await process.stdout.readexactly(_FRAME.size))
-                item = pickle.loads(await process.stdout.readexactly(size))  # noqa: S301
+                data = await process.stdout.readexactly(size)
             except (asyncio.IncompleteReadError, ConnectionError):
                 await process.wait()
                 raise HelperFailed(
                     f"the helper process ended with exit status {process.returncode}"
                 ) from None
             if kind == _ITEM:
-                yield item
+                yield data
             elif kind == _DONE:
                 await process.wait()
-                yield Done(item)
+                yield Done(pickle.loads(data))  # noqa: S301
                 return
             else:
-                raise HelperFailed(f"the helper process failed: {item}")
+                raise HelperFailed(f"the helper process failed: {pickle.loads(data)}")  # noqa: S301
     finally:
         if process.returncode is None:  # closed, cancelled or failed while it works
             process.kill()
             await process.wait()
+
+
+class Spool:
+    """A helper's items kept in a temporary file, not in memory, until they are taken.
+
+    A process that takes a helper's items later than they come (a run takes those of its
+    second half once it has walked the first) would otherwise hold all of them at once.
+    The spool reads them as they come (the helper never waits), writes each pickle to an
+    unlinked temporary file (``TMPDIR``), and gives them back in order, one at a time::
+
+        async with Spool(helper_messages(function, *args)) as items:
+            item = await items.get()  # ... then Done(answer), or HelperFailed
+
+    Leaving the block kills a helper still at work and removes the file.
+    """
+
+    def __init__(self, messages: AsyncGenerator[bytes | Done]) -> None:
+        self._messages = messages
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed when the spool closes)
+        self._end_offset = 0
+        self._waiting: deque[tuple[int, int]] = deque()
+        """Where each item not yet taken is in the file (offset, size)."""
+        self._end: Done | HelperFailed | None = None
+        self._more = asyncio.Event()
+        self._filling: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Spool:
+        self._filling = asyncio.create_task(self._fill())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._filling is not None:
+            self._filling.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._filling
+        self._file.close()
+
+    def __len__(self) -> int:
+        """Items that came and wait to be taken."""
+        return len(self._waiting)
+
+    @property
+    def on_disk(self) -> int:
+        """Bytes written to the spool's file so far (taken items' included)."""
+        return self._end_offset
+
+    async def get(self) -> object:
+        """The next item; after the last, :class:`Done` with the call's answer. Raises
+        :class:`HelperFailed` once the items that came before a failure are taken."""
+        while not self._waiting:
+            if isinstance(self._end, HelperFailed):
+                raise self._end
+            if self._end is not None:
+                return self._end
+            self._more.clear()
+            await self._more.wait()
+        offset, size = self._waiting.popleft()
+        return pickle.loads(os.pread(self._file.fileno(), size, offset))  # noqa: S301
+
+    async def _fill(self) -> None:
+        fd = self._file.fileno()
+        try:
+            async with aclosing(self._messages) as messages:
+                async for message in messages:
+                    if isinstance(message, Done):
+                        self._end = message
+                        return
+                    _write_at(fd, message, self._end_offset)
+                    self._waiting.append((self._end_offset, len(message)))
+                    self._end_offset += len(message)
+                    self._more.set()
+            self._end = HelperFailed("the helper process ended without its answer")
+        except HelperFailed as exc:
+            self._end = exc
+        except Exception as exc:  # a full disk, say: what came before it is still taken
+            self._end = HelperFailed(f"{type(exc).__name__}: {exc}")
+        finally:
+            self._more.set()
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+_CALL = struct.Struct("<QI")
+"""The call to a helper: the length of its pickle and how many buffers follow it (after
+their lengths, as 64-bit integers, and the pickle)."""
+_CHUNK = 1 << 20
+"""Bytes of a buffer written to the helper at a time."""
+
+
+def _sizes(sizes: Iterable[int] = ()) -> array[int]:
+    lengths = array("Q", sizes)
+    assert lengths.itemsize == 8
+    return lengths
+
+
+def _read_into(stream: Any, buffer: bytearray) -> bytearray:
+    """``buffer`` filled from ``stream`` (raises EOFError if it ends first)."""
+    view, filled = memoryview(buffer), 0
+    while filled < len(buffer):
+        got = stream.readinto(view[filled:])
+        if not got:
+            raise EOFError("the call to the helper ended early")
+        filled += got
+    return buffer
+
+
+def _read_call(stream: Any) -> tuple[Callable[..., object], tuple[Any, ...]]:
+    size, count = _CALL.unpack(_read_into(stream, bytearray(_CALL.size)))
+    sizes = _sizes()
+    sizes.frombytes(_read_into(stream, bytearray(8 * count)))
+    call = _read_into(stream, bytearray(size))
+    buffers = [_read_into(stream, bytearray(length)) for length in sizes]
+    function, args = pickle.loads(call, buffers=buffers)  # noqa: S301 (our parent's call)
+    return function, args
 
 
 _FRAME = struct.Struct("<cQ")
@@ -167,7 +311,7 @@ def _serve() -> int:
         answers.write(data)
         answers.flush()
 
-    function, args = pickle.load(sys.stdin.buffer)  # noqa: S301 (our parent's call)
+    function, args = _read_call(sys.stdin.buffer)
     with answers:
         try:
             answer = function(partial(send, _ITEM), *args)

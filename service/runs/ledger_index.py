@@ -13,9 +13,11 @@ The run's own writes never need to be seen: a key is taken once per run
 
 from __future__ import annotations
 
+import pickle
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
+from typing import Any, SupportsIndex
 
 from service.store.base import LedgerOutcome, Store
 
@@ -29,9 +31,10 @@ class LedgerIndex:
     """Key id -> (fingerprint, outcome) of every entry, in sorted arrays."""
 
     def __init__(self) -> None:
-        self._ids = array("q")
-        self._fingerprints = array("q")
-        self._outcomes = bytearray()
+        self._ids: array[int] | memoryview = array("q")
+        self._fingerprints: array[int] | memoryview = array("q")
+        self._outcomes: bytearray | memoryview = bytearray()
+        """The columns: arrays as loaded, or views of the buffers they came in."""
         self._positions = array("I", [0])
         """Slot -> 1 + the entry's position in the arrays (0: an empty slot)."""
         self._mask = 0
@@ -39,7 +42,8 @@ class LedgerIndex:
     @classmethod
     async def load(cls, store: Store, export_id: str) -> LedgerIndex:
         index = cls()
-        ids, fingerprints, outcomes = index._ids, index._fingerprints, index._outcomes
+        ids, fingerprints, outcomes = array("q"), array("q"), bytearray()
+        index._ids, index._fingerprints, index._outcomes = ids, fingerprints, outcomes
         async for page in store.iter_ledger_digest(export_id, batch_size=LOAD_PAGE):
             # Key-id order: the arrays come out sorted. Only the three columns, no sealed
             # keys, and no object per entry.
@@ -62,14 +66,14 @@ class LedgerIndex:
             positions[slot] = position
         self._positions, self._mask = positions, mask
 
-    def __getstate__(self) -> tuple[array[int], array[int], bytearray]:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
         # What travels to a helper process (service.runs.split_run): the three columns;
-        # the table of positions (a third of the size) is built again there.
-        return self._ids, self._fingerprints, self._outcomes
-
-    def __setstate__(self, state: tuple[array[int], array[int], bytearray]) -> None:
-        self._ids, self._fingerprints, self._outcomes = state
-        self._place()
+        # the table of positions (a third of the size) is built again there. From
+        # protocol 5 on, as buffers that a pickler can send out of band (not copied).
+        columns = (self._ids, self._fingerprints, self._outcomes)
+        if int(protocol) >= 5:
+            return _from_columns, tuple(pickle.PickleBuffer(column) for column in columns)
+        return _from_columns, tuple(bytes(column) for column in columns)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -83,6 +87,20 @@ class LedgerIndex:
                 return self._fingerprints[position - 1], _OUTCOMES[self._outcomes[position - 1]]
             slot = (slot + 1) & mask
         return None
+
+
+_Column = bytes | bytearray | memoryview
+"""A column as it is unpickled: the buffer it travelled in."""
+
+
+def _from_columns(ids: _Column, fingerprints: _Column, outcomes: _Column) -> LedgerIndex:
+    """A pickled :class:`LedgerIndex` again, on the buffers it came in (no copy)."""
+    index = LedgerIndex()
+    index._ids = memoryview(ids).cast("B").cast("q")
+    index._fingerprints = memoryview(fingerprints).cast("B").cast("q")
+    index._outcomes = memoryview(outcomes).cast("B")
+    index._place()
+    return index
 
 
 class KeySet:

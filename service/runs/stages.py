@@ -35,7 +35,7 @@ from service.runs import split_run
 from service.runs.committer import BatchWork, Committer
 from service.runs.context import RunSettings
 from service.runs.errors import RunCancelled, RunFailed, RunStopped
-from service.runs.helper import Done, HelperFailed, from_helper_process
+from service.runs.helper import Done, HelperFailed, Spool, helper_messages
 from service.runs.mapping import RecordMapper
 from service.runs.removals import remove_leavers
 from service.runs.split_run import RunPartTask, WalkedBatch, can_split, walk_run_part
@@ -233,10 +233,8 @@ class _Reader:
                 yield profiles
             return
         last_here = task.after_profile_id
-        # The helper's batches, taken as they come while this process walks the first half.
-        walked: asyncio.Queue[WalkedBatch | Done | HelperFailed] = asyncio.Queue()
-        helper = asyncio.create_task(self._take(task, walked))
-        try:
+        # The helper's batches wait on disk while this process walks the first half.
+        async with Spool(helper_messages(walk_run_part, task)) as walked:
             members = _members(self.store, self.settings, self.export, after)
             async with aclosing(members):
                 async for profiles in members:
@@ -247,34 +245,25 @@ class _Reader:
                         break
                     yield profiles
             after = last_here
-            log.info("run_first_half_walked", run_id=self.state.run.id, waiting=walked.empty())
-            while not isinstance(item := await walked.get(), Done | HelperFailed):
-                after = item.last_profile_id
-                yield item
-            if isinstance(item, HelperFailed):
-                log.warning("run_helper_failed", run_id=self.state.run.id, error=str(item))
+            log.info(
+                "run_first_half_walked",
+                run_id=self.state.run.id,
+                helper_batches_waiting=len(walked),
+                helper_bytes_spooled=walked.on_disk,
+            )
+            try:
+                while not isinstance(item := await walked.get(), Done):
+                    assert isinstance(item, WalkedBatch)
+                    after = item.last_profile_id
+                    yield item
+            except HelperFailed as exc:
+                log.warning("run_helper_failed", run_id=self.state.run.id, error=str(exc))
             else:
                 log.info("run_helper_joined", run_id=self.state.run.id, complete=item.value)
                 if item.value:  # it walked to the end
                     return
-        finally:
-            helper.cancel()
         async for profiles in _members(self.store, self.settings, self.export, after):
             yield profiles
-
-    @staticmethod
-    async def _take(
-        task: RunPartTask, walked: asyncio.Queue[WalkedBatch | Done | HelperFailed]
-    ) -> None:
-        try:
-            async with aclosing(from_helper_process(walk_run_part, task)) as items:
-                async for item in items:
-                    assert isinstance(item, WalkedBatch | Done)
-                    walked.put_nowait(item)
-        except HelperFailed as exc:
-            walked.put_nowait(exc)
-        except Exception as exc:  # whatever went wrong, the run walks the rest itself
-            walked.put_nowait(HelperFailed(f"{type(exc).__name__}: {exc}"))
 
     async def _helper_task(self) -> RunPartTask | None:
         """The helper's part of the walk, when it has one: the second half."""

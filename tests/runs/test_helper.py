@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import pickle
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from service.runs.helper import HelperFailed, PackedTexts, in_helper_process
+from service.runs.helper import (
+    Done,
+    HelperFailed,
+    PackedTexts,
+    Spool,
+    helper_messages,
+    in_helper_process,
+)
 from tests.support import helper_work
 
 
 async def test_a_call_runs_in_another_process_and_its_answer_comes_back() -> None:
     assert await in_helper_process(helper_work.add, 2, 40) == 42  # the print went to stderr
+
+
+async def test_large_buffers_of_a_call_reach_the_helper_whole() -> None:
+    # Buffers travel beside the call's pickle, in 1 MiB writes: sizes that are not.
+    buffers = [bytearray(os.urandom(3 * 2**20 + 17)), bytearray(), bytearray(b"x" * 2**20)]
+
+    told = await in_helper_process(helper_work.digests, *buffers)
+
+    assert told == [hashlib.sha256(buffer).hexdigest() for buffer in buffers]
+    buffers[0].append(1)  # released once sent: resizable again
 
 
 async def test_an_exception_in_the_helper_is_told_with_its_words() -> None:
@@ -56,3 +75,53 @@ def test_packed_texts_give_back_each_text_in_order_after_pickling() -> None:
     assert back.slice(2, 4) == ["zoë@exämple.com", "p\n1"]
     assert list(back.chunks(4)) == [texts[:4], [texts[4], "last"]]
     assert list(PackedTexts().chunks()) == []
+
+
+async def until_waiting(spool: Spool, items: int) -> None:
+    for _ in range(600):
+        if len(spool) >= items:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(spool)} items came, not {items}")
+
+
+async def test_a_spool_keeps_what_came_on_disk_and_gives_it_back_in_order() -> None:
+    async with Spool(helper_messages(helper_work.count, 50, "answer")) as spool:
+        await until_waiting(spool, 50)  # every item came before any is taken
+        # ... into the spool's file, not this process's memory.
+        assert spool.on_disk > 50 * 10_000
+
+        taken = [cast(tuple[int, str], await spool.get()) for _ in range(50)]
+        assert [number for number, _ in taken] == list(range(50))
+        assert taken[7] == (7, "x" * 10_000)
+        assert await spool.get() == Done("answer")
+        assert await spool.get() == Done("answer")  # and stays done
+        assert len(spool) == 0
+
+
+@pytest.mark.parametrize(
+    ("then", "told"), [("refuse", "ValueError: refused after 3"), ("die", "exit status 4")]
+)
+async def test_a_spool_gives_what_came_before_a_failure_then_the_failure(
+    then: str, told: str
+) -> None:
+    async with Spool(helper_messages(helper_work.count, 3, then)) as spool:
+        assert [cast(tuple[int, str], await spool.get())[0] for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(HelperFailed, match=told):
+            await spool.get()
+
+
+async def test_leaving_a_spool_kills_its_helper_and_removes_its_file(tmp_path: Path) -> None:
+    pid_file = tmp_path / "helper.pid"
+    async with Spool(helper_messages(helper_work.emit_then_wait, pid_file)) as spool:
+        assert await spool.get() == "first"
+        for _ in range(600):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            await asyncio.sleep(0.05)
+        pid = int(pid_file.read_text())
+        file = spool._file
+
+    assert file.closed
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)

@@ -32,7 +32,7 @@ from service.domain import (
 from service.plugins.api import Rejection
 from service.plugins.manager import load_destinations
 from service.runs.context import RunContext
-from service.runs.helper import Done, HelperFailed, from_helper_process
+from service.runs.helper import Done, HelperFailed, helper_messages
 from service.runs.ledger_index import KeySet
 from service.runs.lifecycle import execute_run
 from service.runs.mapping import RecordMapper, SeenKeys
@@ -78,9 +78,9 @@ def helper_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """How each of the runs' helper calls ended ("ok", or the failure)."""
     calls: list[str] = []
 
-    async def recorded(function: Any, *args: Any) -> AsyncIterator[object]:
+    async def recorded(function: Any, *args: Any) -> AsyncIterator[bytes | Done]:
         try:
-            async for item in from_helper_process(function, *args):
+            async for item in helper_messages(function, *args):
                 if isinstance(item, Done):
                     calls.append("ok")
                 yield item
@@ -88,7 +88,7 @@ def helper_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             calls.append(str(exc))
             raise
 
-    monkeypatch.setattr("service.runs.stages.from_helper_process", recorded)
+    monkeypatch.setattr("service.runs.stages.helper_messages", recorded)
     return calls
 
 
