@@ -137,10 +137,10 @@ async def helper_messages(
     assert process.stdin is not None
     assert process.stdout is not None
     try:
+        views = [buffer.raw() for buffer in buffers]
         try:
-            views = [buffer.raw() for buffer in buffers]
             sizes = [view.nbytes for view in views]
-            process.stdin.write(_CALL.pack(len(call), len(sizes)) + _sizes(sizes).tobytes())
+            process.stdin.write(_CALL.pack(len(call), len(sizes)) + _sizes(len(sizes)).pack(*sizes))
             process.stdin.write(call)
             for view in views:
                 for start in range(0, view.nbytes, _CHUNK):
@@ -149,9 +149,12 @@ async def helper_messages(
             await process.stdin.drain()
             process.stdin.close()
         finally:
-            for buffer in buffers:  # the call's objects can be resized again
+            # The call's objects can be resized again.
+            for view in views:
+                view.release()
+            for buffer in buffers:
                 buffer.release()
-            del call, buffers
+            del call, views, buffers
         while True:
             try:
                 kind, size = _FRAME.unpack(await process.stdout.readexactly(_FRAME.size))
@@ -267,10 +270,9 @@ _CHUNK = 1 << 20
 """Bytes of a buffer written to the helper at a time."""
 
 
-def _sizes(sizes: Iterable[int] = ()) -> array[int]:
-    lengths = array("Q", sizes)
-    assert lengths.itemsize == 8
-    return lengths
+def _sizes(count: int) -> struct.Struct:
+    """The lengths of a call's ``count`` buffers, as 64-bit integers."""
+    return struct.Struct(f"<{count}Q")
 
 
 def _read_into(stream: Any, buffer: bytearray) -> bytearray:
@@ -286,8 +288,8 @@ def _read_into(stream: Any, buffer: bytearray) -> bytearray:
 
 def _read_call(stream: Any) -> tuple[Callable[..., object], tuple[Any, ...]]:
     size, count = _CALL.unpack(_read_into(stream, bytearray(_CALL.size)))
-    sizes = _sizes()
-    sizes.frombytes(_read_into(stream, bytearray(8 * count)))
+    lengths = _sizes(count)
+    sizes = lengths.unpack(_read_into(stream, bytearray(lengths.size)))
     call = _read_into(stream, bytearray(size))
     buffers = [_read_into(stream, bytearray(length)) for length in sizes]
     function, args = pickle.loads(call, buffers=buffers)  # noqa: S301 (our parent's call)

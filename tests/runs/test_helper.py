@@ -33,7 +33,6 @@ async def test_large_buffers_of_a_call_reach_the_helper_whole() -> None:
     told = await in_helper_process(helper_work.digests, *buffers)
 
     assert told == [hashlib.sha256(buffer).hexdigest() for buffer in buffers]
-    buffers[0].append(1)  # released once sent: resizable again
 
 
 async def test_an_exception_in_the_helper_is_told_with_its_words() -> None:
@@ -113,8 +112,10 @@ async def test_a_spool_gives_what_came_before_a_failure_then_the_failure(
 
 async def test_leaving_a_spool_kills_its_helper_and_removes_its_file(tmp_path: Path) -> None:
     pid_file = tmp_path / "helper.pid"
-    async with Spool(helper_messages(helper_work.emit_then_wait, pid_file)) as spool:
+    sent = bytearray(b"x" * 2**20)
+    async with Spool(helper_messages(helper_work.emit_then_wait, pid_file, sent)) as spool:
         assert await spool.get() == "first"
+        sent.append(1)  # the call went whole, its buffers released while the helper works
         for _ in range(600):
             if pid_file.exists() and pid_file.read_text():
                 break

@@ -40,7 +40,7 @@ def count(emit: Callable[[object], None], items: int, then: str) -> str:
     return then
 
 
-def emit_then_wait(emit: Callable[[object], None], pid_file: Path) -> None:
+def emit_then_wait(emit: Callable[[object], None], pid_file: Path, *_: object) -> None:
     emit("first")
     pid_file.write_text(str(os.getpid()))
     time.sleep(600)
