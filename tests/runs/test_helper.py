@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import os
 import pickle
+from collections.abc import AsyncGenerator
+from contextlib import suppress
 from pathlib import Path
 from typing import cast
 
@@ -110,19 +112,40 @@ async def test_a_spool_gives_what_came_before_a_failure_then_the_failure(
             await spool.get()
 
 
+async def test_a_stream_that_ends_without_its_answer_is_a_failure_after_its_items() -> None:
+    async def cut_short() -> AsyncGenerator[bytes | Done]:
+        yield pickle.dumps("only")
+
+    async with Spool(cut_short()) as spool:
+        assert await spool.get() == "only"
+        with pytest.raises(HelperFailed, match="ended without its answer"):
+            await spool.get()
+
+
+def unlinked_open_files() -> set[str]:
+    """This process's descriptors of files already removed from their folder."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with suppress(OSError):  # the descriptor of the listing itself is gone
+            if os.readlink(f"/proc/self/fd/{fd}").endswith(" (deleted)"):
+                found.add(fd)
+    return found
+
+
 async def test_leaving_a_spool_kills_its_helper_and_removes_its_file(tmp_path: Path) -> None:
     pid_file = tmp_path / "helper.pid"
     sent = bytearray(b"x" * 2**20)
+    before = unlinked_open_files()
     async with Spool(helper_messages(helper_work.emit_then_wait, pid_file, sent)) as spool:
         assert await spool.get() == "first"
+        assert len(unlinked_open_files() - before) == 1  # the spool's file, not in a folder
         sent.append(1)  # the call went whole, its buffers released while the helper works
         for _ in range(600):
             if pid_file.exists() and pid_file.read_text():
                 break
             await asyncio.sleep(0.05)
         pid = int(pid_file.read_text())
-        file = spool._file
 
-    assert file.closed
+    assert unlinked_open_files() <= before  # closed: its space is given back
     with pytest.raises(ProcessLookupError):  # killed and reaped
         os.kill(pid, 0)
