@@ -124,7 +124,7 @@ async def test_a_stream_that_ends_without_its_answer_is_a_failure_after_its_item
 
 def unlinked_open_files() -> set[str]:
     """This process's descriptors of files already removed from their folder."""
-    found = set()
+    found: set[str] = set()
     for fd in os.listdir("/proc/self/fd"):
         with suppress(OSError):  # the descriptor of the listing itself is gone
             if os.readlink(f"/proc/self/fd/{fd}").endswith(" (deleted)"):
