@@ -304,7 +304,7 @@ def put_on_list(fake: RunningFake, address: str, *, unsubscribed: bool = False) 
     """A contact of the fake account made before segport ran: on the list, or unsubscribed
     (then on no list)."""
     key = address.lower()
-    lists = set() if unsubscribed else {NEWSLETTER_LIST}
+    lists = frozenset() if unsubscribed else frozenset({NEWSLETTER_LIST})
     fake.state.contacts[key] = FakeContact(f"before-{key}", address, {}, lists, unsubscribed)
     if not unsubscribed:
         fake.state.lists[NEWSLETTER_LIST].members.add(key)

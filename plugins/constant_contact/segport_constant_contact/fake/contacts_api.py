@@ -275,6 +275,8 @@ class FakeContactsApi:
         if activity.ends in ENDED_BADLY:
             return activity  # it ends before it changed anything
         unsubscribed = self.config.unsubscribed
+        joined = frozenset(list_ids)
+        members = [self.lists[list_id].members for list_id in joined]
         for row, contact in enumerate(contacts, start=1):
             # Every contact of the request counts in person_count, refused ones too.
             activity.person_count += 1
@@ -301,9 +303,10 @@ class FakeContactsApi:
                 stored.unsubscribed = True
                 activity.cannot_add_to_list_count += 1
                 continue
-            for list_id in list_ids:
-                stored.list_ids.add(list_id)
-                self.lists[list_id].members.add(key)
+            if not joined <= stored.list_ids:
+                stored.list_ids = joined if not stored.list_ids else stored.list_ids | joined
+            for listed in members:
+                listed.add(key)
         return activity
 
     def handle_memberships(self, raw: bytes, add: bool) -> FakeAnswer:
@@ -347,10 +350,10 @@ class FakeContactsApi:
                         activity.cannot_add_to_list_count += 1
                         break
                     if add:
-                        contact.list_ids.add(list_id)
+                        contact.list_ids |= {list_id}
                         self.lists[list_id].members.add(key)
                     else:
-                        contact.list_ids.discard(list_id)
+                        contact.list_ids -= {list_id}
                         self.lists[list_id].members.discard(key)
             return FakeAnswer(201, activity.as_json(self.config.polls_to_complete))
 

@@ -48,12 +48,14 @@ class FakeList:
         return data
 
 
-@dataclass
+@dataclass(slots=True)
 class FakeContact:
     contact_id: str
     email: str
     fields: dict[str, Any]
-    list_ids: set[str] = field(default_factory=set)
+    list_ids: frozenset[str] = frozenset()
+    """Shared between contacts (an import's new contacts share its lists): replaced, never
+    changed in place."""
     unsubscribed: bool = False
 
     def as_json(self) -> dict[str, Any]:
