@@ -224,3 +224,25 @@ async def test_streaming_members_while_others_read_and_write_is_safe(store: Stor
     assert counted == 120
     assert "i" in names
     assert await store.count_segment_members(["elsewhere"]) == 120
+
+
+async def test_members_come_back_exactly_whatever_their_ids_and_attributes_hold(
+    store: Store,
+) -> None:
+    # Characters that mean something in JSON or SQL text, and some that are not ASCII.
+    segment = new_id()
+    ids = ['quote"d', "back\\slash", "comma,]bracket[", "new\nline", "é✓😀", "plain"]
+    profiles = [
+        Profile(
+            pid,
+            {"v": pid, "list": [1, 2.5, None, True, "],["], "nested": {"k": '"}'}},
+            [segment],
+        )
+        for pid in ids
+    ]
+    await store.upsert_profiles(profiles)
+
+    batches = await collect(store, [segment], batch_size=4)
+
+    assert [len(b) for b in batches] == [4, 2]
+    assert [p for b in batches for p in b] == sorted(profiles, key=lambda p: p.id)

@@ -11,6 +11,7 @@ from pathlib import Path
 from service.domain import Profile, SyncMode, new_id, utcnow
 from service.store.rules import OAUTH_STATE_GRACE
 from service.store.sqlite import SQLiteStore
+from service.store.sqlite.profiles import MAX_MERGED_SEGMENTS, _profiles
 from tests.support.records import make_connection, make_export, make_oauth_state, make_segment
 
 
@@ -140,3 +141,39 @@ async def test_a_file_made_before_sync_modes_gains_the_column_and_its_exports_se
         assert again.sync_mode is SyncMode.SEND_CHANGES
     finally:
         await reopened.close()
+
+
+async def test_members_of_over_two_hundred_segments_and_odd_ids_stream_exactly(
+    tmp_path: Path,
+) -> None:
+    # Past MAX_MERGED_SEGMENTS the query scans memberships instead of merging ranges; an
+    # id may hold any character, a NUL among them.
+    segments = [new_id() for _ in range(MAX_MERGED_SEGMENTS + 1)]
+    profiles = [
+        Profile(f"p{n:02d}\x00{chr(0x4E00 + n)}", {"n": n}, segments[n::40]) for n in range(40)
+    ]
+    store = SQLiteStore(tmp_path / "segport.db", write_batch_size=10)
+    await store.open()
+    try:
+        await store.upsert_profiles(profiles)
+        batches = [b async for b in store.iter_segment_members(segments, batch_size=15)]
+    finally:
+        await store.close()
+
+    assert [len(b) for b in batches] == [15, 15, 10]
+    assert [p for b in batches for p in b] == sorted(profiles, key=lambda p: p.id)
+
+
+def test_a_batch_whose_arrays_come_out_of_order_is_put_in_id_order() -> None:
+    # SQLite does not promise that an aggregate takes its rows in the subquery's order.
+    columns = ('["b", "c", "a"]', '[{"n": 2}, {"n": 3}, {"n": 1}]', '[["s"], [], ["s", "t"]]')
+
+    assert _profiles(columns) == [
+        Profile("a", {"n": 1}, ["s", "t"]),
+        Profile("b", {"n": 2}, ["s"]),
+        Profile("c", {"n": 3}, []),
+    ]
+
+
+def test_an_empty_batch_is_no_profiles() -> None:
+    assert _profiles(("[]", None, None)) == []
