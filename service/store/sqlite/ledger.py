@@ -40,7 +40,7 @@ from service.store.base import (
     LedgerState,
 )
 from service.store.sqlite.database import SQLiteDatabase
-from service.store.sqlite.queries import marks
+from service.store.sqlite.queries import in_first_column_order, marks
 
 LOOKUP_CHUNK = 900
 """Keys per ``IN (...)`` query (under SQLite's default limit of 999 parameters)."""
@@ -362,15 +362,13 @@ def _digest_page(
     key_ids, fingerprints, outcomes = conn.execute(
         _DIGEST_PAGE.format(since), (number, start, limit)
     ).fetchone()
-    page = LedgerDigest(orjson.loads(key_ids), orjson.loads(fingerprints), orjson.loads(outcomes))
-    if not page.key_ids:
-        return None
-    if sorted(page.key_ids) != page.key_ids:
-        # An aggregate takes its rows in the subquery's order, which SQLite does not
-        # promise; the page (and where the next one starts) must be in key order.
-        rows = sorted(zip(*page, strict=True))
-        page = LedgerDigest(*(list(column) for column in zip(*rows, strict=True)))
-    return page
+    # The page (and where the next one starts) must be in key order.
+    page = LedgerDigest(
+        *in_first_column_order(
+            orjson.loads(key_ids), orjson.loads(fingerprints), orjson.loads(outcomes)
+        )
+    )
+    return page if page.key_ids else None
 
 
 def delete_ledger(conn: sqlite3.Connection, export_id: str) -> None:

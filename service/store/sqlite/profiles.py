@@ -8,7 +8,6 @@ import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache, partial
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -18,7 +17,7 @@ from service.store import _records as rec
 from service.store import rules
 from service.store.sqlite.codec import json_text
 from service.store.sqlite.database import SQLiteDatabase
-from service.store.sqlite.queries import marks
+from service.store.sqlite.queries import in_first_column_order, marks
 
 # SQLite caps compound SELECTs at 500 terms; above this many segments the
 # member query scans memberships in profile-id order instead of merging ranges.
@@ -178,10 +177,8 @@ def _profiles(columns: tuple[str, str | None, str | None]) -> list[Profile]:
     if attributes_text is None or segments_text is None:
         return []  # no rows: group_concat gives NULL
     loads = orjson.loads
-    ids, attributes, segments = loads(ids_text), loads(attributes_text), loads(segments_text)
-    if ids != sorted(ids):
-        # An aggregate takes its rows in the subquery's order, which SQLite does not
-        # promise; a batch (and where the next one starts) must be in id order.
-        rows = sorted(zip(ids, attributes, segments, strict=True), key=itemgetter(0))
-        ids, attributes, segments = (list(column) for column in zip(*rows, strict=True))
+    # A batch (and where the next one starts) must be in id order.
+    ids, attributes, segments = in_first_column_order(
+        loads(ids_text), loads(attributes_text), loads(segments_text)
+    )
     return list(map(Profile, ids, attributes, segments))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from service.store._paging import PageRequest
@@ -30,6 +31,19 @@ def fetch_doc(conn: sqlite3.Connection, sql: str, params: Params = ()) -> dict[s
     """The first row ``sql`` returns as a document, or None."""
     docs = fetch_docs(conn, sql, params)
     return docs[0] if docs else None
+
+
+def in_first_column_order(*columns: list[Any]) -> tuple[list[Any], ...]:
+    """Parallel columns (one value per row in each) with their rows in the order of the
+    first column's values, as they come from aggregates (``json_group_array``,
+    ``group_concat``) over an ordered subquery: an aggregate takes its rows in the
+    subquery's order, which SQLite does not promise. The first column's values must be
+    unique; rows already in order are returned as they are."""
+    first = columns[0]
+    if first == sorted(first):
+        return columns
+    rows = sorted(zip(*columns, strict=True), key=itemgetter(0))
+    return tuple(list(column) for column in zip(*rows, strict=True))
 
 
 def marks(count: int) -> str:
